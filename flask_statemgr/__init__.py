@@ -1,0 +1,74 @@
+"""State machines for Flask and SQLAlchemy in which a transition is a
+first-class noun."""
+
+from __future__ import annotations
+
+import typing as t
+
+from .availability import Availability, Plan, Reason, Step, TransitionResult
+from .engine import BoundTransition
+from .exceptions import (
+    BlobNotFound,
+    ConfirmationRequired,
+    CorruptBlobError,
+    PayloadTooLarge,
+    PermissionDenied,
+    PreconditionFailed,
+    RequirementsUnmet,
+    SerializationError,
+    StateConflict,
+    StateMgrError,
+    StoreUnavailable,
+    TransitionError,
+    ValidationFailed,
+)
+from .history import TransitionRecord, query_history
+from .manager import StateManager
+from .signals import transition_after, transition_before, transition_failed
+from .states import State, StateCheck
+from .transitions import Transition
+
+if t.TYPE_CHECKING:
+    from .extension import StateMgr
+
+__all__ = [
+    "Availability",
+    "BlobNotFound",
+    "BoundTransition",
+    "ConfirmationRequired",
+    "CorruptBlobError",
+    "PayloadTooLarge",
+    "PermissionDenied",
+    "Plan",
+    "PreconditionFailed",
+    "Reason",
+    "RequirementsUnmet",
+    "SerializationError",
+    "State",
+    "StateCheck",
+    "StateConflict",
+    "StateManager",
+    "StateMgr",
+    "StateMgrError",
+    "Step",
+    "StoreUnavailable",
+    "Transition",
+    "TransitionError",
+    "TransitionRecord",
+    "TransitionResult",
+    "ValidationFailed",
+    "query_history",
+    "transition_after",
+    "transition_before",
+    "transition_failed",
+]
+
+
+def __getattr__(name: str) -> t.Any:
+    # The extension pulls in the blueprint, CLI and JSON machinery; load it
+    # only when an app asks for it, so importing the core stays cheap.
+    if name == "StateMgr":
+        from .extension import StateMgr
+
+        return StateMgr
+    raise AttributeError(name)

@@ -1,0 +1,502 @@
+"""The transition engine: checks, plans and performs transitions.
+
+Performing is three phases, so dependencies and chains slot into one shape:
+
+1. **plan**: the root step and, through ``cascade``, every step it causes,
+   each checked in order (state, requires, permission, preconditions); any
+   blocker refuses the whole plan before anything changes;
+2. **validate** the submitted data with the transition's form;
+3. **execute** every step inside one savepoint: signals, execute hooks, a
+   compare-and-set of the state column, history records.
+"""
+
+from __future__ import annotations
+
+import datetime
+import typing as t
+
+import sqlalchemy as sa
+from sqlalchemy import orm
+from sqlalchemy.orm.attributes import set_committed_value
+
+from .availability import Availability, Plan, Reason, Step, TransitionResult
+from .exceptions import (
+    PermissionDenied,
+    PreconditionFailed,
+    RequirementsUnmet,
+    StateConflict,
+    TransitionError,
+    ValidationFailed,
+)
+from .manager import StateManager
+from .runtime import Runtime, current_runtime
+from .signals import send_safely, transition_after, transition_before, transition_failed
+
+if t.TYPE_CHECKING:
+    from .states import State
+    from .transitions import Transition
+
+#: rows per UPDATE ... IN (...) when a cascade changes many objects
+_CHUNK = 500
+
+
+def object_identity(obj: t.Any) -> str:
+    """The primary key of ``obj`` as a string (``"12"``, ``"3,7"``)."""
+    state = sa.inspect(obj, raiseerr=False)
+    identity = state.identity if state is not None else None
+    if identity is None:
+        return str(getattr(obj, "id", id(obj)))
+    return ",".join(str(v) for v in identity)
+
+
+def describe(obj: t.Any) -> str:
+    return f"{type(obj).__name__} {object_identity(obj)}"
+
+
+def is_anonymous(user: t.Any) -> bool:
+    return user is None or getattr(user, "is_anonymous", False) is True
+
+
+class _Checker:
+    """Runs the pre-execution checks for one user, remembering each object's
+    roles so a listing or a cascade asks the roles loader once per object."""
+
+    __slots__ = ("runtime", "user", "_roles")
+
+    def __init__(self, runtime: Runtime, user: t.Any) -> None:
+        self.runtime = runtime
+        self.user = user
+        self._roles: dict[int, t.AbstractSet[str]] = {}
+
+    def roles(self, obj: t.Any) -> t.AbstractSet[str]:
+        key = id(obj)
+        roles = self._roles.get(key)
+        if roles is None:
+            roles = self._roles[key] = self.runtime.roles_for(obj, self.user)
+        return roles
+
+    def failure(
+        self, view: StateManager, transition: Transition, obj: t.Any, value: t.Any
+    ) -> TransitionError | None:
+        """The first failing stage for one step, or ``None``."""
+        # 1. state
+        if value not in transition.source_values and not any(
+            value in c.values and view._holds(c, obj) for c in transition.conditional_sources
+        ):
+            state = view._by_value.get(value)
+            where = state.title or state.name if state is not None else repr(value)
+            return StateConflict(
+                reasons=[Reason("state", f"{_title(transition)} is not possible while {view._name} is {where}")]
+            )
+        # 2. requires
+        if transition.requires:
+            unmet = [
+                Reason("requires", f"{path} must be {state.title or state.name}")
+                for path, state in transition.requires.items()
+                if not _requirement_holds(obj, path, state)
+            ]
+            if unmet:
+                return RequirementsUnmet(reasons=unmet)
+        # 3. permission
+        if transition.roles is not None and transition.roles.isdisjoint(self.roles(obj)):
+            return self._denied(
+                f"{_title(transition)} needs the role {' or '.join(sorted(transition.roles))}"
+            )
+        for permission in transition.permissions:
+            if not permission(obj, self.user):
+                return self._denied(f"You may not {_title(transition).lower()} this")
+        # 4. preconditions
+        assert view._hooks is not None
+        preconditions = view._hooks.preconditions.get(transition)
+        if preconditions:
+            failed = []
+            for precondition in preconditions:
+                outcome = precondition(obj)
+                if isinstance(outcome, str):
+                    failed.append(Reason("precondition", outcome))
+                elif not outcome:
+                    failed.append(
+                        Reason("precondition", f"{_title(transition)}: {precondition.__name__} is not met")
+                    )
+            if failed:
+                return PreconditionFailed(reasons=failed)
+        return None
+
+    def _denied(self, message: str) -> PermissionDenied:
+        anonymous = is_anonymous(self.user)
+        if anonymous:
+            message = f"Log in: {message[0].lower()}{message[1:]}"
+        return PermissionDenied(reasons=[Reason("permission", message)], anonymous=anonymous)
+
+
+def _title(transition: Transition) -> str:
+    return transition.title or transition.name
+
+
+def _requirement_holds(obj: t.Any, path: str, state: State) -> bool:
+    target: t.Any = obj
+    for part in path.split("."):
+        target = getattr(target, part)
+        if target is None:
+            return False
+    if not isinstance(target, StateManager) or target._obj is None:
+        raise TypeError(f"requires path {path!r} on {type(obj).__name__} does not lead to a state manager")
+    return bool(target._test(state))
+
+
+def _bindings(host: type) -> dict[str, StateManager]:
+    """The managers bound on a model class, by attribute name."""
+    found: dict[str, StateManager] = {}
+    for klass in reversed(host.__mro__):
+        for name, value in vars(klass).items():
+            if isinstance(value, StateManager):
+                found[name] = value
+    return found
+
+
+def _child_transition(host: type, spec: str) -> tuple[str, Transition]:
+    """Resolve a cascade target name (``"delete"`` or ``"state.delete"``) on
+    a model class to (manager attribute, transition)."""
+    bindings = _bindings(host)
+    if "." in spec:
+        manager_name, name = spec.split(".", 1)
+        binding = bindings.get(manager_name)
+        if binding is None or name not in binding._declared_transitions:
+            raise TypeError(f"cascade target {spec!r} does not exist on {host.__name__}")
+        return manager_name, binding._declared_transitions[name]
+    matches = [(m, b._declared_transitions[spec]) for m, b in bindings.items() if spec in b._declared_transitions]
+    if len(matches) != 1:
+        where = "no manager" if not matches else "several managers"
+        raise TypeError(
+            f"cascade target {spec!r}: {where} on {host.__name__} has that transition; "
+            f"write 'manager.{spec}'"
+        )
+    return matches[0]
+
+
+def _preload(parents: list[t.Any], attr: str) -> None:
+    """Load relationship ``attr`` of many objects with one set-based query
+    (per chunk) instead of one lazy load each."""
+    if len(parents) < 2:
+        return
+    host = type(parents[0])
+    mapper = sa.inspect(host, raiseerr=False)
+    if mapper is None or attr not in mapper.relationships:
+        return
+    pk = mapper.primary_key
+    if len(pk) != 1:
+        return
+    pending = []
+    session = None
+    for parent in parents:
+        state = sa.inspect(parent)
+        if attr in state.unloaded and state.persistent:
+            pending.append(state.identity[0])
+            session = state.session
+    if session is None:
+        return
+    relationship = getattr(host, attr)
+    for start in range(0, len(pending), _CHUNK):
+        chunk = pending[start : start + _CHUNK]
+        session.execute(
+            sa.select(host).where(pk[0].in_(chunk)).options(orm.selectinload(relationship))
+        ).scalars().all()
+
+
+def _related(obj: t.Any, attr: str) -> list[t.Any]:
+    value = getattr(obj, attr)
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple, set, frozenset)) or (
+        hasattr(value, "__iter__") and not isinstance(value, (str, bytes, dict))
+    ):
+        return list(value)
+    return [value]
+
+
+class BoundTransition:
+    """A transition bound to a model instance (``project.state.publish``) or
+    to a model class (``Project.state.publish``)."""
+
+    __slots__ = ("transition", "manager")
+
+    def __init__(self, transition: Transition, manager: StateManager) -> None:
+        self.transition = transition
+        #: the manager view this transition was reached through
+        self.manager = manager
+
+    @property
+    def name(self) -> str:
+        return self.transition.name
+
+    @property
+    def title(self) -> str:
+        return self.transition.title
+
+    @property
+    def obj(self) -> t.Any:
+        return self.manager._obj
+
+    @property
+    def host(self) -> type:
+        """The model class."""
+        host = self.manager._host
+        assert host is not None
+        return host
+
+    def _instance(self) -> t.Any:
+        obj = self.manager._obj
+        if obj is None:
+            raise TypeError(
+                f"{self.transition!r} is bound to the class {self.host.__name__}; "
+                "use it through an instance"
+            )
+        return obj
+
+    def is_available(self, user: t.Any = None) -> bool:
+        """Whether ``user`` may perform it now (cascade included)."""
+        obj = self._instance()
+        checker = _Checker(current_runtime(), user)
+        view = self.manager
+        if checker.failure(view, self.transition, obj, view._read(obj)) is not None:
+            return False
+        if self.transition.cascade:
+            return self._plan(checker).ok
+        return True
+
+    def check(self, user: t.Any = None) -> Availability:
+        """Whether ``user`` may perform it now, and if not, why."""
+        plan = self.plan(user)
+        return Availability(plan.ok, list(plan.blockers), plan.error)
+
+    def plan(self, user: t.Any = None) -> Plan:
+        """Every step performing it would take, and every blocker."""
+        self._instance()
+        return self._plan(_Checker(current_runtime(), user))
+
+    def _plan(self, checker: _Checker) -> Plan:
+        view = self.manager
+        obj = view._obj
+        value = view._read(obj)
+        root = Step(obj, view._name, self.transition, view._by_value.get(value, self.transition.target), value)
+        error = checker.failure(view, self.transition, obj, value)
+        if error is not None:
+            return Plan([root], list(error.reasons), error)
+        plan = Plan([root], [])
+        if self.transition.cascade:
+            _expand(plan, checker)
+        return plan
+
+    def __call__(self, user: t.Any = None, data: t.Mapping[str, t.Any] | None = None) -> TransitionResult:
+        """Perform it for ``user`` with the submitted ``data``.
+
+        :raise TransitionError: a subclass saying which check failed.
+        """
+        self._instance()
+        runtime = current_runtime()
+        plan = self._plan(_Checker(runtime, user))
+        if plan.error is not None:
+            raise plan.error
+        cleaned = validate_data(self.transition, data)
+        return execute(plan, user, cleaned, runtime)
+
+    def __repr__(self) -> str:
+        return f"<BoundTransition {self.transition.name} of {self.manager!r}>"
+
+
+def validate_data(transition: Transition, data: t.Mapping[str, t.Any] | None) -> dict[str, t.Any]:
+    """Stage 5: the data the execute hooks receive, validated by the
+    transition's form when it has one."""
+    if data is not None and not isinstance(data, t.Mapping):
+        raise ValidationFailed(errors={"": [f"data must be a mapping, not {type(data).__name__}"]})
+    if transition.form is None:
+        return dict(data or {})
+    from .forms import validate_form_data
+
+    cleaned, errors = validate_form_data(transition.form, data)
+    if errors:
+        raise ValidationFailed(errors=errors)
+    return cleaned
+
+
+def _expand(plan: Plan, checker: _Checker) -> None:
+    """Add the cascade's steps to ``plan``, level by level, so each level's
+    children load with one query per relationship."""
+    steps = plan.steps
+    index: dict[tuple[int, str], int] = {(id(steps[0].obj), steps[0].manager): 0}
+    frontier = [0]
+    while frontier:
+        by_relation: dict[tuple[type, str], list[t.Any]] = {}
+        for i in frontier:
+            step = steps[i]
+            for attr in step.transition.cascade:
+                if attr not in _bindings(type(step.obj)):
+                    by_relation.setdefault((type(step.obj), attr), []).append(step.obj)
+        for (_, attr), parents in by_relation.items():
+            _preload(parents, attr)
+        next_frontier = []
+        for i in frontier:
+            parent = steps[i]
+            for attr, spec in parent.transition.cascade.items():
+                host = type(parent.obj)
+                if attr in _bindings(host):
+                    # another manager on the same object
+                    children = [parent.obj]
+                    spec = spec if "." in spec else f"{attr}.{spec}"
+                else:
+                    children = _related(parent.obj, attr)
+                for child in children:
+                    manager_name, transition = _child_transition(type(child), spec)
+                    view: StateManager = getattr(child, manager_name)
+                    value = view._read(child)
+                    if value == transition.target.value:
+                        continue
+                    key = (id(child), manager_name)
+                    if key in index:
+                        if steps[index[key]].transition is not transition:
+                            plan.blockers.append(
+                                Reason(
+                                    "cascade",
+                                    f"{describe(child)}: the cascade reaches it twice with "
+                                    f"different transitions ({steps[index[key]].transition.name}, "
+                                    f"{transition.name})",
+                                )
+                            )
+                            plan.error = plan.error or StateConflict(reasons=plan.blockers[-1:])
+                        continue
+                    error = checker.failure(view, transition, child, value)
+                    if error is not None:
+                        reason = Reason("cascade", f"{describe(child)}: {error.reasons[0].message}")
+                        plan.blockers.append(reason)
+                        if plan.error is None:
+                            plan.error = _as_cascade_error(error, reason)
+                        continue
+                    index[key] = len(steps)
+                    next_frontier.append(len(steps))
+                    steps.append(
+                        Step(child, manager_name, transition, view._by_value[value], value, parent=i, depth=parent.depth + 1)
+                    )
+        frontier = next_frontier
+
+
+def _as_cascade_error(error: TransitionError, reason: Reason) -> TransitionError:
+    if isinstance(error, PermissionDenied):
+        return PermissionDenied(reason.message, [reason], anonymous=error.anonymous)
+    return type(error)(reason.message, [reason])
+
+
+def execute(plan: Plan, user: t.Any, data: dict[str, t.Any], runtime: Runtime) -> TransitionResult:
+    """Stage 6: run every step of a checked plan inside one savepoint."""
+    root = plan.steps[0]
+    session = orm.object_session(root.obj)
+    if session is None:
+        state = sa.inspect(root.obj, raiseerr=False)
+        if state is not None and state.detached:
+            raise TypeError(f"{describe(root.obj)} is detached; add it to a session first")
+    try:
+        if session is None:
+            _run(plan, user, data, runtime, None)
+        else:
+            with session.begin_nested():
+                _run(plan, user, data, runtime, session)
+    except BaseException as e:
+        for step in plan.steps:
+            _restore(step)
+        error: BaseException = e
+        if session is not None and _is_sqlite_lock(e, session):
+            error = StateConflict(
+                reasons=[Reason("state", "The object was changed at the same time by someone else")]
+            )
+        if isinstance(error, StateConflict) and session is not None:
+            # what the checks saw is stale: read the row again next time
+            session.expire(root.obj, [_key_of(root)])
+        transition_failed.send(
+            root.transition, obj=root.obj, user=user, data=data, source=root.source,
+            target=root.target, exception=error,
+        )
+        if error is e:
+            raise
+        raise error from e
+    for step in plan.steps:
+        send_safely(
+            transition_after, step.transition, obj=step.obj, user=user, data=data,
+            source=step.source, target=step.target,
+        )
+    return TransitionResult(root.source, root.target, root.record, plan.steps, data)
+
+
+def _key_of(step: Step) -> str:
+    view: StateManager = getattr(type(step.obj), step.manager)
+    return view._key
+
+
+def _restore(step: Step) -> None:
+    key = _key_of(step)
+    if sa.inspect(step.obj, raiseerr=False) is None:
+        setattr(step.obj, key, step.seen)
+    elif step.obj.__dict__.get(key, step.seen) != step.seen:
+        set_committed_value(step.obj, key, step.seen)
+
+
+def _is_sqlite_lock(error: BaseException, session: orm.Session) -> bool:
+    # SQLite reports a concurrent writer as "database is locked" rather than
+    # waiting when a deferred transaction cannot upgrade to a write lock.
+    return (
+        isinstance(error, sa.exc.OperationalError)
+        and session.get_bind().dialect.name == "sqlite"
+        and "locked" in str(error.orig)
+    )
+
+
+def _run(plan: Plan, user: t.Any, data: dict[str, t.Any], runtime: Runtime, session: orm.Session | None) -> None:
+    levels: dict[int, list[Step]] = {}
+    for step in plan.steps:
+        levels.setdefault(step.depth, []).append(step)
+    at = datetime.datetime.now(datetime.timezone.utc)
+    user_id = runtime.user_id(user)
+    for depth in sorted(levels):
+        level = levels[depth]
+        for step in level:
+            view: StateManager = getattr(step.obj, step.manager)
+            transition_before.send(
+                step.transition, obj=step.obj, user=user, data=data,
+                source=step.source, target=step.target,
+            )
+            assert view._hooks is not None
+            for hook in view._hooks.executes.get(step.transition, ()):
+                hook(step.obj, data)
+        if session is None:
+            for step in level:
+                setattr(step.obj, _key_of(step), step.target.value)
+            continue
+        session.flush()
+        _compare_and_set(session, level)
+        from .history import record_steps
+
+        record_steps(session, plan.steps, level, user_id, at, data if depth == 0 else None, runtime)
+
+
+def _compare_and_set(session: orm.Session, level: list[Step]) -> None:
+    """Move every step's object to its target in a few ``UPDATE``s, each
+    guarded by the state the checks saw; a changed row fails the whole plan."""
+    groups: dict[tuple[int, str, t.Any, t.Any], list[Step]] = {}
+    for step in level:
+        groups.setdefault((id(type(step.obj)), step.manager, step.seen, step.target.value), []).append(step)
+    for (_, manager, seen, target), steps in groups.items():
+        view: StateManager = getattr(steps[0].obj, manager)
+        assert view._hooks is not None and view._hooks.cas is not None
+        statement = view._hooks.cas
+        for start in range(0, len(steps), _CHUNK):
+            chunk = steps[start : start + _CHUNK]
+            identities = [sa.inspect(s.obj).identity for s in chunk]
+            keys = [i[0] if len(i) == 1 else i for i in identities]
+            result = session.execute(
+                statement, {"_sm_pks": keys, "_sm_seen": [seen], "_sm_target": target}
+            )
+            if result.rowcount != len(chunk):  # type: ignore[attr-defined]
+                who = describe(chunk[0].obj) if len(chunk) == 1 else f"{len(chunk) - result.rowcount} of {len(chunk)} {type(chunk[0].obj).__name__} objects"  # type: ignore[attr-defined]
+                raise StateConflict(
+                    reasons=[Reason("state", f"{who} changed state while the transition ran")]
+                )
+        for step in steps:
+            set_committed_value(step.obj, view._key, target)

@@ -1,0 +1,132 @@
+"""Exceptions raised by flask_statemgr.
+
+Every refusal of a transition is a :class:`TransitionError` carrying the HTTP
+status an API should answer with and the :class:`~flask_statemgr.Reason`
+objects that explain it.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+if t.TYPE_CHECKING:
+    from .availability import Reason
+
+
+class StateMgrError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class TransitionError(StateMgrError):
+    """A transition was refused or failed.
+
+    :param message: a human summary.
+    :param reasons: why, one :class:`Reason` per failed check.
+    """
+
+    http_status: int = 400
+    title: str = "Transition refused"
+
+    def __init__(self, message: str = "", reasons: t.Sequence[Reason] = ()) -> None:
+        self.reasons: list[Reason] = list(reasons)
+        if not message and self.reasons:
+            message = "; ".join(r.message for r in self.reasons)
+        super().__init__(message or self.title)
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+class StateConflict(TransitionError):
+    """The object is not in a state the transition starts from, or another
+    worker changed it first."""
+
+    http_status = 409
+    title = "State conflict"
+
+
+class RequirementsUnmet(TransitionError):
+    """Another state manager is not in the state the transition requires."""
+
+    http_status = 409
+    title = "Requirements unmet"
+
+
+class PermissionDenied(TransitionError):
+    """The user may not perform the transition (401 when anonymous)."""
+
+    http_status = 403
+    title = "Permission denied"
+
+    def __init__(
+        self,
+        message: str = "",
+        reasons: t.Sequence[Reason] = (),
+        *,
+        anonymous: bool = False,
+    ) -> None:
+        super().__init__(message, reasons)
+        self.anonymous = anonymous
+        if anonymous:
+            self.http_status = 401
+            self.title = "Authentication required"
+
+
+class PreconditionFailed(TransitionError):
+    """A precondition declared on the model refused the transition."""
+
+    http_status = 409
+    title = "Precondition failed"
+
+
+class ValidationFailed(TransitionError):
+    """The submitted data did not validate against the transition's form.
+
+    :param errors: field name to a list of messages.
+    """
+
+    http_status = 422
+    title = "Validation failed"
+
+    def __init__(
+        self,
+        message: str = "",
+        reasons: t.Sequence[Reason] = (),
+        *,
+        errors: t.Mapping[str, t.Sequence[str]] | None = None,
+    ) -> None:
+        self.errors: dict[str, list[str]] = {k: list(v) for k, v in (errors or {}).items()}
+        super().__init__(message or "The submitted data is not valid", reasons)
+
+
+class ConfirmationRequired(TransitionError):
+    """A cascade would change more than the object itself and the caller did
+    not confirm it."""
+
+    http_status = 409
+    title = "Confirmation required"
+
+
+class SerializationError(StateMgrError, TypeError):
+    """A value cannot be serialized (names the field and the type)."""
+
+
+class PayloadTooLarge(StateMgrError, ValueError):
+    """A serialized value exceeds ``STATEMGR_STORE_MAX_SIZE``."""
+
+    http_status = 413
+
+
+class CorruptBlobError(StateMgrError):
+    """A stored blob does not match its content hash, or cannot be decoded."""
+
+
+class BlobNotFound(StateMgrError, KeyError):
+    """A reference points at a blob the store does not have."""
+
+
+class StoreUnavailable(StateMgrError):
+    """The store's backend cannot be reached (503 through the API)."""
+
+    http_status = 503

@@ -1,0 +1,148 @@
+"""The audit history: one :class:`TransitionRecord` per performed step."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import typing as t
+
+import sqlalchemy as sa
+from sqlalchemy import orm
+
+from .tables import history_table
+
+if t.TYPE_CHECKING:
+    from .availability import Step
+    from .runtime import Runtime
+    from .store import DataStore
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TransitionRecord:
+    """One performed transition (or cascaded step).
+
+    ``payload`` is what the user submitted, resolved from the data store;
+    ``parent_id`` links a cascaded step to the record of the step that
+    caused it.
+    """
+
+    id: int
+    model: str
+    object_id: str
+    manager: str
+    transition: str
+    source: str
+    target: str
+    user_id: str | None
+    at: datetime.datetime
+    payload: dict[str, t.Any] | None
+    parent_id: int | None = None
+
+    def to_dict(self) -> dict[str, t.Any]:
+        """A JSON-friendly form (the payload as stored values)."""
+        data = dataclasses.asdict(self)
+        data["at"] = self.at.isoformat()
+        return data
+
+
+def record_steps(
+    session: orm.Session,
+    steps: list[Step],
+    level: list[Step],
+    user_id: str | None,
+    at: datetime.datetime,
+    payload: dict[str, t.Any] | None,
+    runtime: Runtime,
+) -> None:
+    """Insert the records of one level of a plan (one statement) and attach
+    them to their steps; called inside the transition's savepoint."""
+    from .engine import object_identity
+
+    stored = None
+    if payload:
+        inline = level[0].transition.metadata.get("inline_fields", ())
+        stored = runtime.store.serialize_payload(payload, inline=inline, session=session)
+    rows = []
+    for step in level:
+        parent = steps[step.parent].record if step.parent is not None else None
+        rows.append(
+            {
+                "model": type(step.obj).__name__,
+                "object_id": object_identity(step.obj),
+                "manager": step.manager,
+                "transition": step.transition.name,
+                "source": step.source.name,
+                "target": step.target.name,
+                "user_id": user_id,
+                "at": at,
+                "payload": stored,
+                "parent_id": parent.id if parent is not None else None,
+            }
+        )
+    statement = sa.insert(history_table).returning(history_table.c.id, sort_by_parameter_order=True)
+    ids = session.execute(statement, rows).scalars().all()
+    for step, row, id_ in zip(level, rows, ids):
+        row["payload"] = payload
+        step.record = TransitionRecord(id=id_, **row)
+
+
+def _records(
+    session: orm.Session, statement: sa.Select[t.Any], store: DataStore | None
+) -> list[TransitionRecord]:
+    from .runtime import current_runtime
+
+    records = []
+    for row in session.execute(statement).mappings():
+        data = dict(row)
+        if data["payload"] is not None:
+            store = store or current_runtime().store
+            data["payload"] = store.resolve_payload(data["payload"], session=session)
+        if data["at"].tzinfo is None:
+            # SQLite keeps no time zone; every record is written in UTC
+            data["at"] = data["at"].replace(tzinfo=datetime.timezone.utc)
+        records.append(TransitionRecord(**data))
+    return records
+
+
+def query_history(
+    session: orm.Session,
+    *,
+    model: type | str | None = None,
+    object_id: t.Any = None,
+    manager: str | None = None,
+    user_id: t.Any = None,
+    after: int | None = None,
+    limit: int | None = None,
+    store: DataStore | None = None,
+) -> list[TransitionRecord]:
+    """Records matching every given filter, oldest first.
+
+    :param model: a model class or its name.
+    :param after: only records with a larger id (an events cursor).
+    """
+    statement = sa.select(history_table).order_by(history_table.c.id)
+    if model is not None:
+        statement = statement.where(
+            history_table.c.model == (model if isinstance(model, str) else model.__name__)
+        )
+    if object_id is not None:
+        statement = statement.where(history_table.c.object_id == str(object_id))
+    if manager is not None:
+        statement = statement.where(history_table.c.manager == manager)
+    if user_id is not None:
+        statement = statement.where(history_table.c.user_id == str(user_id))
+    if after is not None:
+        statement = statement.where(history_table.c.id > after)
+    if limit is not None:
+        statement = statement.limit(limit)
+    return _records(session, statement, store)
+
+
+def object_history(obj: t.Any, manager: str | None = None) -> list[TransitionRecord]:
+    """Every record of ``obj`` (for one manager, if given), oldest first."""
+    from .engine import object_identity
+
+    session = orm.object_session(obj)
+    if session is None:
+        return []
+    return query_history(session, model=type(obj), object_id=object_identity(obj), manager=manager)

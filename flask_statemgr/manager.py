@@ -1,0 +1,410 @@
+"""The :class:`StateManager` base class: declaring, binding and viewing."""
+
+from __future__ import annotations
+
+import enum
+import typing as t
+import weakref
+
+import sqlalchemy as sa
+from sqlalchemy import orm
+
+from .hooks import collect_marks
+from .states import _MISSING, State, StateValue
+from .transitions import Transition
+
+if t.TYPE_CHECKING:
+    from .engine import BoundTransition
+    from .history import TransitionRecord
+
+_T = t.TypeVar("_T")
+
+
+class HostHooks:
+    """What one model class contributes to one bound manager: its marked
+    hooks and the compiled compare-and-set statement. Built once per model
+    class, on first use."""
+
+    __slots__ = ("preconditions", "executes", "validators", "expressions", "cas")
+
+    def __init__(self, manager: type[StateManager], host: type, key: str) -> None:
+        self.preconditions: dict[Transition, list[t.Callable[..., t.Any]]] = {}
+        self.executes: dict[Transition, list[t.Callable[..., t.Any]]] = {}
+        self.validators: dict[State, t.Callable[[t.Any], bool]] = {}
+        self.expressions: dict[State, t.Callable[[t.Any], t.Any]] = {}
+        own_states = set(manager.states().values())
+        own_transitions = set(manager.transitions().values())
+        for kind, target, func in collect_marks(host):
+            if kind in ("precondition", "execute") and target in own_transitions:
+                table = self.preconditions if kind == "precondition" else self.executes
+                table.setdefault(target, []).append(func)
+            elif kind == "validator" and target in own_states:
+                self.validators[target] = func
+            elif kind == "expression" and target in own_states:
+                self.expressions[target] = func
+        self.cas = _compile_cas(host, key)
+
+
+def _compile_cas(host: type, key: str) -> sa.Update | None:
+    """``UPDATE table SET col = :target WHERE pk IN :pks AND col IN :seen``,
+    built once per model class; ``None`` for an unmapped class."""
+    mapper = sa.inspect(host, raiseerr=False)
+    if mapper is None:
+        return None
+    column = mapper.columns[key]
+    table = column.table
+    pk = list(table.primary_key.columns)
+    keys = sa.bindparam("_sm_pks", expanding=True)
+    return (
+        sa.update(table)
+        .where(
+            pk[0].in_(keys) if len(pk) == 1 else sa.tuple_(*pk).in_(keys),
+            column.in_(sa.bindparam("_sm_seen", expanding=True)),
+        )
+        .values({column.name: sa.bindparam("_sm_target")})
+    )
+
+
+class _TransitionsAccess:
+    """``Manager.transitions()`` lists every declared transition;
+    ``obj.state.transitions(user)`` lists those available to that user now."""
+
+    @t.overload
+    def __get__(
+        self, instance: None, owner: type[StateManager]
+    ) -> t.Callable[[], dict[str, Transition]]: ...
+
+    @t.overload
+    def __get__(
+        self, instance: StateManager, owner: type[StateManager]
+    ) -> t.Callable[..., dict[str, BoundTransition]]: ...
+
+    def __get__(self, instance: StateManager | None, owner: type[StateManager]) -> t.Any:
+        if instance is None:
+            return owner._declared_transitions.copy
+        return instance._available_transitions
+
+
+class StateManager:
+    """Declare states and transitions as class attributes of a subclass, then
+    bind an instance to a model's column::
+
+        class ProjectState(StateManager):
+            DRAFT = State(1, "Draft")
+            ...
+
+        class Project(db.Model):
+            _state: Mapped[int] = ProjectState.column(default=ProjectState.DRAFT)
+            state = ProjectState("_state")
+
+    :param attribute: the mapped attribute holding the state value, by name
+        or as the ``mapped_column`` object itself.
+    """
+
+    _declared_states: t.ClassVar[dict[str, State]] = {}
+    _declared_transitions: t.ClassVar[dict[str, Transition]] = {}
+    _by_value: t.ClassVar[dict[t.Any, State]] = {}
+    _conditionals: t.ClassVar[dict[State, tuple[State, ...]]] = {}
+    _hosts: t.ClassVar[weakref.WeakSet[type]]
+    enum: t.ClassVar[type[enum.Enum] | None] = None
+
+    # per binding (the descriptor on a model) and per view
+    _key: str
+    _name: str
+    _host: type | None
+    _obj: t.Any
+    _binding: StateManager
+    _hooks: HostHooks | None
+
+    transitions = _TransitionsAccess()
+
+    def __init_subclass__(cls, enum: type[enum.Enum] | None = None, **kwargs: t.Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._hosts = weakref.WeakSet()
+        if enum is not None:
+            cls.enum = enum
+        states: dict[str, State] = dict(cls._declared_states)
+        transitions: dict[str, Transition] = dict(cls._declared_transitions)
+        reserved = set(dir(StateManager))
+        for name, value in list(vars(cls).items()):
+            if isinstance(value, (State, Transition)) and name in reserved:
+                raise ValueError(f"{cls.__name__}.{name}: the name {name!r} is reserved")
+            if isinstance(value, State):
+                if value.manager is not None and value.manager is not cls:
+                    # an alias of an inherited state (``OLD = Base.DRAFT``)
+                    raise ValueError(
+                        f"{cls.__name__}.{name}: {value!r} already belongs to "
+                        f"{value.manager.__name__}"
+                    )
+                value.name = name
+                value.manager = cls
+                states[name] = value
+            elif isinstance(value, Transition):
+                transitions[name] = value
+        cls._declared_states = states
+        cls._resolve_states()
+        cls._declared_transitions = transitions
+        for name, transition in transitions.items():
+            if transition.manager is None or name in vars(cls):
+                transition._resolve(cls, name)
+
+    @classmethod
+    def _resolve_states(cls) -> None:
+        states = cls._declared_states
+        own = set(states.values())
+        by_value: dict[t.Any, State] = {}
+        if cls.enum is not None:
+            for name, state in states.items():
+                if state.value is _MISSING and state.is_plain:
+                    if name not in cls.enum.__members__:
+                        raise ValueError(
+                            f"{cls.__name__}.{name}: {cls.enum.__name__} has no member {name!r}"
+                        )
+                    state.value = cls.enum[name].value
+                elif isinstance(state.value, cls.enum):
+                    state.value = state.value.value
+        for name, state in states.items():
+            where = f"{cls.__name__}.{name}"
+            if state.is_group:
+                for member in state.members:
+                    if member not in own:
+                        raise ValueError(
+                            f"{where}: group member {member!r} is not a state of {cls.__name__}"
+                        )
+            elif state.is_conditional:
+                if state.base not in own:
+                    raise ValueError(f"{where}: the base of a conditional state must be a state of {cls.__name__}")
+            else:
+                if state.value is _MISSING or state.value is None:
+                    raise ValueError(f"{where}: a plain state needs a value")
+                if isinstance(state.value, bool) or not isinstance(state.value, (int, str)):
+                    raise TypeError(f"{where}: a state's value must be an int or a str, not {state.value!r}")
+                if state.value in by_value:
+                    raise ValueError(
+                        f"{where}: duplicate value {state.value!r}, "
+                        f"already used by {by_value[state.value].name}"
+                    )
+                by_value[state.value] = state
+        kinds = {type(v) for v in by_value}
+        if len(kinds) > 1:
+            raise TypeError(f"{cls.__name__}: state values must be all int or all str")
+        if cls.enum is not None:
+            enum_values = {m.value for m in cls.enum}
+            if enum_values != set(by_value):
+                raise ValueError(
+                    f"{cls.__name__}: states and {cls.enum.__name__} members must map 1:1; "
+                    f"differing values: {sorted(map(repr, enum_values ^ set(by_value)))}"
+                )
+        for state in states.values():
+            state.values = frozenset(s.value for s in state.plain_states())
+        cls._by_value = by_value
+        conditionals: dict[State, list[State]] = {}
+        for state in states.values():
+            if state.base is not None:
+                conditionals.setdefault(state.base, []).append(state)
+        cls._conditionals = {k: tuple(v) for k, v in conditionals.items()}
+
+    # -- class-level introspection -------------------------------------------
+
+    @classmethod
+    def states(cls) -> dict[str, State]:
+        """Every state (plain, group, conditional) by name, in declaration
+        order."""
+        return cls._declared_states.copy()
+
+    @classmethod
+    def column(cls, default: State | StateValue | None = None, **kwargs: t.Any) -> orm.MappedColumn[t.Any]:
+        """A ``mapped_column`` of the right type, NOT NULL, indexed, with a
+        CHECK constraint on the legal values."""
+        values = list(cls._by_value)
+        if values and all(isinstance(v, int) for v in values):
+            type_: sa.types.TypeEngine[t.Any] = sa.Integer()
+        else:
+            type_ = sa.String(max((len(str(v)) for v in values), default=1))
+        if isinstance(default, State):
+            if not default.is_plain or default not in cls._declared_states.values():
+                raise ValueError(f"{cls.__name__}.column: default must be a plain state of {cls.__name__}")
+            default = default.value
+        kwargs.setdefault("nullable", False)
+        kwargs.setdefault("index", True)
+        mapped = orm.mapped_column(type_, default=default, **kwargs)
+        manager_name = cls.__name__
+
+        def add_check(column: sa.Column[t.Any], table: sa.Table) -> None:
+            table.append_constraint(
+                sa.CheckConstraint(
+                    column.in_(values), name=f"ck_{table.name}_{column.name}_state"
+                )
+            )
+
+        sa.event.listen(mapped.column, "after_parent_attach", add_check)
+        mapped.column.info["statemgr"] = manager_name
+        return mapped
+
+    # -- binding to a model ----------------------------------------------------
+
+    def __init__(self, attribute: str | orm.MappedColumn[t.Any]) -> None:
+        self._attribute = attribute
+        self._key = attribute if isinstance(attribute, str) else ""
+        self._name = ""
+        self._host = None
+        self._obj = None
+        self._binding = self
+        self._hooks = None
+        self._hooks_by_host: dict[type, HostHooks] = {}
+        self._class_views: dict[type, StateManager] = {}
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+        self._host = owner
+        self._cache_key = f"_statemgr_{name}"
+        if not self._key:
+            for attr, value in vars(owner).items():
+                if value is self._attribute:
+                    self._key = attr
+                    break
+            else:
+                raise TypeError(
+                    f"{owner.__name__}.{name}: the mapped_column given to "
+                    f"{type(self).__name__} is not an attribute of {owner.__name__}"
+                )
+        type(self)._hosts.add(owner)
+        metadata = getattr(owner, "metadata", None)
+        if isinstance(metadata, sa.MetaData):
+            from .tables import ensure_tables
+
+            ensure_tables(metadata)
+
+    def hooks_for(self, host: type) -> HostHooks:
+        """The hooks ``host`` (and its bases) declare for this binding."""
+        hooks = self._hooks_by_host.get(host)
+        if hooks is None:
+            hooks = self._hooks_by_host[host] = HostHooks(type(self), host, self._key)
+        return hooks
+
+    def _view(self, host: type, obj: t.Any) -> t.Self:
+        view = object.__new__(type(self))
+        view._key = self._key
+        view._name = self._name
+        view._host = host
+        view._obj = obj
+        view._binding = self
+        view._hooks = self.hooks_for(host)
+        return view
+
+    @t.overload
+    def __get__(self, obj: None, owner: type) -> t.Self: ...
+
+    @t.overload
+    def __get__(self, obj: object, owner: type) -> t.Self: ...
+
+    def __get__(self, obj: t.Any, owner: type) -> t.Self:
+        if obj is None:
+            view = self._class_views.get(owner)
+            if view is None:
+                view = self._class_views[owner] = self._view(owner, None)
+            return view
+        instance_dict = obj.__dict__
+        view = instance_dict.get(self._cache_key)
+        if view is None:
+            view = instance_dict[self._cache_key] = self._view(type(obj), obj)
+        return view  # type: ignore[no-any-return]
+
+    def __set__(self, obj: t.Any, value: t.Any) -> t.NoReturn:
+        raise AttributeError(
+            f"{type(obj).__name__}.{self._name} is read-only: perform a transition "
+            f"(or write {self._key!r} directly at your own risk)"
+        )
+
+    # -- views -----------------------------------------------------------------
+
+    def _test(self, state: State) -> t.Any:
+        """``obj.state.X`` (a bool) or ``Model.state.X`` (a SQL clause)."""
+        obj = self._obj
+        if obj is None:
+            return self._clause(state)
+        value = self._read(obj)
+        if value not in state.values:
+            return False
+        if state.base is None:
+            return True
+        return self._holds(state, obj)
+
+    def _read(self, obj: t.Any) -> t.Any:
+        try:
+            return obj.__dict__[self._key]
+        except KeyError:
+            # expired or deferred: let SQLAlchemy load it
+            return getattr(obj, self._key)
+
+    def _holds(self, conditional: State, obj: t.Any) -> bool:
+        assert self._hooks is not None
+        validator = self._hooks.validators.get(conditional)
+        if validator is not None:
+            return bool(validator(obj))
+        if conditional.default_validator is not None:
+            return bool(conditional.default_validator(obj))
+        raise TypeError(f"{conditional!r} has no validator on {type(obj).__name__}")
+
+    def _clause(self, state: State) -> sa.ColumnElement[bool]:
+        host = self._host
+        column = getattr(host, self._key)
+        if state.base is None:
+            if len(state.values) == 1:
+                return column == next(iter(state.values))  # type: ignore[no-any-return]
+            return column.in_(sorted(state.values))  # type: ignore[no-any-return]
+        assert self._hooks is not None
+        expression = self._hooks.expressions.get(state) or state.default_expression
+        if expression is None:
+            raise TypeError(f"{state!r} has no SQL expression on {getattr(host, '__name__', host)}")
+        return sa.and_(column == state.base.value, expression(host))
+
+    def _bind_transition(self, transition: Transition) -> BoundTransition:
+        from .engine import BoundTransition
+
+        return BoundTransition(transition, self)
+
+    @property
+    def value(self) -> t.Any:
+        """The raw value stored in the column."""
+        return self._read(self._obj)
+
+    @property
+    def current(self) -> State:
+        """The most specific state that holds: a conditional state that holds
+        wins over its base."""
+        obj = self._obj
+        if obj is None:
+            raise AttributeError("current is only available on an instance")
+        plain = self._by_value[self._read(obj)]
+        for conditional in self._conditionals.get(plain, ()):
+            if self._holds(conditional, obj):
+                return conditional
+        return plain
+
+    @property
+    def title(self) -> str:
+        """The title of :attr:`current`."""
+        return self.current.title
+
+    def _available_transitions(self, user: t.Any = None) -> dict[str, BoundTransition]:
+        result = {}
+        for name, transition in self._declared_transitions.items():
+            bound = self._bind_transition(transition)
+            if self._obj is None or bound.is_available(user):
+                result[name] = bound
+        return result
+
+    def history(self) -> list[TransitionRecord]:
+        """Every transition this manager performed on the object, oldest
+        first."""
+        from .history import object_history
+
+        return object_history(self._obj, self._name)
+
+    def __repr__(self) -> str:
+        if self._obj is not None:
+            return f"<{type(self).__name__} {self._name}={self._read(self._obj)!r} of {self._obj!r}>"
+        if self._host is not None:
+            return f"<{type(self).__name__} {getattr(self._host, '__name__', self._host)}.{self._name}>"
+        return f"<{type(self).__name__}>"

@@ -1,0 +1,66 @@
+"""Where the engine gets the parts an application configures: roles, the
+identity recorded in history, and the data store.
+
+Without a Flask app (or without the extension on it) the defaults apply, so
+the core works in scripts and tests; :class:`~flask_statemgr.StateMgr`
+replaces them for its app.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from flask import current_app, has_app_context
+
+if t.TYPE_CHECKING:
+    from .store import DataStore
+
+
+def default_roles(obj: t.Any, user: t.Any) -> t.AbstractSet[str]:
+    """``obj.roles_for(user)`` when the model defines it, else no roles."""
+    roles_for = getattr(obj, "roles_for", None)
+    if roles_for is None:
+        return frozenset()
+    return t.cast(t.AbstractSet[str], roles_for(user))
+
+
+def default_user_id(user: t.Any) -> str | None:
+    """Flask-Login's ``get_id()``, else ``user.id``, as a string."""
+    if user is None:
+        return None
+    get_id = getattr(user, "get_id", None)
+    value = get_id() if callable(get_id) else getattr(user, "id", None)
+    return None if value is None else str(value)
+
+
+class Runtime:
+    """The configurable parts the engine calls; the extension subclasses it."""
+
+    def __init__(self) -> None:
+        self._store: DataStore | None = None
+
+    def roles_for(self, obj: t.Any, user: t.Any) -> t.AbstractSet[str]:
+        return default_roles(obj, user)
+
+    def user_id(self, user: t.Any) -> str | None:
+        return default_user_id(user)
+
+    @property
+    def store(self) -> DataStore:
+        if self._store is None:
+            from .store import create_store
+
+            self._store = create_store({})
+        return self._store
+
+
+_default = Runtime()
+
+
+def current_runtime() -> Runtime:
+    """The extension of the current app, else the defaults."""
+    if has_app_context():
+        runtime = current_app.extensions.get("statemgr")
+        if runtime is not None:
+            return t.cast(Runtime, runtime)
+    return _default

@@ -1,0 +1,38 @@
+"""Blinker signals sent around every performed transition.
+
+The sender is the :class:`~flask_statemgr.Transition`; keyword arguments are
+``obj``, ``user``, ``data``, ``source``, ``target`` and, for
+``transition_failed``, ``exception``.
+"""
+
+from __future__ import annotations
+
+import logging
+import typing as t
+
+from blinker import Namespace
+
+namespace = Namespace()
+
+#: sent inside the savepoint, before the execute hooks; a receiver that
+#: raises aborts the transition
+transition_before = namespace.signal("transition-before")
+#: sent after the savepoint is released; a receiver that raises is logged
+#: and does not undo or fail the transition
+transition_after = namespace.signal("transition-after")
+#: sent after the savepoint was rolled back
+transition_failed = namespace.signal("transition-failed")
+
+logger = logging.getLogger("flask_statemgr")
+
+
+def send_safely(signal: t.Any, sender: t.Any, **kwargs: t.Any) -> None:
+    """Call every receiver; log (not raise) what any of them raises, so one
+    broken receiver neither hides the others nor fails a done transition."""
+    if not signal.receivers:
+        return
+    for receiver in signal.receivers_for(sender):
+        try:
+            receiver(sender, **kwargs)
+        except Exception:
+            logger.exception("receiver %r of %s failed", receiver, signal.name)

@@ -1,0 +1,157 @@
+"""Transitions: the first-class noun that links every concern of a state
+change."""
+
+from __future__ import annotations
+
+import typing as t
+
+from .hooks import mark
+from .states import State
+
+if t.TYPE_CHECKING:
+    from .engine import BoundTransition
+    from .manager import StateManager
+
+F = t.TypeVar("F", bound=t.Callable[..., t.Any])
+Permission = t.Callable[[t.Any, t.Any], bool]
+
+
+class Transition:
+    """A transition from one or more source states to one target state.
+
+    :param source: a state, a group, or a set of states.
+    :param target: one plain state.
+    :param title: a human label ("Publish").
+    :param description: a longer explanation.
+    :param roles: the roles that may perform it; ``None`` means anyone,
+        including an anonymous user.
+    :param form: a WTForms form class describing what the user supplies.
+    :param requires: attribute path (``"review"``, ``"project.state"``) to
+        the state that manager must be in.
+    :param cascade: attribute (a relationship, or another manager on the same
+        object) to the name of the transition to perform there.
+    :param metadata: free extra fields, exported with the schema.
+
+    Subclass it to add fields or default hooks.
+    """
+
+    name: str
+    manager: type[StateManager] | None
+
+    def __init__(
+        self,
+        source: State | t.AbstractSet[State],
+        target: State,
+        title: str = "",
+        description: str = "",
+        *,
+        roles: t.Iterable[str] | None = None,
+        form: type[t.Any] | None = None,
+        requires: t.Mapping[str, State] | None = None,
+        cascade: t.Mapping[str, str] | None = None,
+        **metadata: t.Any,
+    ) -> None:
+        self.name = ""
+        self.manager = None
+        self._source = source
+        self.target = target
+        self.title = title
+        self.description = description
+        self.roles: frozenset[str] | None = frozenset(roles) if roles is not None else None
+        self.form = form
+        self.requires: dict[str, State] = dict(requires or {})
+        self.cascade: dict[str, str] = dict(cascade or {})
+        self.metadata = metadata
+        self.permissions: list[Permission] = []
+        #: filled by the manager when the class is created
+        self.sources: frozenset[State] = frozenset()
+        self.source_values: frozenset[t.Any] = frozenset()
+        self.conditional_sources: tuple[State, ...] = ()
+
+    # -- hooks ---------------------------------------------------------------
+
+    def precondition(self, f: F) -> F:
+        """Mark a model method ``(self) -> bool | str`` as a precondition. A
+        string (or ``False``) is a failure reason."""
+        return mark(f, "precondition", self)
+
+    def execute(self, f: F) -> F:
+        """Mark a model method ``(self, data) -> None`` to run with the state
+        change, inside its savepoint."""
+        return mark(f, "execute", self)
+
+    def permission(self, f: Permission) -> Permission:
+        """Register ``f(obj, user) -> bool`` as a permission check for every
+        model this transition is used on."""
+        self.permissions.append(f)
+        return f
+
+    # -- class creation ------------------------------------------------------
+
+    def _resolve(self, manager: type[StateManager], name: str) -> None:
+        """Validate the declaration against ``manager``'s states."""
+        self.name = name
+        self.manager = manager
+        where = f"{manager.__name__}.{name}"
+        source = self._source
+        if isinstance(source, State):
+            given: frozenset[State] = frozenset({source})
+        elif isinstance(source, (set, frozenset)):
+            given = frozenset(source)
+        else:
+            raise TypeError(f"{where}: source must be a state or a set of states")
+        own = set(manager.states().values())
+        expanded: set[State] = set()
+        conditionals = []
+        for state in given:
+            if not isinstance(state, State) or state not in own:
+                raise ValueError(f"{where}: source {state!r} is not a state of {manager.__name__}")
+            if state.is_conditional:
+                conditionals.append(state)
+                expanded.add(state)
+            elif state.is_group:
+                expanded.update(state.plain_states())
+            else:
+                expanded.add(state)
+        if not isinstance(self.target, State) or self.target not in own:
+            raise ValueError(f"{where}: target {self.target!r} is not a state of {manager.__name__}")
+        if not self.target.is_plain:
+            raise TypeError(f"{where}: target must be a plain state, not a {self.target.kind}")
+        for path, state in self.requires.items():
+            if not isinstance(path, str) or not path:
+                raise TypeError(f"{where}: requires keys are attribute paths, not {path!r}")
+            if not isinstance(state, State):
+                raise TypeError(f"{where}: requires[{path!r}] must be a State, not {state!r}")
+        for attr, transition in self.cascade.items():
+            if not isinstance(attr, str) or not attr or "." in attr:
+                raise TypeError(f"{where}: cascade keys are attribute names, not {attr!r}")
+            if not isinstance(transition, str):
+                raise TypeError(
+                    f"{where}: cascade[{attr!r}] must name a transition, not {transition!r}"
+                )
+        if self.form is not None and not (
+            isinstance(self.form, type) and hasattr(self.form, "validate")
+        ):
+            raise TypeError(f"{where}: form must be a WTForms form class")
+        self.sources = frozenset(expanded)
+        self.source_values = frozenset(
+            s.value for s in expanded if not s.is_conditional
+        )
+        self.conditional_sources = tuple(sorted(conditionals, key=lambda s: s.name))
+
+    # -- descriptor ----------------------------------------------------------
+
+    @t.overload
+    def __get__(self, instance: None, owner: type) -> t.Self: ...
+
+    @t.overload
+    def __get__(self, instance: StateManager, owner: type) -> BoundTransition: ...
+
+    def __get__(self, instance: StateManager | None, owner: type) -> t.Any:
+        if instance is None:
+            return self
+        return instance._bind_transition(self)
+
+    def __repr__(self) -> str:
+        owner = self.manager.__name__ if self.manager is not None else "?"
+        return f"<Transition {owner}.{self.name}>"

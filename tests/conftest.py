@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import os
+import typing as t
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+POSTGRES_URL = os.environ.get(
+    "STATEMGR_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("STATEMGR_TEST_REDIS", "redis://127.0.0.1:6379/15")
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def service_missing(what: str, error: Exception) -> t.NoReturn:
+    """Skip locally when a service is down; in CI a missing service fails."""
+    message = f"{what} is not reachable: {error}"
+    if IN_CI:
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> t.Iterator[str]:
+    """A URL whose connections use a schema private to this test process.
+
+    Several pytest processes may share the ``test`` database (developers and
+    helpers running at once); a private schema keeps their tables apart.
+    """
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(POSTGRES_URL)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    except Exception as e:  # noqa: BLE001 - any connection error means "down"
+        engine.dispose()
+        service_missing("PostgreSQL", e)
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    try:
+        import redis
+    except ImportError as e:
+        service_missing("Redis (client library)", e)
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except Exception as e:  # noqa: BLE001
+        service_missing("Redis", e)
+    finally:
+        client.close()
+    return REDIS_URL
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: t.Any) -> str:
+    """Every database-backed test runs on SQLite (a file) and PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.sqlite'}"
+    return t.cast(str, request.getfixturevalue("postgres_url"))
