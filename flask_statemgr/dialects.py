@@ -1,0 +1,39 @@
+"""Per-database settings the engine's guarantees depend on."""
+
+from __future__ import annotations
+
+import typing as t
+
+import sqlalchemy as sa
+
+_CONFIGURED = "statemgr_configured"
+
+
+def configure_engine(engine: sa.Engine) -> None:
+    """Make ``engine`` honour savepoints and concurrent writers correctly.
+
+    Python's ``sqlite3`` (before 3.12's ``autocommit`` attribute) starts
+    transactions lazily and lets ``SAVEPOINT`` open one, so releasing the
+    outermost savepoint would commit; SQLAlchemy's documented remedy is to
+    turn the driver's own handling off and emit ``BEGIN`` ourselves. A busy
+    timeout makes a second writer wait for the first instead of failing.
+    Other databases need nothing. Calling it twice is harmless.
+    """
+    if engine.dialect.name != "sqlite" or engine.info.get(_CONFIGURED):
+        return
+    engine.info[_CONFIGURED] = True
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: t.Any, connection_record: t.Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA busy_timeout = 5000")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(connection: sa.Connection) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+    # connections opened before this call keep the old behaviour
+    engine.dispose()
