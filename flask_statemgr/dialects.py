@@ -6,7 +6,17 @@ import typing as t
 
 import sqlalchemy as sa
 
-_CONFIGURED = "statemgr_configured"
+
+def _sqlite_connect(dbapi_connection: t.Any, connection_record: t.Any) -> None:
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout = 5000")
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.close()
+
+
+def _sqlite_begin(connection: sa.Connection) -> None:
+    connection.exec_driver_sql("BEGIN")
 
 
 def configure_engine(engine: sa.Engine) -> None:
@@ -19,21 +29,9 @@ def configure_engine(engine: sa.Engine) -> None:
     timeout makes a second writer wait for the first instead of failing.
     Other databases need nothing. Calling it twice is harmless.
     """
-    if engine.dialect.name != "sqlite" or engine.info.get(_CONFIGURED):
+    if engine.dialect.name != "sqlite" or sa.event.contains(engine, "begin", _sqlite_begin):
         return
-    engine.info[_CONFIGURED] = True
-
-    @sa.event.listens_for(engine, "connect")
-    def _connect(dbapi_connection: t.Any, connection_record: t.Any) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA busy_timeout = 5000")
-        cursor.execute("PRAGMA foreign_keys = ON")
-        cursor.close()
-
-    @sa.event.listens_for(engine, "begin")
-    def _begin(connection: sa.Connection) -> None:
-        connection.exec_driver_sql("BEGIN")
-
+    sa.event.listen(engine, "connect", _sqlite_connect)
+    sa.event.listen(engine, "begin", _sqlite_begin)
     # connections opened before this call keep the old behaviour
     engine.dispose()
