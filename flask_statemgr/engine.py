@@ -294,11 +294,19 @@ class BoundTransition:
         """
         self._instance()
         runtime = current_runtime()
-        plan = self._plan(_Checker(runtime, user))
+        return self.perform_plan(self._plan(_Checker(runtime, user)), user, data)
+
+    def perform_plan(
+        self, plan: Plan, user: t.Any = None, data: t.Mapping[str, t.Any] | None = None
+    ) -> TransitionResult:
+        """Perform a plan from :meth:`plan` that the caller has inspected (to
+        ask for confirmation, say) without planning again. The state change
+        still compares against what the plan saw, so a stale plan fails with
+        :class:`StateConflict`."""
         if plan.error is not None:
             raise plan.error
         cleaned = validate_data(self.transition, data)
-        return execute(plan, user, cleaned, runtime)
+        return execute(plan, user, cleaned, current_runtime())
 
     def __repr__(self) -> str:
         return f"<BoundTransition {self.transition.name} of {self.manager!r}>"

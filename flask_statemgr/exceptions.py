@@ -102,10 +102,17 @@ class ValidationFailed(TransitionError):
 
 class ConfirmationRequired(TransitionError):
     """A cascade would change more than the object itself and the caller did
-    not confirm it."""
+    not confirm it.
+
+    :param plan: how many objects it would change, by model.
+    """
 
     http_status = 409
     title = "Confirmation required"
+
+    def __init__(self, message: str = "", reasons: t.Sequence[Reason] = (), *, plan: t.Mapping[str, int]) -> None:
+        self.plan = dict(plan)
+        super().__init__(message or "This changes more than one object; confirm it", reasons)
 
 
 class SerializationError(StateMgrError, TypeError):

@@ -65,6 +65,17 @@ def _compile_cas(host: type, key: str) -> sa.Update | None:
     )
 
 
+def bindings_of(model: type) -> dict[str, StateManager]:
+    """The managers bound on a model class, by attribute name, base classes
+    first."""
+    found: dict[str, StateManager] = {}
+    for klass in reversed(model.__mro__):
+        for name, value in vars(klass).items():
+            if isinstance(value, StateManager):
+                found[name] = value
+    return found
+
+
 class _TransitionsAccess:
     """``Manager.transitions()`` lists every declared transition;
     ``obj.state.transitions(user)`` lists those available to that user now."""

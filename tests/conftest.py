@@ -66,3 +66,27 @@ def database_url(request: pytest.FixtureRequest, tmp_path: t.Any) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'test.sqlite'}"
     return t.cast(str, request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def api(database_url: str) -> t.Iterator[t.Any]:
+    """The extension's test app (tests/api_app.py) on each database, with
+    tables created and two projects: 1 (alice's, approved review, titled)
+    with two sessions, and 2 (bob's, private, untitled)."""
+    from api_app import Project, Session, create_app, db
+
+    app, statemgr = create_app(database_url)
+    with app.app_context():
+        db.create_all()
+        first = Project(title="First", owner_id=1, _review="approved")
+        first.sessions = [Session(), Session()]
+        db.session.add_all([first, Project(title="", owner_id=2, private=True)])
+        db.session.commit()
+        db.session.remove()
+    app.statemgr = statemgr  # type: ignore[attr-defined]
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.drop_all()
+        for engine in db.engines.values():
+            engine.dispose()

@@ -1,0 +1,345 @@
+"""The JSON API blueprint (DESIGN §6): schema, object state, perform,
+history and events, with ``application/problem+json`` errors."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import decimal
+import json
+import typing as t
+import uuid
+
+import sqlalchemy as sa
+from flask import Blueprint, Response, request
+from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import HTTPException
+
+from .engine import BoundTransition, _Checker
+from .exceptions import StateMgrError, TransitionError
+from .history import TransitionRecord, query_history
+from .manager import StateManager, bindings_of
+from .problems import error_problem, http_problem, problem, transition_problem
+from .tables import history_table
+
+if t.TYPE_CHECKING:
+    from .extension import Exposed, StateMgr
+
+_MAX_INT = 2**63 - 1
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def coerce_identity(model: type, ident: t.Any) -> t.Any:
+    """Turn a URL segment into ``model``'s primary key, or ``None`` when it
+    cannot be one (so the caller answers 404 rather than a database error)."""
+    if ident is None:
+        return None
+    columns = sa.inspect(model).primary_key
+    parts = str(ident).split(",") if len(columns) > 1 else [str(ident)]
+    if len(parts) != len(columns):
+        return None
+    values = []
+    for column, part in zip(columns, parts):
+        try:
+            python_type = column.type.python_type
+        except NotImplementedError:
+            python_type = str
+        if python_type is int:
+            if not part.lstrip("-").isdigit() or not part.isascii() or abs(int(part)) > _MAX_INT:
+                return None
+            values.append(int(part))
+        elif python_type is uuid.UUID:
+            try:
+                values.append(uuid.UUID(part))
+            except ValueError:
+                return None
+        else:
+            if len(part) > 255:
+                return None
+            values.append(part)
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+def jsonable(value: t.Any) -> t.Any:
+    """Payload values as JSON: ISO dates, exact decimals as strings, bytes as
+    base64, sets and tuples as lists."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted((jsonable(v) for v in value), key=repr)
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, (decimal.Decimal, uuid.UUID)):
+        return str(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    return value
+
+
+def record_json(record: TransitionRecord) -> dict[str, t.Any]:
+    data = record.to_dict()
+    data["payload"] = jsonable(record.payload)
+    return data
+
+
+def json_response(body: t.Any, status: int = 200) -> Response:
+    return Response(json.dumps(body), status=status, mimetype="application/json")
+
+
+def latest_cursor(session: t.Any) -> int:
+    return int(session.execute(sa.select(sa.func.max(history_table.c.id))).scalar() or 0)
+
+
+def object_json(ext: StateMgr, exposed: Exposed, obj: t.Any, user: t.Any) -> dict[str, t.Any]:
+    """An object's states and, for ``user``, every transition with whether it
+    is available, why not, and what it would change."""
+    from .engine import object_identity
+
+    checker = _Checker(ext, user)
+    managers = {}
+    for attr in bindings_of(type(obj)):
+        view: StateManager = getattr(obj, attr)
+        value = view.value
+        transitions = {}
+        for name, transition in type(view)._declared_transitions.items():
+            plan = BoundTransition(transition, view)._plan(checker)
+            entry: dict[str, t.Any] = {
+                "title": transition.title,
+                "available": plan.error is None,
+                "status": plan.error.http_status if plan.error is not None else 200,
+                "reasons": [r.to_dict() for r in plan.blockers],
+                "form": transition.form is not None,
+            }
+            if transition.cascade and plan.error is None:
+                entry["changes"] = plan.summary()
+            transitions[name] = entry
+        current = view.current
+        managers[attr] = {
+            "manager": type(view).__name__,
+            "value": value,
+            "state": view._by_value[value].name,
+            "current": current.name,
+            "title": current.title,
+            "states": {n: bool(view._test(s)) for n, s in type(view)._declared_states.items()},
+            "transitions": transitions,
+        }
+    return {
+        "model": exposed.name,
+        "id": object_identity(obj),
+        "label": str(obj),
+        "managers": managers,
+        "cursor": latest_cursor(ext.db.session) if ext.db is not None else 0,
+    }
+
+
+def request_data() -> tuple[t.Mapping[str, t.Any], bool]:
+    """The submitted data and the ``confirm`` flag, from a JSON or a
+    form-encoded body."""
+    if request.mimetype == "application/json":
+        raw = request.get_data(cache=True)
+        if not raw.strip():
+            return {}, False
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise _BadRequest("The body is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise _BadRequest("The JSON body must be an object")
+        confirm = body.pop("confirm", False)
+        return body, confirm is True or (isinstance(confirm, str) and confirm.lower() in _TRUE)
+    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        form = MultiDict(request.form)
+        form.pop("csrf_token", None)
+        confirm = str(form.pop("confirm", "")).lower() in _TRUE
+        return form, confirm
+    if not request.content_length and not request.mimetype:
+        return {}, False
+    raise _UnsupportedMediaType()
+
+
+class _BadRequest(StateMgrError):
+    http_status = 400
+
+
+class _UnsupportedMediaType(StateMgrError):
+    http_status = 415
+
+    def __str__(self) -> str:
+        return "Send JSON (application/json) or a form (application/x-www-form-urlencoded)"
+
+
+def create_blueprint(ext: StateMgr) -> Blueprint:
+    """The JSON API and the extension's static files and templates."""
+    from .extension import resource_folder
+
+    bp = Blueprint(
+        "statemgr",
+        __name__,
+        static_folder=resource_folder("static"),
+        template_folder=resource_folder("templates"),
+    )
+
+    def viewable(model: str, ident: str) -> tuple[Exposed, t.Any, t.Any]:
+        exposed = ext.exposed.get(model)
+        if exposed is None:
+            raise _NotFound(f"No model named {model!r}")
+        obj = ext.load(exposed.model, ident)
+        user = ext.current_user()
+        # an object the user may not view is indistinguishable from none
+        if obj is None or not ext.can_view(obj, user):
+            raise _NotFound(f"No {model} {ident}")
+        return exposed, obj, user
+
+    @bp.get("/schema")
+    def schema() -> Response:
+        _, body, tag = ext._schema_entry()
+        if request.if_none_match.contains(tag):
+            response = Response(status=304)
+        else:
+            response = Response(body, mimetype="application/json")
+        response.set_etag(tag)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+    @bp.get("/objects/<model>/<ident>")
+    def get_object(model: str, ident: str) -> Response:
+        exposed, obj, user = viewable(model, ident)
+        return json_response(object_json(ext, exposed, obj, user))
+
+    @bp.post("/objects/<model>/<ident>/<manager>/<transition>")
+    def perform(model: str, ident: str, manager: str, transition: str) -> Response:
+        exposed, obj, user = viewable(model, ident)
+        if manager not in bindings_of(type(obj)):
+            raise _NotFound(f"{model} has no state manager {manager!r}")
+        view: StateManager = getattr(obj, manager)
+        declared = type(view)._declared_transitions.get(transition)
+        if declared is None:
+            raise _NotFound(f"{manager} has no transition {transition!r}")
+        data, confirm = request_data()
+        result = ext.perform(BoundTransition(declared, view), data, confirm=confirm)
+        body = object_json(ext, exposed, obj, user)
+        body["result"] = {
+            "transition": transition,
+            "manager": manager,
+            "source": result.source.name,
+            "target": result.target.name,
+            "record": record_json(result.record) if result.record is not None else None,
+            "steps": len(result.steps),
+        }
+        return json_response(body)
+
+    @bp.get("/objects/<model>/<ident>/history")
+    def history(model: str, ident: str) -> Response:
+        exposed, obj, _ = viewable(model, ident)
+        from .engine import object_identity
+
+        assert ext.db is not None
+        records = query_history(
+            ext.db.session, model=type(obj), object_id=object_identity(obj), store=ext.store
+        )
+        return json_response({"records": [record_json(r) for r in records]})
+
+    @bp.get("/events")
+    def events() -> Response:
+        assert ext.db is not None
+        session = ext.db.session
+        after = request.args.get("after")
+        if after is None:
+            return json_response({"events": [], "cursor": latest_cursor(session)})
+        limit_max = int(ext._state().config["STATEMGR_EVENTS_LIMIT"])
+        try:
+            cursor = int(after)
+            limit = int(request.args.get("limit", limit_max))
+        except ValueError:
+            raise _BadRequest("after and limit must be whole numbers") from None
+        if cursor < 0 or cursor > _MAX_INT or limit < 1:
+            raise _BadRequest("after must be >= 0 and limit >= 1")
+        rows = session.execute(
+            sa.select(history_table)
+            .where(history_table.c.id > cursor)
+            .order_by(history_table.c.id)
+            .limit(min(limit, limit_max))
+        ).mappings().all()
+        visible = _visible(ext, rows)
+        events = [
+            {
+                "id": row["id"],
+                "model": visible[(row["model"], row["object_id"])],
+                "object_id": row["object_id"],
+                "manager": row["manager"],
+                "transition": row["transition"],
+                "source": row["source"],
+                "target": row["target"],
+                "at": _utc(row["at"]).isoformat(),
+            }
+            for row in rows
+            if (row["model"], row["object_id"]) in visible
+        ]
+        # the cursor moves past hidden records too, without revealing them
+        next_cursor = rows[-1]["id"] if rows else cursor
+        return json_response({"events": events, "cursor": next_cursor})
+
+    @bp.get("/openapi.json")
+    def openapi() -> Response:
+        from .openapi import openapi_document
+
+        return json_response(openapi_document(ext))
+
+    @bp.errorhandler(TransitionError)
+    def on_transition_error(error: TransitionError) -> Response:
+        return transition_problem(error)
+
+    @bp.errorhandler(StateMgrError)
+    def on_error(error: StateMgrError) -> Response:
+        if ext.db is not None:
+            ext.db.session.rollback()
+        return error_problem(error)
+
+    @bp.errorhandler(HTTPException)
+    def on_http_error(error: HTTPException) -> Response:
+        return http_problem(error)
+
+    @bp.errorhandler(sa.exc.OperationalError)
+    @bp.errorhandler(sa.exc.InterfaceError)
+    def on_database_error(error: Exception) -> Response:
+        if ext.db is not None:
+            ext.db.session.rollback()
+        return problem(503, "Service unavailable", "The database is unavailable; try again", reasons=[])
+
+    return bp
+
+
+class _NotFound(StateMgrError):
+    http_status = 404
+
+
+def _utc(at: datetime.datetime) -> datetime.datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=datetime.timezone.utc)
+
+
+def _visible(ext: StateMgr, rows: t.Sequence[t.Any]) -> dict[tuple[str, str], str]:
+    """Which (model class name, object id) of ``rows`` the current user may
+    view, mapped to the exposed name; one query per model."""
+    user = ext.current_user()
+    wanted: dict[str, set[str]] = {}
+    for row in rows:
+        wanted.setdefault(row["model"], set()).add(row["object_id"])
+    by_class = {e.model.__name__: e for e in ext.exposed.values()}
+    visible: dict[tuple[str, str], str] = {}
+    assert ext.db is not None
+    for class_name, ids in wanted.items():
+        exposed = by_class.get(class_name)
+        if exposed is None:
+            continue
+        keys = [k for k in (coerce_identity(exposed.model, i) for i in ids) if k is not None]
+        pk = sa.inspect(exposed.model).primary_key
+        if len(pk) != 1 or not keys:
+            continue
+        from .engine import object_identity
+
+        for obj in ext.db.session.scalars(sa.select(exposed.model).where(pk[0].in_(keys))):
+            if ext.can_view(obj, user):
+                visible[(class_name, object_identity(obj))] = exposed.name
+    return visible

@@ -1,0 +1,118 @@
+"""An OpenAPI 3.1 document describing the JSON API of one app."""
+
+from __future__ import annotations
+
+import typing as t
+
+if t.TYPE_CHECKING:
+    from .extension import StateMgr
+
+_PROBLEM = {"$ref": "#/components/responses/Problem"}
+
+
+def _json(schema: dict[str, t.Any], description: str) -> dict[str, t.Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def openapi_document(ext: StateMgr) -> dict[str, t.Any]:
+    """The document, with the exposed model names, their managers and
+    transitions as enums so clients and fuzzers see the real URL space."""
+    schema = ext.schema()
+    models = sorted(schema["models"])
+    managers = sorted({m for info in schema["models"].values() for m in info["managers"]})
+    transitions = sorted(
+        {n for manager in schema["managers"].values() for n in manager["transitions"]}
+    )
+
+    def param(name: str, schema: dict[str, t.Any]) -> dict[str, t.Any]:
+        return {"name": name, "in": "path", "required": True, "schema": schema}
+
+    object_params = [
+        param("model", {"type": "string", "enum": models}),
+        param("ident", {"type": "string"}),
+    ]
+    reason = {
+        "type": "object",
+        "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+        "required": ["code", "message"],
+    }
+    problem = {
+        "type": "object",
+        "properties": {
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "reasons": {"type": "array", "items": reason},
+            "errors": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+            "plan": {"type": "object", "additionalProperties": {"type": "integer"}},
+        },
+        "required": ["type", "title", "status"],
+    }
+    obj = {"type": "object", "properties": {"model": {"type": "string"}, "id": {"type": "string"}, "managers": {"type": "object"}, "cursor": {"type": "integer"}}, "required": ["model", "id", "managers"]}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "flask_statemgr JSON API", "version": str(schema["version"])},
+        "paths": {
+            "/schema": {
+                "get": {
+                    "operationId": "getSchema",
+                    "responses": {"200": _json({"type": "object"}, "The state model"), "304": {"description": "Not modified"}},
+                }
+            },
+            "/objects/{model}/{ident}": {
+                "get": {
+                    "operationId": "getObject",
+                    "parameters": object_params,
+                    "responses": {"200": _json(obj, "The object's states and transitions"), "404": _PROBLEM},
+                }
+            },
+            "/objects/{model}/{ident}/{manager}/{transition}": {
+                "post": {
+                    "operationId": "performTransition",
+                    "parameters": object_params
+                    + [
+                        param("manager", {"type": "string", "enum": managers}),
+                        param("transition", {"type": "string", "enum": transitions}),
+                    ],
+                    "requestBody": {
+                        "required": False,
+                        "content": {
+                            "application/json": {"schema": {"type": "object"}},
+                            "application/x-www-form-urlencoded": {"schema": {"type": "object"}},
+                        },
+                    },
+                    "responses": {
+                        "200": _json(obj, "Performed; the new state"),
+                        **{code: _PROBLEM for code in ("400", "401", "403", "404", "409", "413", "415", "422", "503")},
+                    },
+                }
+            },
+            "/objects/{model}/{ident}/history": {
+                "get": {
+                    "operationId": "getHistory",
+                    "parameters": object_params,
+                    "responses": {"200": _json({"type": "object"}, "The object's history"), "404": _PROBLEM},
+                }
+            },
+            "/events": {
+                "get": {
+                    "operationId": "getEvents",
+                    "parameters": [
+                        {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                    ],
+                    "responses": {"200": _json({"type": "object"}, "Transitions after the cursor"), "400": _PROBLEM},
+                }
+            },
+        },
+        "components": {
+            "schemas": {"Problem": problem, "Reason": reason},
+            "responses": {
+                "Problem": {
+                    "description": "A problem (RFC 9457)",
+                    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                }
+            },
+        },
+    }

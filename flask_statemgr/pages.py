@@ -1,0 +1,114 @@
+"""Ready-made HTML pages for performing a transition, so a simple app needs
+no template of its own. Override ``statemgr/transition.html`` (or the
+``statemgr/layout.html`` it extends) in the app's templates folder."""
+
+from __future__ import annotations
+
+import typing as t
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+
+from .engine import BoundTransition
+from .exceptions import TransitionError, ValidationFailed
+from .manager import StateManager, bindings_of
+
+if t.TYPE_CHECKING:
+    from .extension import StateMgr
+
+
+def safe_next(target: str | None) -> str | None:
+    """``target`` if it is a path on this site, else ``None`` (no open
+    redirects)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    return target
+
+
+def transition_choices(ext: StateMgr, obj: t.Any) -> list[dict[str, t.Any]]:
+    """Every transition of ``obj`` for the current user: manager, bound
+    transition, whether available, and why not. Used by the macros."""
+    user = ext.current_user()
+    choices = []
+    for attr in bindings_of(type(obj)):
+        view: StateManager = getattr(obj, attr)
+        for transition in type(view)._declared_transitions.values():
+            bound = BoundTransition(transition, view)
+            availability = bound.check(user)
+            choices.append(
+                {
+                    "manager": attr,
+                    "transition": bound,
+                    "available": availability.ok,
+                    "reasons": availability.reasons,
+                }
+            )
+    return choices
+
+
+def create_pages_blueprint(ext: StateMgr) -> Blueprint:
+    bp = Blueprint("statemgr_pages", __name__)
+
+    @bp.route("/<model>/<ident>/<manager>/<transition>", methods=["GET", "POST"])
+    def transition_page(model: str, ident: str, manager: str, transition: str) -> t.Any:
+        exposed = ext.exposed.get(model)
+        obj = ext.load(exposed.model, ident) if exposed is not None else None
+        user = ext.current_user()
+        if obj is None or not ext.can_view(obj, user) or manager not in bindings_of(type(obj)):
+            abort(404)
+        view: StateManager = getattr(obj, manager)
+        declared = type(view)._declared_transitions.get(transition)
+        if declared is None:
+            abort(404)
+        bound = BoundTransition(declared, view)
+        back = safe_next(request.values.get("next")) or safe_next(request.referrer and _path(request.referrer)) or "/"
+        form = None
+        if declared.form is not None:
+            from .forms import bind_form
+
+            form = bind_form(declared.form)
+        plan = bound.plan(user)
+        status = 200
+        reasons = list(plan.blockers)
+        if request.method == "POST" and plan.error is None:
+            try:
+                ext.perform(bound, request.form, confirm=True)
+            except ValidationFailed as e:
+                status = e.http_status
+                if form is not None:
+                    for name, messages in e.errors.items():
+                        field = getattr(form, name, None)
+                        if field is not None:
+                            field.errors = list(messages)
+            except TransitionError as e:
+                status = e.http_status
+                reasons = e.reasons
+            else:
+                flash(f"{bound.title or bound.name}: done", "success")
+                return redirect(back)
+        elif plan.error is not None:
+            status = plan.error.http_status
+        return (
+            render_template(
+                "statemgr/transition.html",
+                obj=obj,
+                transition=bound,
+                form=form,
+                reasons=reasons,
+                plan=plan,
+                next=back,
+                action=url_for("statemgr_pages.transition_page", model=model, ident=ident, manager=manager, transition=transition),
+            ),
+            status,
+        )
+
+    return bp
+
+
+def _path(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.netloc and parts.netloc != request.host:
+        return ""
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+

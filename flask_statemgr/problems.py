@@ -1,0 +1,54 @@
+"""``application/problem+json`` responses (RFC 9457)."""
+
+from __future__ import annotations
+
+import json
+import typing as t
+
+from flask import Response
+from werkzeug.exceptions import HTTPException
+
+from .exceptions import ConfirmationRequired, StateMgrError, TransitionError, ValidationFailed
+
+MIMETYPE = "application/problem+json"
+TYPE_PREFIX = "urn:statemgr:problem:"
+
+
+def _slug(title: str) -> str:
+    return "-".join(title.lower().replace("/", " ").split())
+
+
+def problem(status: int, title: str, detail: str = "", **extra: t.Any) -> Response:
+    """A problem document; ``extra`` members (``reasons``, ``errors``,
+    ``plan``) are added as given."""
+    body: dict[str, t.Any] = {
+        "type": TYPE_PREFIX + _slug(title),
+        "title": title,
+        "status": status,
+        "detail": detail or title,
+    }
+    body.update(extra)
+    return Response(json.dumps(body), status=status, mimetype=MIMETYPE)
+
+
+def transition_problem(error: TransitionError) -> Response:
+    extra: dict[str, t.Any] = {"reasons": [r.to_dict() for r in error.reasons]}
+    if isinstance(error, ValidationFailed):
+        extra["errors"] = error.errors
+    if isinstance(error, ConfirmationRequired):
+        extra["plan"] = error.plan
+    return problem(error.http_status, error.title, error.message, **extra)
+
+
+def error_problem(error: StateMgrError) -> Response:
+    status = getattr(error, "http_status", 500)
+    return problem(status, type(error).__name__, str(error), reasons=[])
+
+
+def http_problem(error: HTTPException) -> Response:
+    status = error.code or 500
+    response = problem(status, error.name, error.description or "", reasons=[])
+    for key, value in error.get_headers():
+        if key.lower() not in ("content-type", "content-length"):
+            response.headers[key] = value
+    return response

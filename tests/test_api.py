@@ -1,0 +1,243 @@
+from __future__ import annotations
+
+import json
+import typing as t
+
+import pytest
+from api_app import Project, db
+
+Client = t.Any
+
+
+def as_(user: str | None) -> dict[str, str]:
+    return {"X-User": user} if user else {}
+
+
+def test_schema_etag_and_304(api: t.Any) -> None:
+    client = api.test_client()
+    first = client.get("/_statemgr/schema")
+    assert first.status_code == 200
+    assert first.mimetype == "application/json"
+    tag = first.headers["ETag"].strip('"')
+    body = first.get_json()
+    assert body["version"] == 1
+    publish = body["managers"]["ProjectState"]["transitions"]["publish"]
+    assert publish["from"] == ["DRAFT"] and publish["to"] == "PUBLISHED"
+    assert publish["roles"] == ["editor"]
+    assert publish["requires"] == {"review": "ReviewState.APPROVED"}
+    assert publish["form"]["type"] == "object"
+    assert body["managers"]["ProjectState"]["states"]["GONE"] == {
+        "kind": "group", "title": "Gone", "description": "", "states": ["WITHDRAWN", "DELETED"]
+    }
+    assert body["models"]["project"] == {"managers": {"state": "ProjectState", "review": "ReviewState"}}
+    again = client.get("/_statemgr/schema", headers={"If-None-Match": f'"{tag}"'})
+    assert again.status_code == 304
+    assert again.data == b""
+
+
+def test_object_state_per_user(api: t.Any) -> None:
+    client = api.test_client()
+    anon = client.get("/_statemgr/objects/project/1").get_json()
+    publish = anon["managers"]["state"]["transitions"]["publish"]
+    assert publish["available"] is False and publish["status"] == 401
+    alice = client.get("/_statemgr/objects/project/1", headers=as_("alice")).get_json()
+    state = alice["managers"]["state"]
+    assert state["state"] == "DRAFT" and state["current"] == "DRAFT"
+    assert state["states"]["DRAFT"] is True and state["states"]["GONE"] is False
+    assert state["transitions"]["publish"]["available"] is True
+    assert state["transitions"]["delete"]["changes"] == {"Project": 1, "Session": 2}
+    carol = client.get("/_statemgr/objects/project/1", headers=as_("carol")).get_json()
+    reasons = carol["managers"]["state"]["transitions"]["publish"]["reasons"]
+    assert reasons[0]["code"] == "permission"
+    assert carol["managers"]["state"]["transitions"]["publish"]["status"] == 403
+
+
+def test_private_object_is_404_for_anonymous(api: t.Any) -> None:
+    client = api.test_client()
+    response = client.get("/_statemgr/objects/project/2")
+    assert response.status_code == 404
+    assert response.mimetype == "application/problem+json"
+    assert "private" not in response.get_data(as_text=True)
+    assert client.get("/_statemgr/objects/project/2", headers=as_("carol")).status_code == 200
+    assert client.get("/_statemgr/objects/project/2/history").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/_statemgr/objects/nothing/1",
+        "/_statemgr/objects/project/999",
+        "/_statemgr/objects/project/abc",
+        "/_statemgr/objects/project/99999999999999999999999",
+        "/_statemgr/objects/project/-1",
+    ],
+)
+def test_unknown_objects_are_404(api: t.Any, path: str) -> None:
+    response = api.test_client().get(path)
+    assert response.status_code == 404
+    problem = response.get_json()
+    assert problem["status"] == 404 and problem["type"].startswith("urn:statemgr:problem:")
+
+
+def perform(client: Client, path: str, user: str | None, body: t.Any = None, **kw: t.Any) -> t.Any:
+    return client.post(f"/_statemgr/objects/{path}", headers=as_(user), json=body, **kw)
+
+
+def test_perform_statuses(api: t.Any) -> None:
+    client = api.test_client()
+    assert perform(client, "project/1/state/publish", None).status_code == 401
+    assert perform(client, "project/1/state/publish", "carol").status_code == 403
+    assert perform(client, "project/1/state/withdraw", "alice", {"reason": "x" * 20}).status_code == 409
+    assert perform(client, "project/1/state/nothing", "alice").status_code == 404
+    assert perform(client, "project/1/nothing/publish", "alice").status_code == 404
+    bad = perform(client, "project/1/state/publish", "alice", {"note": "x" * 50})
+    assert bad.status_code == 422
+    assert bad.mimetype == "application/problem+json"
+    assert "note" in bad.get_json()["errors"]
+    ok = perform(client, "project/1/state/publish", "alice", {"note": "hi", "publish_at": "2026-05-01T10:00"})
+    assert ok.status_code == 200
+    body = ok.get_json()
+    assert body["managers"]["state"]["state"] == "PUBLISHED"
+    assert body["managers"]["state"]["current"] == "LIVE"
+    assert body["result"]["source"] == "DRAFT" and body["result"]["target"] == "PUBLISHED"
+    assert body["result"]["record"]["payload"]["note"] == "hi"
+    again = perform(client, "project/1/state/publish", "alice")
+    assert again.status_code == 409
+    assert again.get_json()["reasons"][0]["code"] == "state"
+
+
+def test_requires_and_precondition_are_409(api: t.Any) -> None:
+    client = api.test_client()
+    with api.app_context():
+        db.session.get(Project, 2)._review = "pending"
+        db.session.commit()
+    response = perform(client, "project/2/state/publish", "bob")
+    assert response.status_code == 409
+    assert response.get_json()["reasons"][0]["code"] == "requires"
+    with api.app_context():
+        db.session.get(Project, 2)._review = "approved"
+        db.session.commit()
+    response = perform(client, "project/2/state/publish", "bob")
+    assert response.status_code == 409
+    assert response.get_json()["reasons"] == [{"code": "precondition", "message": "A title is required"}]
+
+
+def test_cascade_needs_confirmation(api: t.Any) -> None:
+    client = api.test_client()
+    response = perform(client, "project/1/state/delete", "alice")
+    assert response.status_code == 409
+    assert response.get_json()["plan"] == {"Project": 1, "Session": 2}
+    with api.app_context():
+        assert db.session.get(Project, 1).state.DRAFT
+    done = perform(client, "project/1/state/delete", "alice", {"confirm": True})
+    assert done.status_code == 200
+    assert done.get_json()["result"]["steps"] == 3
+    with api.app_context():
+        project = db.session.get(Project, 1)
+        assert project.state.DELETED
+        assert all(s.state.DELETED for s in project.sessions)
+
+
+def test_form_encoded_perform(api: t.Any) -> None:
+    client = api.test_client()
+    response = client.post(
+        "/_statemgr/objects/project/1/state/publish",
+        headers=as_("alice"),
+        data={"note": "form", "publish_at": "2026-05-01T10:00"},
+    )
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["result"]["record"]["payload"]["note"] == "form"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status"),
+    [
+        (b"{not json", "application/json", 400),
+        (b"[1, 2]", "application/json", 400),
+        (b"<x/>", "application/xml", 415),
+    ],
+)
+def test_malformed_bodies(api: t.Any, body: bytes, content_type: str, status: int) -> None:
+    client = api.test_client()
+    response = client.post(
+        "/_statemgr/objects/project/1/state/publish",
+        headers=as_("alice"), data=body, content_type=content_type,
+    )
+    assert response.status_code == status
+    assert response.mimetype == "application/problem+json"
+    with api.app_context():
+        assert db.session.get(Project, 1).state.DRAFT
+
+
+def test_history_and_events(api: t.Any) -> None:
+    client = api.test_client()
+    start = client.get("/_statemgr/events").get_json()
+    assert start["events"] == []
+    cursor = start["cursor"]
+    perform(client, "project/1/state/publish", "alice", {"note": "n"})
+    perform(client, "project/2/review/approve", "bob")
+    history = client.get("/_statemgr/objects/project/1/history").get_json()["records"]
+    assert [(r["transition"], r["source"], r["target"]) for r in history] == [("publish", "DRAFT", "PUBLISHED")]
+    assert history[0]["user_id"] == "1" and history[0]["payload"]["note"] == "n"
+    anonymous = client.get(f"/_statemgr/events?after={cursor}").get_json()
+    # project 2 is private: anonymous users see only project 1's event
+    assert [(e["model"], e["object_id"]) for e in anonymous["events"]] == [("project", "1")]
+    assert anonymous["cursor"] > cursor
+    carol = client.get(f"/_statemgr/events?after={cursor}", headers=as_("carol")).get_json()
+    assert [e["object_id"] for e in carol["events"]] == ["1", "2"]
+    assert client.get(f"/_statemgr/events?after={carol['cursor']}").get_json()["events"] == []
+    assert client.get("/_statemgr/events?after=x").status_code == 400
+
+
+def test_csrf_required_when_enabled(database_url: str) -> None:
+    from api_app import create_app
+    from flask_wtf.csrf import CSRFProtect, generate_csrf
+
+    app, _ = create_app(database_url, WTF_CSRF_ENABLED=True)
+    CSRFProtect(app)
+    app.add_url_rule("/token", "token", generate_csrf)
+    with app.app_context():
+        db.create_all()
+        db.session.add(Project(title="T", _review="approved"))
+        db.session.commit()
+    try:
+        client = app.test_client()
+        missing = perform(client, "project/1/state/publish", "alice", {})
+        assert missing.status_code == 400
+        assert missing.mimetype == "application/problem+json"
+        wrong = client.post(
+            "/_statemgr/objects/project/1/state/publish",
+            headers={**as_("alice"), "X-CSRFToken": "forged"}, json={},
+        )
+        assert wrong.status_code == 400
+        with app.app_context():
+            assert db.session.get(Project, 1).state.DRAFT
+        # the token is tied to the client's session
+        token = client.get("/token").get_data(as_text=True)
+        ok = client.post(
+            "/_statemgr/objects/project/1/state/publish",
+            headers={**as_("alice"), "X-CSRFToken": token}, json={},
+        )
+        assert ok.status_code == 200, ok.get_json()
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.drop_all()
+            for engine in db.engines.values():
+                engine.dispose()
+
+
+def test_openapi_document_is_valid(api: t.Any) -> None:
+    from openapi_spec_validator import validate
+
+    document = api.test_client().get("/_statemgr/openapi.json").get_json()
+    validate(document)
+    assert "/objects/{model}/{ident}/{manager}/{transition}" in document["paths"]
+
+
+def test_schema_is_cached_and_stable(api: t.Any) -> None:
+    with api.app_context():
+        first = api.statemgr.schema()
+        assert api.statemgr.schema() is first
+    body = api.test_client().get("/_statemgr/schema").data
+    assert json.loads(body) == first
