@@ -34,11 +34,11 @@ def coerce_identity(model: type, ident: t.Any) -> t.Any:
     cannot be one (so the caller answers 404 rather than a database error)."""
     if ident is None:
         return None
-    columns = sa.inspect(model).primary_key
+    columns: t.Sequence[sa.Column[t.Any]] = sa.inspect(model).primary_key
     parts = str(ident).split(",") if len(columns) > 1 else [str(ident)]
     if len(parts) != len(columns):
         return None
-    values = []
+    values: list[t.Any] = []
     for column, part in zip(columns, parts):
         try:
             python_type = column.type.python_type
@@ -334,11 +334,12 @@ def _visible(ext: StateMgr, rows: t.Sequence[t.Any]) -> dict[tuple[str, str], st
         if exposed is None:
             continue
         keys = [k for k in (coerce_identity(exposed.model, i) for i in ids) if k is not None]
-        pk = sa.inspect(exposed.model).primary_key
+        pk: t.Sequence[sa.Column[t.Any]] = sa.inspect(exposed.model).primary_key
         if len(pk) != 1 or not keys:
             continue
         from .engine import object_identity
 
+        obj: t.Any
         for obj in ext.db.session.scalars(sa.select(exposed.model).where(pk[0].in_(keys))):
             if ext.can_view(obj, user):
                 visible[(class_name, object_identity(obj))] = exposed.name

@@ -172,7 +172,7 @@ def gc_command(dry_run: bool, grace: int) -> None:
     for payload in payloads:
         referenced |= store.payload_keys(payload)
     result = store.collect_garbage(
-        referenced, grace=datetime.timedelta(seconds=grace), dry_run=dry_run, session=session
+        referenced, grace=datetime.timedelta(seconds=grace), dry_run=dry_run, session=session  # type: ignore[arg-type]
     )
     session.commit()
     click.echo(f"{'would remove' if dry_run else 'removed'}: {result}")

@@ -150,9 +150,9 @@ class StateMgr(Runtime):
         if self._user_loader is not None:
             return self._user_loader()
         if getattr(current_app, "login_manager", None) is not None:
-            from flask_login import current_user
+            from flask_login import current_user  # type: ignore[import-untyped]
 
-            user = current_user._get_current_object()  # type: ignore[attr-defined]
+            user = current_user._get_current_object()
             return None if getattr(user, "is_anonymous", False) else user
         return g.get("user")
 
@@ -168,8 +168,9 @@ class StateMgr(Runtime):
         if state._store is None:
             from .store import create_store
 
-            session_getter = (lambda: self.db.session) if self.db is not None else None
-            state._store = create_store(state.config, session_getter=session_getter)
+            db = self.db
+            session_getter = (lambda: db.session) if db is not None else None
+            state._store = create_store(state.config, session_getter=session_getter)  # type: ignore[arg-type]
         return state._store
 
     # -- exposing models -----------------------------------------------------------

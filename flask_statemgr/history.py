@@ -62,7 +62,7 @@ def record_steps(
     if payload:
         inline = level[0].transition.metadata.get("inline_fields", ())
         stored = runtime.store.serialize_payload(payload, inline=inline, session=session)
-    rows = []
+    rows: list[dict[str, t.Any]] = []
     for step in level:
         parent = steps[step.parent].record if step.parent is not None else None
         rows.append(
@@ -86,14 +86,18 @@ def record_steps(
         step.record = TransitionRecord(id=id_, **row)
 
 
+#: a session or Flask-SQLAlchemy's scoped ``db.session``
+SessionLike = t.Union[orm.Session, "orm.scoped_session[t.Any]"]
+
+
 def _records(
-    session: orm.Session, statement: sa.Select[t.Any], store: DataStore | None
+    session: SessionLike, statement: sa.Select[t.Any], store: DataStore | None
 ) -> list[TransitionRecord]:
     from .runtime import current_runtime
 
     records = []
     for row in session.execute(statement).mappings():
-        data = dict(row)
+        data: dict[str, t.Any] = dict(row)
         if data["payload"] is not None:
             store = store or current_runtime().store
             data["payload"] = store.resolve_payload(data["payload"], session=session)
@@ -105,7 +109,7 @@ def _records(
 
 
 def query_history(
-    session: orm.Session,
+    session: SessionLike,
     *,
     model: type | str | None = None,
     object_id: t.Any = None,

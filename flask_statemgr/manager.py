@@ -96,6 +96,25 @@ class _TransitionsAccess:
         return instance._available_transitions
 
 
+class _CurrentAccess:
+    """``obj.state.current``: the most specific state that holds, a
+    conditional state that holds winning over its base.
+
+    A descriptor rather than a property because type checkers apply
+    :meth:`State.__get__` to a property of a manager that returns a State.
+    """
+
+    def __get__(self, instance: StateManager | None, owner: type) -> State:
+        obj = instance._obj if instance is not None else None
+        if instance is None or obj is None:
+            raise AttributeError("current is only available on an instance")
+        plain = instance._by_value[instance._read(obj)]
+        for conditional in instance._conditionals.get(plain, ()):
+            if instance._holds(conditional, obj):
+                return conditional
+        return plain
+
+
 class StateManager:
     """Declare states and transitions as class attributes of a subclass, then
     bind an instance to a model's column::
@@ -380,18 +399,7 @@ class StateManager:
         """The raw value stored in the column."""
         return self._read(self._obj)
 
-    @property
-    def current(self) -> State:
-        """The most specific state that holds: a conditional state that holds
-        wins over its base."""
-        obj = self._obj
-        if obj is None:
-            raise AttributeError("current is only available on an instance")
-        plain = self._by_value[self._read(obj)]
-        for conditional in self._conditionals.get(plain, ()):
-            if self._holds(conditional, obj):
-                return conditional
-        return plain
+    current = _CurrentAccess()
 
     @property
     def title(self) -> str:

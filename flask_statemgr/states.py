@@ -176,7 +176,12 @@ class State:
     @t.overload
     def __get__(self, instance: StateManager, owner: type) -> StateCheck: ...
 
-    def __get__(self, instance: StateManager | None, owner: type) -> t.Any:
+    # Type checkers apply ``__get__`` to any attribute declared as a State
+    # (a dataclass field, a property); only managers see a StateCheck.
+    @t.overload
+    def __get__(self, instance: object, owner: type) -> State: ...
+
+    def __get__(self, instance: t.Any, owner: type) -> t.Any:
         if instance is None:
             return self
         return instance._test(self)
