@@ -37,62 +37,101 @@ def _managers() -> dict[str, type[StateManager]]:
     return found
 
 
-def mermaid(managers: t.Mapping[str, type[StateManager]]) -> str:
-    """Each manager as a Mermaid state diagram; ``requires`` and ``cascade``
-    as dashed edges between managers."""
-    lines = ["stateDiagram-v2"]
-    cross = []
+def cascade_targets(models: t.Iterable[type]) -> dict[tuple[str, str, str], str]:
+    """``(manager, transition, attribute)`` to the state the cascade moves the
+    related objects to (``"SessionState.DELETED"``), for the given models."""
+    import sqlalchemy as sa
+
+    from .engine import _child_transition
+
+    found = {}
+    for model in models:
+        mapper = sa.inspect(model, raiseerr=False)
+        for attr, binding in bindings_of(model).items():
+            for tname, tr in type(binding).transitions().items():
+                for key, spec in tr.cascade.items():
+                    if key in bindings_of(model):
+                        child: type = model
+                        spec = spec if "." in spec else f"{key}.{spec}"
+                    elif mapper is not None and key in mapper.relationships:
+                        child = mapper.relationships[key].mapper.class_
+                    else:
+                        continue
+                    manager, transition = _child_transition(child, spec)
+                    target = transition.target
+                    owner = target.manager.__name__ if target.manager else "?"
+                    found[(type(binding).__name__, tname, key)] = f"{owner}.{target.name}"
+    return found
+
+
+class _Edge(t.NamedTuple):
+    kind: str  # "transition", "requires" or "cascade"
+    manager: str
+    source: str
+    target: str
+    label: str
+
+
+def _edges(
+    managers: t.Mapping[str, type[StateManager]], cascades: t.Mapping[tuple[str, str, str], str]
+) -> t.Iterator[_Edge]:
+    """Transitions between plain states (a conditional source drawn from its
+    base), then ``requires`` and ``cascade`` links between managers."""
     for name, manager in managers.items():
-        lines.append(f"  state {name} {{")
-        for state in manager.states().values():
-            if state.is_plain:
-                lines.append(f'    {name}_{state.name} : {state.title or state.name}')
         for tname, tr in manager.transitions().items():
             label = tr.title or tname
             if tr.roles:
                 label += f" [{', '.join(sorted(tr.roles))}]"
             for source in sorted(tr.sources, key=lambda s: s.name):
-                src = source.base if source.base is not None else source
-                assert src is not None
-                lines.append(f"    {name}_{src.name} --> {name}_{tr.target.name} : {label}")
+                plain = source.base or source
+                yield _Edge("transition", name, plain.name, tr.target.name, label)
             for path, state in tr.requires.items():
                 owner = state.manager.__name__ if state.manager else "?"
-                cross.append(f"  note right of {name} : {tname} requires {path} = {owner}.{state.name}")
-            for attr, target in tr.cascade.items():
-                cross.append(f"  note right of {name} : {tname} cascades {attr}.{target}")
+                yield _Edge("requires", name, tr.target.name, f"{owner}.{state.name}", f"{tname} requires {path}")
+            for attr, spec in tr.cascade.items():
+                target = cascades.get((name, tname, attr), f"{attr}.{spec}")
+                yield _Edge("cascade", name, tr.target.name, target, f"{tname} cascades {attr}")
+
+
+def _plain_states(manager: type[StateManager]) -> list[tuple[str, str]]:
+    return [(s.name, s.title or s.name) for s in manager.states().values() if s.is_plain]
+
+
+def mermaid(
+    managers: t.Mapping[str, type[StateManager]], cascades: t.Mapping[tuple[str, str, str], str] | None = None
+) -> str:
+    """Each manager as a Mermaid state diagram; ``requires`` and ``cascade``
+    as notes between managers."""
+    lines = ["stateDiagram-v2"]
+    for name, manager in managers.items():
+        lines.append(f"  state {name} {{")
+        lines += [f"    {name}_{state} : {title}" for state, title in _plain_states(manager)]
         lines.append("  }")
-    return "\n".join(lines + cross) + "\n"
+    for edge in _edges(managers, cascades or {}):
+        if edge.kind == "transition":
+            lines.append(f"  {edge.manager}_{edge.source} --> {edge.manager}_{edge.target} : {edge.label}")
+        else:
+            lines.append(f"  note right of {edge.manager} : {edge.label} {edge.target}")
+    return "\n".join(lines) + "\n"
 
 
-def dot(managers: t.Mapping[str, type[StateManager]]) -> str:
+def dot(
+    managers: t.Mapping[str, type[StateManager]], cascades: t.Mapping[tuple[str, str, str], str] | None = None
+) -> str:
     """Each manager as a Graphviz cluster; ``requires`` and ``cascade`` as
     dashed edges between managers."""
     lines = ["digraph statemgr {", "  rankdir=LR;", "  node [shape=box, style=rounded];"]
-    cross = []
     for name, manager in managers.items():
         lines.append(f'  subgraph "cluster_{name}" {{')
         lines.append(f'    label="{name}";')
-        for state in manager.states().values():
-            if state.is_plain:
-                lines.append(f'    "{name}.{state.name}" [label="{state.title or state.name}"];')
-        for tname, tr in manager.transitions().items():
-            label = tr.title or tname
-            if tr.roles:
-                label += f"\\n[{', '.join(sorted(tr.roles))}]"
-            for source in sorted(tr.sources, key=lambda s: s.name):
-                src = source.base if source.base is not None else source
-                assert src is not None
-                lines.append(f'    "{name}.{src.name}" -> "{name}.{tr.target.name}" [label="{label}"];')
-            for path, state in tr.requires.items():
-                owner = state.manager.__name__ if state.manager else "?"
-                cross.append(
-                    f'  "{name}.{tr.target.name}" -> "{owner}.{state.name}" '
-                    f'[style=dashed, label="{tname} requires {path}"];'
-                )
-            for attr, target in tr.cascade.items():
-                cross.append(f'  "{name}.{tr.target.name}" -> "{name}.{tr.target.name}" [style=dashed, label="cascade {attr}.{target}"];')
+        lines += [f'    "{name}.{state}" [label="{title}"];' for state, title in _plain_states(manager)]
         lines.append("  }")
-    return "\n".join(lines + cross + ["}"]) + "\n"
+    for edge in _edges(managers, cascades or {}):
+        style = "" if edge.kind == "transition" else ", style=dashed"
+        target = f"{edge.manager}.{edge.target}" if edge.kind == "transition" else edge.target
+        lines.append(f'  "{edge.manager}.{edge.source}" -> "{target}" [label="{edge.label}"{style}];')
+    lines.append("}")
+    return "\n".join(lines) + "\n"
 
 
 @statemgr_cli.command("graph")
@@ -100,7 +139,9 @@ def dot(managers: t.Mapping[str, type[StateManager]]) -> str:
 def graph_command(fmt: str) -> None:
     """Draw the state machines of the exposed models."""
     managers = _managers()
-    click.echo(mermaid(managers) if fmt == "mermaid" else dot(managers), nl=False)
+    cascades = cascade_targets(e.model for e in _ext().exposed.values())
+    draw = mermaid if fmt == "mermaid" else dot
+    click.echo(draw(managers, cascades), nl=False)
 
 
 def check_managers(managers: t.Mapping[str, type[StateManager]]) -> list[str]:

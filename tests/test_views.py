@@ -117,7 +117,9 @@ def test_cli_commands(api: Flask) -> None:
     mermaid = runner.invoke(args=["statemgr", "graph"])
     assert "ProjectState_DRAFT --> ProjectState_PUBLISHED : Publish [editor]" in mermaid.output
     dot = runner.invoke(args=["statemgr", "graph", "--format", "dot"])
-    assert "style=dashed" in dot.output and dot.output.startswith("digraph")
+    assert dot.output.startswith("digraph")
+    assert '"ProjectState.DELETED" -> "SessionState.DELETED" [label="delete cascades sessions", style=dashed]' in dot.output
+    assert '"ProjectState.PUBLISHED" -> "ReviewState.APPROVED"' in dot.output
     check = runner.invoke(args=["statemgr", "check"])
     assert check.exit_code == 0, check.output
     client = api.test_client()
