@@ -115,7 +115,7 @@ class StateMgr(Runtime):
             with app.app_context():
                 try:
                     engines = self.db.engines.values()
-                except KeyError:
+                except (KeyError, RuntimeError):
                     raise RuntimeError(
                         "Call db.init_app(app) before statemgr.init_app(app)"
                     ) from None
