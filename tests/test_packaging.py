@@ -27,7 +27,9 @@ def test_wheel_carries_and_serves_templates_and_static(tmp_path: Path) -> None:
     # Run from the installed copy only (not the checkout) and fetch the
     # static file and a page rendered from the packaged templates.
     script = """
-import sys, flask_statemgr
+import sys
+sys.path.insert(0, sys.argv[1])
+import flask_statemgr
 assert flask_statemgr.__file__.startswith(sys.argv[1]), flask_statemgr.__file__
 from flask import Flask, render_template_string
 from flask_statemgr import StateMgr
@@ -43,7 +45,6 @@ print("ok")
 """
     result = subprocess.run(
         [sys.executable, "-I", "-c", script, str(target)],
-        env={"PYTHONPATH": str(target)},
         capture_output=True,
         text=True,
         cwd=tmp_path,
