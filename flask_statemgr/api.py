@@ -16,7 +16,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 
 from .engine import BoundTransition, _Checker
-from .exceptions import StateMgrError, TransitionError
+from .exceptions import SerializationError, StateMgrError, TransitionError
 from .history import TransitionRecord, query_history
 from .manager import StateManager, bindings_of
 from .problems import error_problem, http_problem, problem, transition_problem
@@ -142,9 +142,11 @@ def request_data() -> tuple[t.Mapping[str, t.Any], bool]:
         if not raw.strip():
             return {}, False
         try:
-            body = json.loads(raw)
+            body = json.loads(raw, parse_constant=_refuse_constant)
         except ValueError:
             raise _BadRequest("The body is not valid JSON") from None
+        except RecursionError:
+            raise _BadRequest("The JSON body nests too deeply") from None
         if not isinstance(body, dict):
             raise _BadRequest("The JSON body must be an object")
         confirm = body.pop("confirm", False)
@@ -159,12 +161,25 @@ def request_data() -> tuple[t.Mapping[str, t.Any], bool]:
     raise _UnsupportedMediaType()
 
 
+def _refuse_constant(name: str) -> t.NoReturn:
+    # Python's json reads NaN and Infinity, which are not JSON: stored, they
+    # would make every later history answer invalid JSON.
+    raise ValueError(f"{name} is not JSON")
+
+
 class _BadRequest(StateMgrError):
     http_status = 400
+    title = "Bad request"
+
+
+class _UnprocessablePayload(StateMgrError):
+    http_status = 422
+    title = "Unprocessable payload"
 
 
 class _UnsupportedMediaType(StateMgrError):
     http_status = 415
+    title = "Unsupported media type"
 
     def __str__(self) -> str:
         return "Send JSON (application/json) or a form (application/x-www-form-urlencoded)"
@@ -218,7 +233,15 @@ def create_blueprint(ext: StateMgr) -> Blueprint:
         if declared is None:
             raise _NotFound(f"{manager} has no transition {transition!r}")
         data, confirm = request_data()
-        result = ext.perform(BoundTransition(declared, view), data, confirm=confirm)
+        try:
+            result = ext.perform(BoundTransition(declared, view), data, confirm=confirm)
+        except SerializationError as e:
+            if declared.form is not None:
+                # the form's cleaned data cannot be stored: the app's bug
+                raise
+            # without a form the payload is the client's JSON as sent (too
+            # deep, or a lone surrogate), so it is the client's to fix
+            raise _UnprocessablePayload(str(e)) from e
         body = object_json(ext, exposed, obj, user)
         body["result"] = {
             "transition": transition,
@@ -313,6 +336,7 @@ def create_blueprint(ext: StateMgr) -> Blueprint:
 
 class _NotFound(StateMgrError):
     http_status = 404
+    title = "Not found"
 
 
 def _utc(at: datetime.datetime) -> datetime.datetime:

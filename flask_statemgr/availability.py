@@ -88,8 +88,9 @@ class Plan:
     def summary(self) -> dict[str, int]:
         """How many objects the plan changes, by model class name."""
         counts: dict[str, int] = {}
-        for step in self.steps:
-            name = type(step.obj).__name__
+        # an object whose cascade moves several of its managers is one object
+        for obj in {id(step.obj): step.obj for step in self.steps}.values():
+            name = type(obj).__name__
             counts[name] = counts.get(name, 0) + 1
         return counts
 

@@ -19,6 +19,14 @@ def _sqlite_begin(connection: sa.Connection) -> None:
     connection.exec_driver_sql("BEGIN")
 
 
+def _sqlite_checkin(dbapi_connection: t.Any, connection_record: t.Any) -> None:
+    # A COMMIT refused with "database is locked" leaves the transaction open,
+    # and the pool skips its rollback because SQLAlchemy counts the
+    # transaction as ended; the next BEGIN on this connection would fail.
+    if dbapi_connection is not None and dbapi_connection.in_transaction:
+        dbapi_connection.rollback()
+
+
 def configure_engine(engine: sa.Engine) -> None:
     """Make ``engine`` honour savepoints and concurrent writers correctly.
 
@@ -33,5 +41,6 @@ def configure_engine(engine: sa.Engine) -> None:
         return
     sa.event.listen(engine, "connect", _sqlite_connect)
     sa.event.listen(engine, "begin", _sqlite_begin)
+    sa.event.listen(engine, "checkin", _sqlite_checkin)
     # connections opened before this call keep the old behaviour
     engine.dispose()

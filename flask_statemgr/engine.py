@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import typing as t
+from collections import abc
 
 import sqlalchemy as sa
 from sqlalchemy import orm
@@ -28,17 +29,13 @@ from .exceptions import (
     TransitionError,
     ValidationFailed,
 )
-from .manager import StateManager
+from .manager import StateManager, bindings_of
 from .runtime import Runtime, current_runtime
 from .signals import send_safely, transition_after, transition_before, transition_failed
 
 if t.TYPE_CHECKING:
     from .states import State
     from .transitions import Transition
-
-#: rows per UPDATE ... IN (...) when a cascade changes many objects
-_CHUNK = 500
-
 
 def object_identity(obj: t.Any) -> str:
     """The primary key of ``obj`` as a string (``"12"``, ``"3,7"``)."""
@@ -55,6 +52,10 @@ def describe(obj: t.Any) -> str:
 
 def is_anonymous(user: t.Any) -> bool:
     return user is None or getattr(user, "is_anonymous", False) is True
+
+
+#: what :meth:`_Checker.failure` answers without ``explain``; never raised
+_REFUSED = TransitionError("Transition refused")
 
 
 class _Checker:
@@ -76,13 +77,20 @@ class _Checker:
         return roles
 
     def failure(
-        self, view: StateManager, transition: Transition, obj: t.Any, value: t.Any
+        self, view: StateManager, transition: Transition, obj: t.Any, value: t.Any, explain: bool = True
     ) -> TransitionError | None:
-        """The first failing stage for one step, or ``None``."""
+        """The first failing stage for one step, or ``None``.
+
+        :param explain: build the error and its reasons. Without, a failure
+            is the shared :data:`_REFUSED`: a yes/no answer (a listing)
+            would spend more on messages than on the checks.
+        """
         # 1. state
         if value not in transition.source_values and not any(
             value in c.values and view._holds(c, obj) for c in transition.conditional_sources
         ):
+            if not explain:
+                return _REFUSED
             state = view._by_value.get(value)
             where = state.title or state.name if state is not None else repr(value)
             return StateConflict(
@@ -96,15 +104,17 @@ class _Checker:
                 if not _requirement_holds(obj, path, state)
             ]
             if unmet:
-                return RequirementsUnmet(reasons=unmet)
+                return RequirementsUnmet(reasons=unmet) if explain else _REFUSED
         # 3. permission
         if transition.roles is not None and transition.roles.isdisjoint(self.roles(obj)):
+            if not explain:
+                return _REFUSED
             return self._denied(
                 f"{_title(transition)} needs the role {' or '.join(sorted(transition.roles))}"
             )
         for permission in transition.permissions:
             if not permission(obj, self.user):
-                return self._denied(f"You may not {_title(transition).lower()} this")
+                return self._denied(f"You may not {_title(transition).lower()} this") if explain else _REFUSED
         # 4. preconditions
         assert view._hooks is not None
         preconditions = view._hooks.preconditions.get(transition)
@@ -119,7 +129,7 @@ class _Checker:
                         Reason("precondition", f"{_title(transition)}: {precondition.__name__} is not met")
                     )
             if failed:
-                return PreconditionFailed(reasons=failed)
+                return PreconditionFailed(reasons=failed) if explain else _REFUSED
         return None
 
     def _denied(self, message: str) -> PermissionDenied:
@@ -134,6 +144,8 @@ def _title(transition: Transition) -> str:
 
 
 def _requirement_holds(obj: t.Any, path: str, state: State) -> bool:
+    """Whether the manager at ``path`` from ``obj`` is in ``state``; a missing
+    related object on the way (``None``) is an unmet requirement."""
     target: t.Any = obj
     for part in path.split("."):
         target = getattr(target, part)
@@ -144,20 +156,10 @@ def _requirement_holds(obj: t.Any, path: str, state: State) -> bool:
     return bool(target._test(state))
 
 
-def _bindings(host: type) -> dict[str, StateManager]:
-    """The managers bound on a model class, by attribute name."""
-    found: dict[str, StateManager] = {}
-    for klass in reversed(host.__mro__):
-        for name, value in vars(klass).items():
-            if isinstance(value, StateManager):
-                found[name] = value
-    return found
-
-
 def _child_transition(host: type, spec: str) -> tuple[str, Transition]:
     """Resolve a cascade target name (``"delete"`` or ``"state.delete"``) on
     a model class to (manager attribute, transition)."""
-    bindings = _bindings(host)
+    bindings = bindings_of(host)
     if "." in spec:
         manager_name, name = spec.split(".", 1)
         binding = bindings.get(manager_name)
@@ -174,42 +176,53 @@ def _child_transition(host: type, spec: str) -> tuple[str, Transition]:
     return matches[0]
 
 
+def _keys_per_statement(session: orm.Session, mapper: orm.Mapper[t.Any], width: int = 1) -> int:
+    """How many keys of ``width`` columns one ``IN (...)`` may carry: the
+    bound-parameter limit SQLAlchemy knows for the dialect (32,700, or 999 on
+    an old SQLite), less room for the statement's other parameters. Chunks
+    that large keep the number of statements independent of a cascade's size
+    in practice."""
+    limit: int = session.get_bind(mapper=mapper).dialect.insertmanyvalues_max_parameters
+    return max(1, (limit - 8) // width)
+
+
 def _preload(parents: list[t.Any], attr: str) -> None:
-    """Load relationship ``attr`` of many objects with one set-based query
-    (per chunk) instead of one lazy load each."""
+    """Load relationship ``attr`` of many objects of one class with one
+    set-based query per chunk of keys, instead of one lazy load each."""
     if len(parents) < 2:
         return
     host = type(parents[0])
     mapper = sa.inspect(host, raiseerr=False)
     if mapper is None or attr not in mapper.relationships:
         return
-    pk = mapper.primary_key
-    if len(pk) != 1:
-        return
     pending = []
     session = None
     for parent in parents:
         state = sa.inspect(parent)
-        if attr in state.unloaded and state.persistent:
-            pending.append(state.identity[0])
+        if state.persistent and attr in state.unloaded:
+            identity = state.identity
+            pending.append(identity[0] if len(identity) == 1 else identity)
             session = state.session
     if session is None:
         return
-    relationship = getattr(host, attr)
-    for start in range(0, len(pending), _CHUNK):
-        chunk = pending[start : start + _CHUNK]
-        session.execute(
-            sa.select(host).where(pk[0].in_(chunk)).options(orm.selectinload(relationship))
-        ).scalars().all()
+    pk = mapper.primary_key
+    key = pk[0] if len(pk) == 1 else sa.tuple_(*pk)
+    size = _keys_per_statement(session, mapper, len(pk))
+    # the loader's own default chunk (500 keys) would add a query per 500 parents
+    loader = orm.selectinload(getattr(host, attr), chunksize=size)
+    for start in range(0, len(pending), size):
+        session.execute(sa.select(host).where(key.in_(pending[start : start + size])).options(loader)).scalars().all()
 
 
 def _related(obj: t.Any, attr: str) -> list[t.Any]:
+    """The objects ``attr`` of ``obj`` reaches: none, one, or a collection's
+    members (a keyed collection's values)."""
     value = getattr(obj, attr)
     if value is None:
         return []
-    if isinstance(value, (list, tuple, set, frozenset)) or (
-        hasattr(value, "__iter__") and not isinstance(value, (str, bytes, dict))
-    ):
+    if isinstance(value, abc.Mapping):
+        return list(value.values())
+    if isinstance(value, abc.Iterable) and not isinstance(value, (str, bytes)):
         return list(value)
     return [value]
 
@@ -255,14 +268,15 @@ class BoundTransition:
 
     def is_available(self, user: t.Any = None) -> bool:
         """Whether ``user`` may perform it now (cascade included)."""
-        obj = self._instance()
-        checker = _Checker(current_runtime(), user)
         view = self.manager
-        if checker.failure(view, self.transition, obj, view._read(obj)) is not None:
+        obj = view._obj
+        if obj is None:
+            self._instance()  # raises: bound to the class
+        transition = self.transition
+        checker = _Checker(current_runtime(), user)
+        if checker.failure(view, transition, obj, view._read(obj), explain=False) is not None:
             return False
-        if self.transition.cascade:
-            return self._plan(checker).ok
-        return True
+        return not transition.cascade or self._plan(checker).ok
 
     def check(self, user: t.Any = None) -> Availability:
         """Whether ``user`` may perform it now, and if not, why."""
@@ -329,57 +343,79 @@ def validate_data(transition: Transition, data: t.Mapping[str, t.Any] | None) ->
 
 def _expand(plan: Plan, checker: _Checker) -> None:
     """Add the cascade's steps to ``plan``, level by level, so each level's
-    children load with one query per relationship."""
+    children load with one query per relationship.
+
+    Every object the cascade reaches is checked; a blocked one is still a
+    step (and its own cascade is followed) so that the plan lists the whole
+    chain and every blocker, not just the first. Each (object, manager) is
+    visited once, which also ends cycles; reaching one again towards another
+    target is a conflict.
+    """
     steps = plan.steps
-    index: dict[tuple[int, str], int] = {(id(steps[0].obj), steps[0].manager): 0}
+    # what each (object, manager) visited is moved (or already) to
+    reached: dict[tuple[int, str], Transition] = {(id(steps[0].obj), steps[0].manager): steps[0].transition}
+    targets: dict[tuple[type, str], tuple[str, Transition]] = {}
+    managers: dict[type, dict[str, StateManager]] = {}
+
+    def same_object(host: type, attr: str) -> bool:
+        """Whether cascade key ``attr`` names another manager of ``host``."""
+        found = managers.get(host)
+        if found is None:
+            found = managers[host] = bindings_of(host)
+        return attr in found
+
     frontier = [0]
     while frontier:
         by_relation: dict[tuple[type, str], list[t.Any]] = {}
         for i in frontier:
             step = steps[i]
+            host = type(step.obj)
             for attr in step.transition.cascade:
-                if attr not in _bindings(type(step.obj)):
-                    by_relation.setdefault((type(step.obj), attr), []).append(step.obj)
+                if not same_object(host, attr):
+                    by_relation.setdefault((host, attr), []).append(step.obj)
         for (_, attr), parents in by_relation.items():
             _preload(parents, attr)
         next_frontier = []
         for i in frontier:
             parent = steps[i]
+            host = type(parent.obj)
             for attr, spec in parent.transition.cascade.items():
-                host = type(parent.obj)
-                if attr in _bindings(host):
-                    # another manager on the same object
+                if same_object(host, attr):
                     children = [parent.obj]
                     spec = spec if "." in spec else f"{attr}.{spec}"
                 else:
                     children = _related(parent.obj, attr)
                 for child in children:
-                    manager_name, transition = _child_transition(type(child), spec)
+                    resolved = targets.get((type(child), spec))
+                    if resolved is None:
+                        resolved = targets[type(child), spec] = _child_transition(type(child), spec)
+                    manager_name, transition = resolved
+                    key = (id(child), manager_name)
+                    first = reached.get(key)
+                    if first is not None:
+                        # reached again (a cycle, or two paths): fine if it
+                        # ends where the plan already leaves it
+                        if first.target is not transition.target:
+                            twice = Reason(
+                                "cascade",
+                                f"{describe(child)}: the cascade reaches it twice with "
+                                f"conflicting transitions ({first.name}, {transition.name})",
+                            )
+                            plan.blockers.append(twice)
+                            plan.error = plan.error or StateConflict(reasons=[twice])
+                        continue
+                    reached[key] = transition
                     view: StateManager = getattr(child, manager_name)
                     value = view._read(child)
                     if value == transition.target.value:
                         continue
-                    key = (id(child), manager_name)
-                    if key in index:
-                        if steps[index[key]].transition is not transition:
-                            plan.blockers.append(
-                                Reason(
-                                    "cascade",
-                                    f"{describe(child)}: the cascade reaches it twice with "
-                                    f"different transitions ({steps[index[key]].transition.name}, "
-                                    f"{transition.name})",
-                                )
-                            )
-                            plan.error = plan.error or StateConflict(reasons=plan.blockers[-1:])
-                        continue
                     error = checker.failure(view, transition, child, value)
                     if error is not None:
-                        reason = Reason("cascade", f"{describe(child)}: {error.reasons[0].message}")
-                        plan.blockers.append(reason)
-                        if plan.error is None:
-                            plan.error = _as_cascade_error(error, reason)
-                        continue
-                    index[key] = len(steps)
+                        for reason in error.reasons:
+                            blocker = Reason("cascade", f"{describe(child)}: {reason.message}")
+                            plan.blockers.append(blocker)
+                            if plan.error is None:
+                                plan.error = _as_cascade_error(error, blocker)
                     next_frontier.append(len(steps))
                     steps.append(
                         Step(child, manager_name, transition, view._by_value[value], value, parent=i, depth=parent.depth + 1)
@@ -396,11 +432,11 @@ def _as_cascade_error(error: TransitionError, reason: Reason) -> TransitionError
 def execute(plan: Plan, user: t.Any, data: dict[str, t.Any], runtime: Runtime) -> TransitionResult:
     """Stage 6: run every step of a checked plan inside one savepoint."""
     root = plan.steps[0]
-    session = orm.object_session(root.obj)
-    if session is None:
-        state = sa.inspect(root.obj, raiseerr=False)
-        if state is not None and state.detached:
-            raise TypeError(f"{describe(root.obj)} is detached; add it to a session first")
+    # an unmapped object has no instance state: it changes in memory only
+    state = sa.inspect(root.obj, raiseerr=False)
+    session = state.session if state is not None else None
+    if state is not None and state.detached:
+        raise TypeError(f"{describe(root.obj)} is detached; add it to a session first")
     try:
         if session is None:
             _run(plan, user, data, runtime, None)
@@ -487,22 +523,25 @@ def _run(plan: Plan, user: t.Any, data: dict[str, t.Any], runtime: Runtime, sess
 def _compare_and_set(session: orm.Session, level: list[Step]) -> None:
     """Move every step's object to its target in a few ``UPDATE``s, each
     guarded by the state the checks saw; a changed row fails the whole plan."""
-    groups: dict[tuple[int, str, t.Any, t.Any], list[Step]] = {}
+    groups: dict[tuple[type, str, t.Any, t.Any], list[Step]] = {}
     for step in level:
-        groups.setdefault((id(type(step.obj)), step.manager, step.seen, step.target.value), []).append(step)
-    for (_, manager, seen, target), steps in groups.items():
-        view: StateManager = getattr(steps[0].obj, manager)
+        groups.setdefault((type(step.obj), step.manager, step.seen, step.target.value), []).append(step)
+    for (host, manager, seen, target), steps in groups.items():
+        view: StateManager = getattr(host, manager)
         assert view._hooks is not None and view._hooks.cas is not None
         statement = view._hooks.cas
-        for start in range(0, len(steps), _CHUNK):
-            chunk = steps[start : start + _CHUNK]
+        mapper = sa.inspect(host)
+        size = _keys_per_statement(session, mapper, len(mapper.primary_key))
+        for start in range(0, len(steps), size):
+            chunk = steps[start : start + size]
             identities = [sa.inspect(s.obj).identity for s in chunk]
             keys = [i[0] if len(i) == 1 else i for i in identities]
             result = session.execute(
                 statement, {"_sm_pks": keys, "_sm_seen": [seen], "_sm_target": target}
             )
-            if result.rowcount != len(chunk):  # type: ignore[attr-defined]
-                who = describe(chunk[0].obj) if len(chunk) == 1 else f"{len(chunk) - result.rowcount} of {len(chunk)} {type(chunk[0].obj).__name__} objects"  # type: ignore[attr-defined]
+            missed = len(chunk) - result.rowcount  # type: ignore[attr-defined]
+            if missed:
+                who = describe(chunk[0].obj) if len(chunk) == 1 else f"{missed} of {len(chunk)} {host.__name__} objects"
                 raise StateConflict(
                     reasons=[Reason("state", f"{who} changed state while the transition ran")]
                 )

@@ -54,8 +54,9 @@ def record_steps(
     payload: dict[str, t.Any] | None,
     runtime: Runtime,
 ) -> None:
-    """Insert the records of one level of a plan (one statement) and attach
-    them to their steps; called inside the transition's savepoint."""
+    """Insert the records of one level of a plan (one multi-row statement
+    per thousand or so) and attach them to their steps; called inside the
+    transition's savepoint."""
     from .engine import object_identity
 
     stored = None
@@ -79,11 +80,17 @@ def record_steps(
                 "parent_id": parent.id if parent is not None else None,
             }
         )
-    statement = sa.insert(history_table).returning(history_table.c.id, sort_by_parameter_order=True)
-    ids = session.execute(statement, rows).scalars().all()
-    for step, row, id_ in zip(level, rows, ids):
-        row["payload"] = payload
-        step.record = TransitionRecord(id=id_, **row)
+    # Ids are matched to rows by what identifies a record's object, not by
+    # position: RETURNING in parameter order needs an insert sentinel, and
+    # without one SQLAlchemy falls back to one INSERT per row on SQLite. A
+    # plan visits each (object, manager) once, so the key is unique.
+    c = history_table.c
+    statement = sa.insert(history_table).returning(c.id, c.model, c.object_id, c.manager)
+    ids = {(model, object_id, manager): id_ for id_, model, object_id, manager in session.execute(statement, rows)}
+    for step, row in zip(level, rows):
+        # what the history read gives back: no stored payload is None
+        row["payload"] = payload if stored is not None else None
+        step.record = TransitionRecord(id=ids[row["model"], row["object_id"], row["manager"]], **row)
 
 
 #: a session or Flask-SQLAlchemy's scoped ``db.session``
@@ -146,7 +153,8 @@ def object_history(obj: t.Any, manager: str | None = None) -> list[TransitionRec
     """Every record of ``obj`` (for one manager, if given), oldest first."""
     from .engine import object_identity
 
-    session = orm.object_session(obj)
+    state = sa.inspect(obj, raiseerr=False)
+    session = state.session if state is not None else None
     if session is None:
         return []
     return query_history(session, model=type(obj), object_id=object_identity(obj), manager=manager)

@@ -39,7 +39,7 @@ def collect_marks(host: type) -> list[tuple[str, t.Any, t.Callable[..., t.Any]]]
     for value in seen.values():
         # a mark may sit on a classmethod/staticmethod or on its function
         func = getattr(value, "__func__", value)
-        marks = getattr(value, MARKS_ATTR, None) or getattr(func, MARKS_ATTR, ())
+        marks: t.Sequence[Mark] = getattr(value, MARKS_ATTR, ()) or getattr(func, MARKS_ATTR, ())
         for kind, target in marks:
             found.append((kind, target, func))
     return found

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import enum
+from enum import Enum
 import typing as t
 import weakref
 
@@ -25,7 +25,7 @@ class HostHooks:
     hooks and the compiled compare-and-set statement. Built once per model
     class, on first use."""
 
-    __slots__ = ("preconditions", "executes", "validators", "expressions", "cas")
+    __slots__ = ("preconditions", "executes", "validators", "expressions", "cas", "default")
 
     def __init__(self, manager: type[StateManager], host: type, key: str) -> None:
         self.preconditions: dict[Transition, list[t.Callable[..., t.Any]]] = {}
@@ -43,18 +43,29 @@ class HostHooks:
             elif kind == "expression" and target in own_states:
                 self.expressions[target] = func
         self.cas = _compile_cas(host, key)
+        self.default = _scalar_default(host, key)
+
+
+def _scalar_default(host: type, key: str) -> t.Any:
+    """The column's scalar default (what the INSERT will write), or
+    ``None``."""
+    mapper: orm.Mapper[t.Any] | None = sa.inspect(host, raiseerr=False)
+    if mapper is None:
+        return None
+    default = mapper.columns[key].default
+    return getattr(default, "arg", None) if default is not None and default.is_scalar else None
 
 
 def _compile_cas(host: type, key: str) -> sa.Update | None:
     """``UPDATE table SET col = :target WHERE pk IN :pks AND col IN :seen``,
     built once per model class; ``None`` for an unmapped class."""
-    mapper = sa.inspect(host, raiseerr=False)
+    mapper: orm.Mapper[t.Any] | None = sa.inspect(host, raiseerr=False)
     if mapper is None:
         return None
     column = mapper.columns[key]
     table = column.table
     pk = list(table.primary_key.columns)
-    keys = sa.bindparam("_sm_pks", expanding=True)
+    keys: sa.BindParameter[t.Any] = sa.bindparam("_sm_pks", expanding=True)
     return (
         sa.update(table)
         .where(
@@ -136,19 +147,21 @@ class StateManager:
     _by_value: t.ClassVar[dict[t.Any, State]] = {}
     _conditionals: t.ClassVar[dict[State, tuple[State, ...]]] = {}
     _hosts: t.ClassVar[weakref.WeakSet[type]]
-    enum: t.ClassVar[type[enum.Enum] | None] = None
+    enum: t.ClassVar[type[Enum] | None] = None
 
     # per binding (the descriptor on a model) and per view
     _key: str
     _name: str
     _host: type | None
     _obj: t.Any
-    _binding: StateManager
+    # the StateManager descriptor a view came from; typed Any because type
+    # checkers treat an attribute typed as a descriptor class as a descriptor
+    _binding: t.Any
     _hooks: HostHooks | None
 
     transitions = _TransitionsAccess()
 
-    def __init_subclass__(cls, enum: type[enum.Enum] | None = None, **kwargs: t.Any) -> None:
+    def __init_subclass__(cls, enum: type[Enum] | None = None, **kwargs: t.Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._hosts = weakref.WeakSet()
         if enum is not None:
@@ -219,11 +232,18 @@ class StateManager:
         if len(kinds) > 1:
             raise TypeError(f"{cls.__name__}: state values must be all int or all str")
         if cls.enum is not None:
-            enum_values = {m.value for m in cls.enum}
-            if enum_values != set(by_value):
+            members = {m.value: m for m in cls.enum}
+            for value, state in by_value.items():
+                if value not in members:
+                    raise ValueError(
+                        f"{cls.__name__}.{state.name}: {value!r} is not a value of "
+                        f"{cls.enum.__name__}, whose members and the plain states must map 1:1"
+                    )
+            unmapped = [f"{cls.enum.__name__}.{m.name}" for v, m in members.items() if v not in by_value]
+            if unmapped:
                 raise ValueError(
-                    f"{cls.__name__}: states and {cls.enum.__name__} members must map 1:1; "
-                    f"differing values: {sorted(map(repr, enum_values ^ set(by_value)))}"
+                    f"{cls.__name__}: no state for {', '.join(unmapped)}; "
+                    f"{cls.enum.__name__}'s members and the plain states must map 1:1"
                 )
         for state in states.values():
             state.values = frozenset(s.value for s in state.plain_states())
@@ -261,13 +281,19 @@ class StateManager:
         manager_name = cls.__name__
 
         def add_check(column: sa.Column[t.Any], table: sa.Table) -> None:
+            # Bound to the column like an Enum type's CHECK, so that copying
+            # the table (``to_metadata``) recreates it once, not twice.
             table.append_constraint(
                 sa.CheckConstraint(
-                    column.in_(values), name=f"ck_{table.name}_{column.name}_state"
+                    column.in_(values),
+                    name=f"ck_{table.name}_{column.name}_state",
+                    _type_bound=True,
                 )
             )
 
-        sa.event.listen(mapped.column, "after_parent_attach", add_check)
+        # propagate: declarative copies a column declared on an abstract base
+        # or mixin into each subclass's table, and the copy needs its CHECK too
+        sa.event.listen(mapped.column, "after_parent_attach", add_check, propagate=True)
         mapped.column.info["statemgr"] = manager_name
         return mapped
 
@@ -282,7 +308,7 @@ class StateManager:
         self._binding = self
         self._hooks = None
         self._hooks_by_host: dict[type, HostHooks] = {}
-        self._class_views: dict[type, StateManager] = {}
+        self._class_views: dict[type, t.Self] = {}
 
     def __set_name__(self, owner: type, name: str) -> None:
         self._name = name
@@ -335,12 +361,12 @@ class StateManager:
                 view = self._class_views[owner] = self._view(owner, None)
             return view
         instance_dict = obj.__dict__
-        view = instance_dict.get(self._cache_key)
-        if view is None:
-            view = instance_dict[self._cache_key] = self._view(type(obj), obj)
-        return view  # type: ignore[no-any-return]
+        cached: t.Self | None = instance_dict.get(self._cache_key)
+        if cached is None:
+            cached = instance_dict[self._cache_key] = self._view(type(obj), obj)
+        return cached
 
-    def __set__(self, obj: t.Any, value: t.Any) -> t.NoReturn:
+    def __set__(self, obj: t.Any, value: t.Never) -> t.NoReturn:
         raise AttributeError(
             f"{type(obj).__name__}.{self._name} is read-only: perform a transition "
             f"(or write {self._key!r} directly at your own risk)"
@@ -356,16 +382,27 @@ class StateManager:
         value = self._read(obj)
         if value not in state.values:
             return False
+        if state.members:
+            # a conditional member holds only when its validator does
+            return any(
+                not leaf.is_conditional or self._holds(leaf, obj)
+                for leaf in state.leaves()
+                if value in leaf.values
+            )
         if state.base is None:
             return True
         return self._holds(state, obj)
 
     def _read(self, obj: t.Any) -> t.Any:
         try:
-            return obj.__dict__[self._key]
+            value = obj.__dict__[self._key]
         except KeyError:
             # expired or deferred: let SQLAlchemy load it
-            return getattr(obj, self._key)
+            value = getattr(obj, self._key)
+        if value is None and self._hooks is not None:
+            # a new object not flushed yet will get the column's default
+            value = self._hooks.default
+        return value
 
     def _holds(self, conditional: State, obj: t.Any) -> bool:
         assert self._hooks is not None
@@ -379,6 +416,9 @@ class StateManager:
     def _clause(self, state: State) -> sa.ColumnElement[bool]:
         host = self._host
         column = getattr(host, self._key)
+        leaves = state.leaves()
+        if state.members and any(leaf.is_conditional for leaf in leaves):
+            return sa.or_(*(self._clause(leaf) for leaf in sorted(leaves, key=lambda s: s.name)))
         if state.base is None:
             if len(state.values) == 1:
                 return column == next(iter(state.values))  # type: ignore[no-any-return]

@@ -7,6 +7,7 @@ import typing as t
 
 from flask import Response
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
 
 from .exceptions import ConfirmationRequired, StateMgrError, TransitionError, ValidationFailed
 
@@ -41,8 +42,11 @@ def transition_problem(error: TransitionError) -> Response:
 
 
 def error_problem(error: StateMgrError) -> Response:
+    """A problem for any other error of this package; its ``title`` (else
+    the status phrase) names it, since class names are no words for users."""
     status = getattr(error, "http_status", 500)
-    return problem(status, type(error).__name__, str(error), reasons=[])
+    title = getattr(error, "title", None) or HTTP_STATUS_CODES.get(status, "Error")
+    return problem(status, title, str(error), reasons=[])
 
 
 def http_problem(error: HTTPException) -> Response:

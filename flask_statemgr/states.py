@@ -59,6 +59,8 @@ class State:
     )
 
     name: str
+    #: what the column stores (a plain state's; nothing useful on others)
+    value: t.Any
     manager: type[StateManager] | None
     #: raw column values this state covers (one for a plain state)
     values: frozenset[StateValue]
@@ -113,6 +115,13 @@ class State:
         if self.base is not None:
             return "conditional"
         return "state"
+
+    def leaves(self) -> frozenset[State]:
+        """The plain and conditional states this state covers: a group's
+        members, through nested groups."""
+        if self.members:
+            return frozenset(s for m in self.members for s in m.leaves())
+        return frozenset({self})
 
     def plain_states(self) -> frozenset[State]:
         """The plain states this state covers (itself when plain)."""

@@ -102,17 +102,14 @@ class Transition:
             raise TypeError(f"{where}: source must be a state or a set of states")
         own = set(manager.states().values())
         expanded: set[State] = set()
-        conditionals = []
+        conditionals: set[State] = set()
         for state in given:
             if not isinstance(state, State) or state not in own:
                 raise ValueError(f"{where}: source {state!r} is not a state of {manager.__name__}")
-            if state.is_conditional:
-                conditionals.append(state)
-                expanded.add(state)
-            elif state.is_group:
-                expanded.update(state.plain_states())
-            else:
-                expanded.add(state)
+            for leaf in state.leaves():
+                if leaf.is_conditional:
+                    conditionals.add(leaf)
+                expanded.add(leaf)
         if not isinstance(self.target, State) or self.target not in own:
             raise ValueError(f"{where}: target {self.target!r} is not a state of {manager.__name__}")
         if not self.target.is_plain:

@@ -1,0 +1,602 @@
+"""``cascade=``: one transition moving other managers and related objects,
+planned and checked as a whole, executed in one savepoint (DESIGN.md §5)."""
+
+from __future__ import annotations
+
+import collections
+import threading
+import typing as t
+
+import pytest
+import sqlalchemy as sa
+from chain_models import (
+    DELETED_AT,
+    HOST,
+    OWNER,
+    STRANGER,
+    BookingError,
+    Comment,
+    CommentState,
+    Project,
+    ProjectState,
+    ReviewState,
+    Session,
+    SessionState,
+    add_project,
+    create_database,
+    drop_database,
+)
+from sqlalchemy import orm
+from sqlalchemy.orm import Mapped, mapped_column
+
+from flask_statemgr import (
+    PermissionDenied,
+    PreconditionFailed,
+    RequirementsUnmet,
+    State,
+    StateConflict,
+    StateManager,
+    Transition,
+    TransitionError,
+    query_history,
+    transition_before,
+    transition_failed,
+)
+from flask_statemgr.dialects import configure_engine
+
+
+@pytest.fixture
+def engine(database_url: str) -> t.Iterator[sa.Engine]:
+    engine = create_database(database_url)
+    yield engine
+    drop_database(engine)
+
+
+@pytest.fixture
+def db(engine: sa.Engine) -> t.Iterator[orm.Session]:
+    with orm.Session(engine) as session:
+        yield session
+
+
+def reload(db: orm.Session, project: Project) -> Project:
+    """The project in a fresh identity map, nothing of it loaded but itself."""
+    project_id = project.id
+    db.expunge_all()
+    return db.get_one(Project, project_id)
+
+
+def stored_states(engine: sa.Engine) -> dict[str, list[t.Any]]:
+    """Every state column in the database, read on a separate connection."""
+    with engine.connect() as conn:
+        return {
+            "project": conn.execute(sa.select(Project._state, Project._review).order_by(Project.id)).all(),
+            "session": conn.execute(
+                sa.select(Session._state, Session.booking, Session.deleted_at).order_by(Session.id)
+            ).all(),
+            "comment": conn.scalars(sa.select(Comment._state).order_by(Comment.id)).all(),
+        }
+
+
+def history_count(engine: sa.Engine) -> int:
+    with orm.Session(engine) as session:
+        return len(query_history(session))
+
+
+# -- another manager on the same object ---------------------------------------
+
+
+def test_cascade_to_another_manager_moves_both_in_one_perform(db: orm.Session) -> None:
+    project = add_project(db, _review="approved")
+    plan = project.state.delete.plan(OWNER)
+    assert [(s.obj, s.manager, s.transition) for s in plan.steps] == [
+        (project, "state", ProjectState.delete),
+        (project, "review", ReviewState.lock),
+    ]
+    assert plan.summary() == {"Project": 1}
+    result = project.state.delete(OWNER)
+    db.commit()
+    assert project.state.DELETED and project.review.LOCKED
+    assert db.execute(sa.select(Project._state, Project._review)).one() == (4, "locked")
+    state_record, review_record = query_history(db)
+    assert (state_record.manager, state_record.transition, state_record.parent_id) == ("state", "delete", None)
+    assert (review_record.manager, review_record.transition) == ("review", "lock")
+    assert (review_record.source, review_record.target) == ("APPROVED", "LOCKED")
+    assert review_record.parent_id == state_record.id == result.record.id  # type: ignore[union-attr]
+
+
+def test_other_manager_already_in_target_is_skipped(db: orm.Session) -> None:
+    project = add_project(db, _review="locked")
+    assert [s.manager for s in project.state.delete.plan(OWNER).steps] == ["state"]
+    project.state.delete(OWNER)
+    db.commit()
+    assert [r.manager for r in query_history(db)] == ["state"]
+
+
+# -- relationships, recursively ------------------------------------------------
+
+
+def test_delete_cascades_to_sessions_and_their_comments(db: orm.Session) -> None:
+    project = add_project(db, sessions=3, comments=2)
+    plan = project.state.delete.plan(OWNER)
+    assert plan.ok and plan.blockers == [] and plan.error is None
+    assert plan.summary() == {"Project": 1, "Session": 3, "Comment": 6}
+    # parents before children, level by level
+    assert [s.depth for s in plan.steps] == [0, 1, 1, 1, 1] + [2] * 6
+    assert all(plan.steps[s.parent].obj is s.obj.session for s in plan.steps if isinstance(s.obj, Comment))
+
+    result = project.state.delete(OWNER, data={"reason": "spam"})
+    db.commit()
+    assert len(result.steps) == 11
+    assert stored_states(db.get_bind()) == {  # type: ignore[arg-type]
+        "project": [(4, "locked")],
+        "session": [(4, "", DELETED_AT)] * 3,
+        "comment": [2] * 6,
+    }
+    records = query_history(db)
+    assert len(records) == 11
+    by_object = {(r.model, r.object_id, r.manager): r for r in records}
+    root = by_object["Project", str(project.id), "state"]
+    assert root.parent_id is None and root.payload == {"reason": "spam"}
+    for session in project.sessions:
+        record = by_object["Session", str(session.id), "state"]
+        assert record.parent_id == root.id
+        assert (record.source, record.target) == ("DRAFT", "DELETED")
+        for comment in session.comments:
+            assert by_object["Comment", str(comment.id), "state"].parent_id == record.id
+    # each step's record is the one in the database
+    assert sorted(s.record.id for s in result.steps) == sorted(r.id for r in records)  # type: ignore[union-attr]
+
+
+def test_children_already_in_target_are_skipped(db: orm.Session) -> None:
+    project = add_project(db, sessions=3, comments=1)
+    done = project.sessions[1]
+    done.state.delete(OWNER)
+    db.commit()
+    assert [s.obj for s in project.state.delete.plan(OWNER).steps if isinstance(s.obj, Session)] == [
+        project.sessions[0],
+        project.sessions[2],
+    ]
+    project.state.delete(OWNER)
+    db.commit()
+    records = query_history(db, model=Session)
+    assert [r.object_id for r in records].count(str(done.id)) == 1
+
+
+def build_blocked(db: orm.Session) -> Project:
+    """A project whose deletion is blocked once per kind of check: a session
+    hosted by someone else (permission), a pinned comment (precondition), a
+    comment kept for moderation (state), a comment of an archived session
+    (requires)."""
+    project = add_project(db, sessions=5, comments=1)
+    hosted, pinned, hidden, archived, _fine = project.sessions
+    hosted.host_id = HOST.id
+    pinned.comments[0].pinned = True
+    hidden.comments[0]._state = CommentState.HIDDEN.value
+    archived._state = SessionState.ARCHIVED.value
+    db.commit()
+    return project
+
+
+def test_plan_lists_every_step_and_blocker_before_anything_runs(db: orm.Session) -> None:
+    project = build_blocked(db)
+    hosted, pinned, hidden, archived, _fine = project.sessions
+    before = stored_states(db.get_bind())  # type: ignore[arg-type]
+    statements: list[str] = []
+    sa.event.listen(db.get_bind(), "before_cursor_execute", lambda *a: statements.append(a[2]))
+    plan = project.state.delete.plan(OWNER)
+    assert not plan.ok
+    assert plan.summary() == {"Project": 1, "Session": 5, "Comment": 5}
+    # level by level; the hosted session's comment is the host's as well
+    assert [(r.code, r.message) for r in plan.blockers] == [
+        ("cascade", f"Session {hosted.id}: Delete needs the role owner"),
+        ("cascade", f"Comment {hosted.comments[0].id}: Delete needs the role owner"),
+        ("cascade", f"Comment {pinned.comments[0].id}: Pinned comments cannot be deleted"),
+        ("cascade", f"Comment {hidden.comments[0].id}: Delete is not possible while state is Hidden"),
+        ("cascade", f"Comment {archived.comments[0].id}: session.state must be Active"),
+    ]
+    assert all(s.lstrip().upper().startswith("SELECT") for s in statements)
+    assert stored_states(db.get_bind()) == before  # type: ignore[arg-type]
+
+
+def test_perform_refuses_the_whole_chain_naming_the_first_blocking_child(db: orm.Session) -> None:
+    project = build_blocked(db)
+    before = stored_states(db.get_bind())  # type: ignore[arg-type]
+    with pytest.raises(PermissionDenied) as refused:
+        project.state.delete(OWNER)
+    hosted = project.sessions[0]
+    assert refused.value.http_status == 403
+    assert [(r.code, r.message) for r in refused.value.reasons] == [
+        ("cascade", f"Session {hosted.id}: Delete needs the role owner")
+    ]
+    db.commit()
+    assert stored_states(db.get_bind()) == before  # type: ignore[arg-type]
+    assert query_history(db) == []
+    assert project.state.DRAFT and project.review.PENDING
+    assert all(s.state.value == before_s[0] for s, before_s in zip(project.sessions, before["session"]))
+
+
+@pytest.mark.parametrize(
+    ("block", "error", "messages"),
+    [
+        (
+            "hosted",
+            PermissionDenied,
+            ["Session {session}: Delete needs the role owner", "Comment {comment}: Delete needs the role owner"],
+        ),
+        ("pinned", PreconditionFailed, ["Comment {comment}: Pinned comments cannot be deleted"]),
+        ("hidden", StateConflict, ["Comment {comment}: Delete is not possible while state is Hidden"]),
+        ("archived", RequirementsUnmet, ["Comment {comment}: session.state must be Active"]),
+    ],
+)
+def test_each_kind_of_check_blocks_the_chain(
+    db: orm.Session, block: str, error: type[TransitionError], messages: list[str]
+) -> None:
+    project = add_project(db, sessions=2, comments=1)
+    session = project.sessions[1]
+    comment = session.comments[0]
+    if block == "hosted":
+        session.host_id = HOST.id
+    elif block == "pinned":
+        comment.pinned = True
+    elif block == "hidden":
+        comment._state = CommentState.HIDDEN.value
+    else:
+        session._state = SessionState.ARCHIVED.value
+    db.commit()
+    availability = project.state.delete.check(OWNER)
+    expected = [m.format(session=session.id, comment=comment.id) for m in messages]
+    assert [(r.code, r.message) for r in availability.reasons] == [("cascade", m) for m in expected]
+    # the error is the first blocker's, with the status of its check
+    with pytest.raises(error) as refused:
+        project.state.delete(OWNER)
+    assert [r.message for r in refused.value.reasons] == expected[:1]
+    assert project.state.DRAFT and query_history(db) == []
+
+
+def test_the_chain_is_checked_for_the_acting_user(db: orm.Session) -> None:
+    project = add_project(db, sessions=2)
+    project.sessions[0].host_id = HOST.id
+    db.commit()
+    # the host owns one session but not the project: refused at the root
+    with pytest.raises(PermissionDenied) as refused:
+        project.state.delete(HOST)
+    assert [r.code for r in refused.value.reasons] == ["permission"]
+    with pytest.raises(PermissionDenied):
+        project.state.delete(STRANGER)
+    # the owner may delete the project but not the hosted session
+    assert [r.code for r in project.state.delete.check(OWNER).reasons] == ["cascade"]
+    # the host deletes their session; now the owner's chain skips it
+    project.sessions[0].state.delete(HOST)
+    project.state.delete(OWNER)
+    db.commit()
+    assert db.scalars(sa.select(Session._state)).all() == [4, 4]
+
+
+# -- all or nothing ------------------------------------------------------------
+
+
+def test_failure_in_the_500th_child_leaves_everything_as_before(
+    db: orm.Session, engine: sa.Engine
+) -> None:
+    project = add_project(db, sessions=600, comments=1)
+    fails = db.scalars(sa.select(Session.id).order_by(Session.id)).all()[499]
+    db.execute(sa.update(Session).values(booking="room 1"))
+    db.execute(sa.update(Session).where(Session.id == fails).values(booking="non-refundable"))
+    db.commit()
+    project = reload(db, project)
+    before = stored_states(engine)
+    plan = project.state.delete.plan(OWNER)
+    assert plan.ok and plan.summary() == {"Project": 1, "Session": 600, "Comment": 600}
+    failed: list[BaseException] = []
+
+    def on_failed(sender: t.Any, **kw: t.Any) -> None:
+        failed.append(kw["exception"])
+
+    with transition_failed.connected_to(on_failed):
+        with pytest.raises(BookingError, match="cannot be cancelled"):
+            project.state.delete.perform_plan(plan, OWNER)
+    assert len(failed) == 1 and isinstance(failed[0], BookingError)
+
+    # in memory: every manager as the plan saw it, the hooks' changes undone
+    assert all(getattr(s.obj, s.manager).value == s.seen for s in plan.steps)
+    assert not db.dirty and not db.new
+    assert project.state.DRAFT and project.review.PENDING
+    sessions = project.sessions
+    assert [s.booking for s in sessions].count("room 1") == 599
+    assert all(s.deleted_at is None and s.state.DRAFT for s in sessions)
+    # in the database, seen from this transaction and after it commits
+    assert db.scalar(sa.select(sa.func.count()).select_from(Session).where(Session._state != 1)) == 0
+    db.commit()
+    assert stored_states(engine) == before
+    assert history_count(engine) == 0
+    # the same session goes on working: fix the booking and delete again
+    sessions[499].booking = "room 2"
+    project.state.delete(OWNER)
+    db.commit()
+    assert history_count(engine) == 1 + 1 + 600 + 600
+
+
+def test_failure_in_another_manager_rolls_back_both(db: orm.Session, engine: sa.Engine) -> None:
+    project = add_project(db, sessions=1)
+    project.sessions[0].booking = "non-refundable"
+    db.commit()
+    with pytest.raises(BookingError):
+        project.state.delete(OWNER)
+    db.commit()
+    assert stored_states(engine)["project"] == [(1, "pending")]
+    assert project.state.DRAFT and project.review.PENDING
+
+
+# -- concurrency -----------------------------------------------------------------
+
+
+def test_child_changed_between_plan_and_execute_fails_the_whole_chain(
+    db: orm.Session, engine: sa.Engine
+) -> None:
+    project = add_project(db, sessions=5)
+    plan = project.state.delete.plan(OWNER)
+    assert plan.ok
+    changed = project.sessions[3].id
+    # end this transaction (as a request showing the plan for confirmation
+    # would) so that on SQLite the other writer is not waiting on our lock
+    db.commit()
+    with engine.begin() as other:
+        other.execute(sa.update(Session).where(Session.id == changed).values(_state=SessionState.ARCHIVED.value))
+    with pytest.raises(StateConflict) as conflict:
+        project.state.delete.perform_plan(plan, OWNER)
+    assert "changed state while the transition ran" in conflict.value.message
+    db.commit()
+    assert stored_states(engine) == {
+        "project": [(1, "pending")],
+        "session": [(3 if i == 3 else 1, "", None) for i in range(5)],
+        "comment": [],
+    }
+    assert history_count(engine) == 0
+    assert project.state.DRAFT
+    # planning again sees the change and succeeds
+    project.state.delete(OWNER)
+    db.commit()
+    assert history_count(engine) == 1 + 1 + 5
+
+
+def test_child_changed_by_another_connection_while_the_chain_runs(
+    db: orm.Session, engine: sa.Engine, database_url: str
+) -> None:
+    project = add_project(db, sessions=20)
+    target = project.sessions[10].id
+    other_engine = sa.create_engine(database_url)
+    configure_engine(other_engine)
+    updated = threading.Event()
+    done = threading.Event()
+    outcome: dict[str, BaseException | None] = {}
+
+    def change_child() -> None:
+        try:
+            with other_engine.begin() as conn:
+                if conn.dialect.name == "sqlite":
+                    # fail fast rather than wait the configured 5 s
+                    conn.exec_driver_sql("PRAGMA busy_timeout = 1000")
+                conn.execute(
+                    sa.update(Session).where(Session.id == target).values(_state=SessionState.ARCHIVED.value)
+                )
+                updated.set()
+            outcome["child"] = None
+        except sa.exc.OperationalError as e:
+            outcome["child"] = e
+        finally:
+            updated.set()
+            done.set()
+
+    worker = threading.Thread(target=change_child)
+
+    def start_the_other_writer(sender: t.Any, **kw: t.Any) -> None:
+        # inside the chain's savepoint, after planning, before any UPDATE
+        if kw["obj"] is project:
+            worker.start()
+            assert updated.wait(10)
+            done.wait(2)
+
+    with transition_before.connected_to(start_the_other_writer, sender=ProjectState.delete):
+        try:
+            project.state.delete(OWNER)
+            outcome["chain"] = None
+        except StateConflict as e:
+            outcome["chain"] = e
+    # let a writer waiting on this transaction's lock finish
+    db.commit()
+    worker.join(10)
+    other_engine.dispose()
+
+    stored = stored_states(engine)
+    child_state = stored["session"][10][0]
+    if outcome["chain"] is None:
+        # the chain won: the child change failed, the chain is whole
+        assert outcome["child"] is not None
+        assert stored["project"] == [(4, "locked")]
+        assert [s[0] for s in stored["session"]] == [4] * 20
+        assert history_count(engine) == 22
+    else:
+        # the child change won: nothing of the chain is written
+        assert outcome["child"] is None
+        assert child_state == SessionState.ARCHIVED.value
+        assert stored["project"] == [(1, "pending")]
+        assert [s[0] for s in stored["session"]] == [3 if i == 10 else 1 for i in range(20)]
+        assert history_count(engine) == 0
+    if engine.dialect.name == "postgresql":
+        # no row lock stands in the way there: the other writer commits first
+        assert isinstance(outcome["chain"], StateConflict)
+
+
+# -- cycles ----------------------------------------------------------------------
+
+
+class CycleBase(orm.DeclarativeBase):
+    pass
+
+
+class AlbumState(StateManager):
+    DRAFT = State(1, "Draft")
+    DELETED = State(2, "Deleted")
+    delete = Transition(DRAFT, DELETED, "Delete", cascade={"tracks": "delete"})
+
+
+class TrackState(StateManager):
+    DRAFT = State(1, "Draft")
+    DELETED = State(2, "Deleted")
+    # deleting a track deletes its album, which deletes every track: a loop
+    delete = Transition(DRAFT, DELETED, "Delete", cascade={"album": "delete"})
+
+
+class DocState(StateManager):
+    DRAFT = State(1, "Draft")
+    PUBLISHED = State(2, "Published")
+    publish = Transition(DRAFT, PUBLISHED, "Publish", cascade={"lock": "engage"})
+    submit = Transition(DRAFT, PUBLISHED, "Submit", cascade={"lock": "seal"})
+    retract = Transition(PUBLISHED, DRAFT, "Retract")
+
+
+class LockState(StateManager):
+    OPEN = State("open", "Open")
+    ENGAGED = State("engaged", "Engaged")
+    # state.publish -> lock.engage -> state.publish: A -> B -> A
+    engage = Transition(OPEN, ENGAGED, "Engage", cascade={"state": "publish"})
+    # state.submit -> lock.seal -> state.retract: back towards another state
+    seal = Transition(OPEN, ENGAGED, "Seal", cascade={"state": "retract"})
+
+
+class Album(CycleBase):
+    __tablename__ = "cycle_album"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    _state: Mapped[int] = AlbumState.column(default=AlbumState.DRAFT)
+    state = AlbumState("_state")
+    tracks: Mapped[list[Track]] = orm.relationship(back_populates="album", order_by="Track.id")
+
+
+class Track(CycleBase):
+    __tablename__ = "cycle_track"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    album_id: Mapped[int] = mapped_column(sa.ForeignKey("cycle_album.id"))
+    album: Mapped[Album] = orm.relationship(back_populates="tracks")
+    _state: Mapped[int] = TrackState.column(default=TrackState.DRAFT)
+    state = TrackState("_state")
+
+
+class Doc(CycleBase):
+    __tablename__ = "cycle_doc"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    _state: Mapped[int] = DocState.column(default=DocState.DRAFT)
+    state = DocState("_state")
+    _lock: Mapped[str] = LockState.column(default=LockState.OPEN)
+    lock = LockState("_lock")
+
+
+@pytest.fixture
+def cycle_db(database_url: str) -> t.Iterator[orm.Session]:
+    engine = sa.create_engine(database_url)
+    configure_engine(engine)
+    CycleBase.metadata.create_all(engine)
+    with orm.Session(engine) as session:
+        yield session
+    CycleBase.metadata.drop_all(engine)
+    engine.dispose()
+
+
+def test_cycle_through_the_parent_relationship_terminates(cycle_db: orm.Session) -> None:
+    album = Album(tracks=[Track() for _ in range(4)])
+    cycle_db.add(album)
+    cycle_db.commit()
+    first = album.tracks[0]
+    plan = first.state.delete.plan()
+    assert plan.ok
+    # each object once: the first track, its album, the album's other tracks
+    assert [s.obj for s in plan.steps] == [first, album, *album.tracks[1:]]
+    first.state.delete()
+    cycle_db.commit()
+    assert cycle_db.scalars(sa.select(Track._state)).all() == [2] * 4
+    assert album.state.DELETED
+    assert len(query_history(cycle_db)) == 5
+    # from the other end as well
+    other = Album(tracks=[Track(), Track()])
+    cycle_db.add(other)
+    cycle_db.commit()
+    assert len(other.state.delete().steps) == 3
+
+
+def test_cycle_between_two_managers_terminates(cycle_db: orm.Session) -> None:
+    doc = Doc()
+    cycle_db.add(doc)
+    cycle_db.commit()
+    result = doc.state.publish()
+    cycle_db.commit()
+    assert [(s.manager, s.transition.name) for s in result.steps] == [("state", "publish"), ("lock", "engage")]
+    assert cycle_db.execute(sa.select(Doc._state, Doc._lock)).one() == (2, "engaged")
+    # from the other manager: lock.engage -> state.publish -> lock.engage
+    other = Doc()
+    cycle_db.add(other)
+    cycle_db.commit()
+    assert [s.manager for s in other.lock.engage().steps] == ["lock", "state"]
+    assert other.state.PUBLISHED
+
+
+def test_cycle_that_contradicts_itself_is_refused(cycle_db: orm.Session) -> None:
+    doc = Doc()
+    cycle_db.add(doc)
+    cycle_db.commit()
+    plan = doc.state.submit.plan()
+    assert [(r.code, r.message) for r in plan.blockers] == [
+        ("cascade", f"Doc {doc.id}: the cascade reaches it twice with conflicting transitions (submit, retract)")
+    ]
+    with pytest.raises(StateConflict) as refused:
+        doc.state.submit()
+    assert refused.value.http_status == 409
+    cycle_db.commit()
+    assert cycle_db.execute(sa.select(Doc._state, Doc._lock)).one() == (1, "open")
+    assert query_history(cycle_db) == []
+
+
+# -- no N+1 ------------------------------------------------------------------------
+
+
+def count_statements(engine: sa.Engine, run: t.Callable[[], t.Any]) -> collections.Counter[str]:
+    """Statements ``run`` sends, by first keyword."""
+    seen: collections.Counter[str] = collections.Counter()
+
+    def listener(conn: t.Any, cursor: t.Any, statement: str, *args: t.Any) -> None:
+        seen[statement.lstrip().split(None, 1)[0].upper()] += 1
+
+    sa.event.listen(engine, "before_cursor_execute", listener)
+    try:
+        run()
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", listener)
+    return seen
+
+
+def statements_for(db: orm.Session, engine: sa.Engine, children: int) -> tuple[collections.Counter[str], ...]:
+    project = reload(db, add_project(db, sessions=children, comments=1))
+    recorded = history_count(engine)
+    plans: list[t.Any] = []
+    planned = count_statements(engine, lambda: plans.append(project.state.delete.plan(OWNER)))
+    assert plans[0].summary() == {"Project": 1, "Session": children, "Comment": children}
+    performed = count_statements(engine, lambda: project.state.delete.perform_plan(plans[0], OWNER))
+    db.commit()
+    assert history_count(engine) - recorded == 2 + 2 * children
+    return planned, performed
+
+
+def test_plan_and_perform_statements_do_not_grow_with_the_children(
+    db: orm.Session, engine: sa.Engine
+) -> None:
+    small_plan, small_perform = statements_for(db, engine, 10)
+    large_plan, large_perform = statements_for(db, engine, 1000)
+    # planning: the sessions (lazy load), then their comments (one query for
+    # the whole level, which re-selects the sessions by key)
+    assert small_plan == large_plan == {"SELECT": 3}
+    # performing: no reads at all; per level one compare-and-set UPDATE per
+    # model and state, the hooks' flush, and the history INSERTs (one
+    # multi-row INSERT per 1,000 rows)
+    assert small_perform["SELECT"] == large_perform["SELECT"] == 0
+    assert small_perform["UPDATE"] == large_perform["UPDATE"] == 5
+    assert small_perform["INSERT"] == 3
+    assert large_perform["INSERT"] == 4
+    assert sum(small_perform.values()) == 10 and sum(large_perform.values()) == 11

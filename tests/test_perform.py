@@ -1,0 +1,372 @@
+"""Performing transitions against each database: the state change, execute
+hooks and their data, history, cascades, rollback on failure, and objects
+that are pending, in no session, or not mapped at all."""
+
+from __future__ import annotations
+
+import datetime
+import typing as t
+
+import pytest
+import sqlalchemy as sa
+from core_models import (
+    ALICE,
+    BOB,
+    STAMP,
+    Chapter,
+    ChapterState,
+    HookFailure,
+    Project,
+    ProjectState,
+    ReviewState,
+    Ticket,
+    add_project,
+    engine,  # noqa: F401 (a fixture)
+    history_rows,
+    session,  # noqa: F401 (a fixture)
+)
+from sqlalchemy import orm
+
+from flask_statemgr import (
+    PreconditionFailed,
+    StateConflict,
+    TransitionRecord,
+    TransitionResult,
+    ValidationFailed,
+    transition_failed,
+)
+
+
+def _fresh(engine: sa.Engine, project_id: int) -> dict[str, t.Any]:
+    """The project's row as another connection sees it."""
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(Project.__table__).where(Project.id == project_id)).one()
+    return dict(row._mapping)
+
+
+def test_perform(engine: sa.Engine, session: orm.Session) -> None:  # noqa: F811
+    project = add_project(session)
+    before = datetime.datetime.now(datetime.timezone.utc)
+    result = project.state.publish(BOB)
+    assert isinstance(result, TransitionResult)
+    assert result.source is ProjectState.DRAFT and result.target is ProjectState.PUBLISHED
+    assert project.state.PUBLISHED and project._state == 2
+    # the execute hook ran, and the conditional state sees its effect
+    assert project.published_at == STAMP and project.state.LIVE
+    assert [(s.obj, s.transition) for s in result.steps] == [(project, ProjectState.publish)]
+    record = result.record
+    assert isinstance(record, TransitionRecord)
+    assert (record.model, record.object_id, record.manager, record.transition) == (
+        "Project", str(project.id), "state", "publish"
+    )
+    assert (record.source, record.target, record.user_id) == ("DRAFT", "PUBLISHED", "2")
+    assert record.payload is None and record.parent_id is None
+    assert before <= record.at <= datetime.datetime.now(datetime.timezone.utc)
+    session.commit()
+    row = _fresh(engine, project.id)
+    assert row["_state"] == 2 and row["published_at"] == STAMP
+    assert project.state.history() == [record]
+
+
+def test_performed_state_is_visible_before_commit(session: orm.Session) -> None:  # noqa: F811
+    project = add_project(session)
+    project.state.publish(BOB)
+    # the compare-and-set already ran: a query in this transaction sees it
+    assert session.scalar(sa.select(Project.id).where(Project.state.PUBLISHED)) == project.id
+    session.rollback()
+    assert project.state.DRAFT
+
+
+def test_history_oldest_first(session: orm.Session) -> None:  # noqa: F811
+    project = add_project(session)
+    other = add_project(session)
+    project.state.publish(BOB)
+    other.state.publish(ALICE)
+    project.state.withdraw(BOB)
+    project.state.redraft(None)
+    project.review.approve(ALICE)
+    session.commit()
+    history = project.state.history()
+    assert [(r.transition, r.source, r.target) for r in history] == [
+        ("publish", "DRAFT", "PUBLISHED"),
+        ("withdraw", "PUBLISHED", "WITHDRAWN"),
+        ("redraft", "WITHDRAWN", "DRAFT"),
+    ]
+    assert [r.user_id for r in history] == ["2", "2", None]
+    assert history[0].id < history[1].id < history[2].id
+    assert all(r.at.tzinfo is not None for r in history)
+    # per manager
+    assert [r.transition for r in project.review.history()] == ["approve"]
+    assert [r.transition for r in other.state.history()] == ["publish"]
+
+
+def test_execute_hooks_receive_the_validated_data(engine: sa.Engine, session: orm.Session) -> None:  # noqa: F811
+    project = add_project(session, _review="approved")
+    result = project.state.submit(ALICE, data={"note": "hello", "priority": "3", "extra": 1})
+    # the form's cleaned data: priority coerced, unknown keys dropped
+    assert project.executed == repr([("note", "hello"), ("priority", 3)])
+    assert result.data == {"note": "hello", "priority": 3}
+    assert result.record is not None and result.record.payload == {"note": "hello", "priority": 3}
+    session.commit()
+    (record, lock) = project.state.history() + project.review.history()
+    assert record.payload == {"note": "hello", "priority": 3}
+    assert lock.payload is None and lock.parent_id == record.id
+    assert len(history_rows(engine)) == 2
+
+
+def test_data_without_a_form_is_passed_through(session: orm.Session) -> None:  # noqa: F811
+    project = add_project(session)
+    when = datetime.datetime(2026, 5, 1, 9, 30)
+    project.state.publish(BOB, data={"at": when, "tags": {"a", "b"}})
+    assert project.executed == repr([("at", when), ("tags", {"a", "b"})])
+    session.commit()
+    (record,) = project.state.history()
+    assert record.payload == {"at": when, "tags": {"a", "b"}}
+
+
+def test_data_must_be_a_mapping(session: orm.Session) -> None:  # noqa: F811
+    project = add_project(session)
+    with pytest.raises(ValidationFailed) as info:
+        project.state.publish(BOB, data=[("a", 1)])  # type: ignore[arg-type]
+    assert info.value.errors == {"": ["data must be a mapping, not list"]}
+    assert project.state.DRAFT
+
+
+def test_invalid_data_changes_nothing(engine: sa.Engine, session: orm.Session) -> None:  # noqa: F811
+    project = add_project(session, _review="approved")
+    with pytest.raises(ValidationFailed) as info:
+        project.state.submit(ALICE, data={"note": "x" * 21})
+    assert info.value.http_status == 422
+    assert set(info.value.errors) == {"note", "priority"}
+    assert project.state.DRAFT and project.review.APPROVED and project.executed is None
+    session.commit()
+    assert history_rows(engine) == []
+    assert _fresh(engine, project.id)["_state"] == 1
+
+
+def test_refused_transition_changes_nothing(engine: sa.Engine, session: orm.Session) -> None:  # noqa: F811
+    project = add_project(session, title="")
+    with pytest.raises(PreconditionFailed):
+        project.state.publish(BOB)
+    session.commit()
+    assert history_rows(engine) == [] and _fresh(engine, project.id)["_state"] == 1
+
+
+def test_raising_execute_hook_rolls_everything_back(
+    engine: sa.Engine, session: orm.Session  # noqa: F811
+) -> None:
+    project = add_project(session)
+    chapter = Chapter(project=project)
+    session.add(chapter)
+    session.commit()
+    failures: list[dict[str, t.Any]] = []
+
+    def failed(sender: t.Any, **kwargs: t.Any) -> None:
+        failures.append({"sender": sender, **kwargs})
+
+    with transition_failed.connected_to(failed):
+        with pytest.raises(HookFailure):
+            project.state.delete(ALICE, data={"fail": "no"})
+    # in memory: the state is back, and the hook's change is undone
+    assert project.state.DRAFT and project._state == 1
+    assert chapter.state.DRAFT
+    assert project.title == "Project"
+    (failure,) = failures
+    assert failure["sender"] is ProjectState.delete
+    assert isinstance(failure["exception"], HookFailure)
+    # the application may go on and commit: nothing of the transition is there
+    session.commit()
+    with orm.Session(engine) as fresh:
+        row = fresh.get_one(Project, project.id)
+        assert row.state.DRAFT and row.title == "Project"
+        assert row.chapters[0].state.DRAFT
+        assert row.state.history() == [] and row.chapters[0].state.history() == []
+    assert history_rows(engine) == []
+    # and the transition still works afterwards
+    project.state.delete(ALICE)
+    session.commit()
+    assert _fresh(engine, project.id)["_state"] == 4
+
+
+def test_raising_hook_keeps_earlier_work_in_the_transaction(
+    engine: sa.Engine, session: orm.Session  # noqa: F811
+) -> None:
+    project = add_project(session)
+    other = add_project(session)
+    project.state.publish(BOB)
+    other.title = "edited before"
+    with pytest.raises(HookFailure):
+        project.state.withdraw(BOB, data={"fail": "no"})
+    session.commit()
+    # only the failed transition's savepoint was rolled back
+    assert _fresh(engine, project.id)["_state"] == 2
+    assert _fresh(engine, other.id)["title"] == "edited before"
+    assert [r["transition"] for r in history_rows(engine)] == ["publish"]
+
+
+def test_stale_object_conflicts(engine: sa.Engine) -> None:  # noqa: F811
+    # loaded earlier, with no transaction left open (on SQLite an open read
+    # transaction would keep the other writer from committing)
+    session = orm.Session(engine, expire_on_commit=False)
+    project = add_project(session)
+    project_id = project.id
+    # somebody else publishes it meanwhile
+    with orm.Session(engine) as elsewhere:
+        elsewhere.get_one(Project, project_id).state.publish(BOB)
+        elsewhere.commit()
+    # this session still believes it is a draft, so the checks pass
+    assert project.state.DRAFT
+    with pytest.raises(StateConflict) as info:
+        project.state.delete(ALICE)
+    assert info.value.http_status == 409
+    assert info.value.reasons[0].code == "state"
+    # nothing of it was written, and the object now reads the row again
+    session.commit()
+    assert project.state.PUBLISHED
+    assert [r["transition"] for r in history_rows(engine)] == ["publish"]
+    session.close()
+
+
+def test_stale_plan_conflicts(session: orm.Session) -> None:  # noqa: F811
+    project = add_project(session)
+    plan = project.state.publish.plan(BOB)
+    project.state.delete(ALICE)
+    with pytest.raises(StateConflict):
+        project.state.publish.perform_plan(plan, BOB)
+    assert project.state.DELETED
+
+
+def test_cascade(engine: sa.Engine, session: orm.Session) -> None:  # noqa: F811
+    project = add_project(session)
+    project.chapters = [Chapter(), Chapter(_state=2), Chapter()]
+    session.commit()
+    first, done, last = project.chapters
+    result = project.state.delete(ALICE)
+    assert [s.obj for s in result.steps] == [project, first, last]
+    assert project.state.DELETED and all(c.state.DELETED for c in project.chapters)
+    session.commit()
+    rows = history_rows(engine)
+    assert [(r["model"], r["object_id"], r["transition"]) for r in rows] == [
+        ("Project", str(project.id), "delete"),
+        ("Chapter", str(first.id), "delete"),
+        ("Chapter", str(last.id), "delete"),
+    ]
+    assert [r["parent_id"] for r in rows] == [None, rows[0]["id"], rows[0]["id"]]
+    with engine.connect() as conn:
+        assert list(conn.scalars(sa.select(Chapter._state).order_by(Chapter.id))) == [2, 2, 2]
+    assert done.state.history() == []
+
+
+def test_blocked_cascade_changes_nothing(engine: sa.Engine, session: orm.Session) -> None:  # noqa: F811
+    project = add_project(session)
+    project.chapters = [Chapter(), Chapter(_state=ChapterState.LOCKED.value)]
+    session.commit()
+    with pytest.raises(StateConflict) as info:
+        project.state.delete(ALICE)
+    assert info.value.reasons[0].code == "cascade"
+    assert f"Chapter {project.chapters[1].id}" in info.value.reasons[0].message
+    session.commit()
+    assert history_rows(engine) == []
+    assert project.state.DRAFT and project.chapters[0].state.DRAFT
+
+
+def test_cascade_moves_two_managers(engine: sa.Engine, session: orm.Session) -> None:  # noqa: F811
+    project = add_project(session, _review="approved")
+    result = project.state.submit(ALICE, data={"priority": 1})
+    assert project.state.PUBLISHED and project.review.LOCKED
+    assert [s.manager for s in result.steps] == ["state", "review"]
+    session.commit()
+    row = _fresh(engine, project.id)
+    assert (row["_state"], row["_review"]) == (2, "locked")
+    # performing the other manager's transition is independent
+    second = add_project(session)
+    second.review.approve(ALICE)
+    assert second.review.APPROVED and second.state.DRAFT
+    assert not second.review.approve.is_available(ALICE)
+
+
+def test_pending_object(engine: sa.Engine, session: orm.Session) -> None:  # noqa: F811
+    project = Project(title="new")
+    session.add(project)
+    assert project.state.DRAFT
+    result = project.state.publish(BOB)
+    # performing flushed it: it has an id and a history record
+    assert project.id is not None and project.state.PUBLISHED
+    assert result.record is not None and result.record.object_id == str(project.id)
+    session.commit()
+    assert _fresh(engine, project.id)["_state"] == 2
+    assert len(history_rows(engine)) == 1
+
+
+def test_object_in_no_session() -> None:
+    project = Project(title="loose", _state=1)
+    result = project.state.publish(BOB)
+    assert project.state.PUBLISHED and project.published_at == STAMP
+    assert result.record is None and result.steps[0].record is None
+    assert project.state.history() == []
+
+
+def test_plain_object() -> None:
+    ticket = Ticket()
+    result = ticket.state.publish(BOB)
+    assert ticket.state.PUBLISHED and ticket._state == 2
+    assert ticket.executed == "ticket"
+    assert result.source is ProjectState.DRAFT and result.record is None
+    assert ticket.state.history() == []
+    with pytest.raises(StateConflict):
+        ticket.state.publish(BOB)
+
+
+def test_in_memory_failure_restores_the_state() -> None:
+    ticket = Ticket()
+    with pytest.raises(HookFailure):
+        ticket.state.publish(BOB, data={"fail": "no"})
+    assert ticket.state.DRAFT and ticket._state == 1
+
+
+def test_detached_object_is_refused(engine: sa.Engine) -> None:  # noqa: F811
+    with orm.Session(engine) as first:
+        project = add_project(first)
+        assert project.state.DRAFT
+    with pytest.raises(TypeError, match="is detached"):
+        project.state.publish(BOB)
+
+
+def test_cascade_over_many_children(engine: sa.Engine, session: orm.Session) -> None:  # noqa: F811
+    projects = [add_project(session) for _ in range(3)]
+    for project in projects:
+        project.chapters = [Chapter() for _ in range(40)]
+    session.commit()
+    session.expire_all()
+    queries: list[str] = []
+
+    def log(conn: t.Any, cursor: t.Any, statement: str, *args: t.Any) -> None:
+        queries.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", log)
+    try:
+        result = projects[0].state.delete(ALICE)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", log)
+    assert len(result.steps) == 41
+    updates = [q for q in queries if q.lstrip().upper().startswith("UPDATE")]
+    # one compare-and-set per level, not one per child
+    assert len(updates) == 2
+    session.commit()
+    with engine.connect() as conn:
+        counts = dict(
+            conn.execute(
+                sa.select(Chapter.project_id, sa.func.count()).where(Chapter.state.DELETED)
+                .group_by(Chapter.project_id)
+            ).all()
+        )
+    assert counts == {projects[0].id: 40}
+
+
+def test_managers_on_one_model_are_independent() -> None:
+    project = Project(_state=1, _review="pending", title="x", owner_id=1)
+    assert project.review.transitions(ALICE).keys() == {"approve", "lock"}
+    result = project.review.approve(ALICE)
+    assert result.source is ReviewState.PENDING and result.target is ReviewState.APPROVED
+    # state's hooks did not run
+    assert project.review.APPROVED and project.state.DRAFT and project.executed is None

@@ -1,0 +1,210 @@
+"""The blinker signals sent around a perform: senders, keyword arguments,
+order, and what a raising receiver does."""
+
+from __future__ import annotations
+
+import logging
+import typing as t
+
+import pytest
+import sqlalchemy as sa
+from core_models import (
+    ALICE,
+    BOB,
+    Chapter,
+    ChapterState,
+    Project,
+    ProjectState,
+    add_project,
+    engine,  # noqa: F401 (a fixture)
+    history_rows,
+    session,  # noqa: F401 (a fixture)
+)
+from sqlalchemy import orm
+
+import flask_statemgr
+from flask_statemgr import (
+    PermissionDenied,
+    StateConflict,
+    transition_after,
+    transition_before,
+    transition_failed,
+)
+from flask_statemgr.signals import namespace
+
+
+class Recorder:
+    """A receiver keeping what it got, and an event log shared with hooks."""
+
+    def __init__(self, name: str, log: list[str]) -> None:
+        self.name = name
+        self.log = log
+        self.calls: list[dict[str, t.Any]] = []
+
+    def __call__(self, sender: t.Any, **kwargs: t.Any) -> None:
+        self.calls.append({"sender": sender, **kwargs})
+        self.log.append(f"{self.name}:{sender.name}")
+
+
+def test_signals_are_in_the_extensions_namespace() -> None:
+    assert transition_before is namespace.signal("transition-before")
+    assert transition_after is namespace.signal("transition-after")
+    assert transition_failed is namespace.signal("transition-failed")
+    assert flask_statemgr.transition_after is transition_after
+
+
+def test_before_and_after_with_sender(session: orm.Session) -> None:  # noqa: F811
+    project = add_project(session)
+    log: list[str] = []
+    before, after, other = Recorder("before", log), Recorder("after", log), Recorder("other", log)
+    with (
+        transition_before.connected_to(before, sender=ProjectState.publish),
+        transition_after.connected_to(after, sender=ProjectState.publish),
+        transition_after.connected_to(other, sender=ProjectState.withdraw),
+    ):
+        project.state.publish(BOB, data={"k": "v"})
+    assert log == ["before:publish", "after:publish"]
+    assert other.calls == []
+    expected = {
+        "sender": ProjectState.publish, "obj": project, "user": BOB, "data": {"k": "v"},
+        "source": ProjectState.DRAFT, "target": ProjectState.PUBLISHED,
+    }
+    assert before.calls == [expected]
+    assert after.calls == [expected]
+
+
+def test_connect_with_sender_keeps_working(session: orm.Session) -> None:  # noqa: F811
+    # the design's own spelling: connect(f, sender=ProjectState.publish)
+    project = add_project(session)
+    seen: list[t.Any] = []
+
+    def receiver(sender: t.Any, **kwargs: t.Any) -> None:
+        seen.append((sender, kwargs["obj"], kwargs["target"]))
+
+    transition_after.connect(receiver, sender=ProjectState.publish)
+    try:
+        project.state.publish(BOB)
+        project.state.withdraw(BOB)
+    finally:
+        transition_after.disconnect(receiver, sender=ProjectState.publish)
+    assert seen == [(ProjectState.publish, project, ProjectState.PUBLISHED)]
+
+
+def test_before_runs_before_the_execute_hooks(session: orm.Session) -> None:  # noqa: F811
+    project = add_project(session)
+    seen: list[t.Any] = []
+
+    def before(sender: t.Any, **kwargs: t.Any) -> None:
+        # inside the savepoint, before the hooks and the state change
+        seen.append((kwargs["obj"].published_at, kwargs["obj"]._state))
+
+    def after(sender: t.Any, **kwargs: t.Any) -> None:
+        seen.append((kwargs["obj"].published_at is not None, kwargs["obj"]._state))
+
+    with transition_before.connected_to(before), transition_after.connected_to(after):
+        project.state.publish(BOB)
+    assert seen == [(None, 1), (True, 2)]
+
+
+def test_cascade_sends_for_every_step(session: orm.Session) -> None:  # noqa: F811
+    project = add_project(session)
+    project.chapters = [Chapter(), Chapter()]
+    session.commit()
+    log: list[str] = []
+    before, after = Recorder("before", log), Recorder("after", log)
+    chapter_after = Recorder("chapter", log)
+    with (
+        transition_before.connected_to(before),
+        transition_after.connected_to(after),
+        transition_after.connected_to(chapter_after, sender=ChapterState.delete),
+    ):
+        project.state.delete(ALICE)
+    assert [c["obj"] for c in before.calls] == [project, *project.chapters]
+    assert [c["obj"] for c in after.calls] == [project, *project.chapters]
+    assert [c["obj"] for c in chapter_after.calls] == project.chapters
+    assert all(c["source"] is ChapterState.DRAFT for c in chapter_after.calls)
+    # every step's before comes before any after
+    assert log.index("after:delete") > max(i for i, e in enumerate(log) if e.startswith("before"))
+
+
+def test_failed_is_sent_when_the_perform_raises(engine: sa.Engine, session: orm.Session) -> None:  # noqa: F811
+    project = add_project(session)
+    log: list[str] = []
+    failed, after = Recorder("failed", log), Recorder("after", log)
+
+    def refuse(sender: t.Any, **kwargs: t.Any) -> None:
+        raise RuntimeError("refused by a receiver")
+
+    with (
+        transition_before.connected_to(refuse, sender=ProjectState.publish),
+        transition_failed.connected_to(failed),
+        transition_after.connected_to(after),
+    ):
+        with pytest.raises(RuntimeError, match="refused by a receiver"):
+            project.state.publish(BOB, data={"k": 1})
+    assert after.calls == []
+    (call,) = failed.calls
+    exception = call.pop("exception")
+    assert isinstance(exception, RuntimeError)
+    assert call == {
+        "sender": ProjectState.publish, "obj": project, "user": BOB, "data": {"k": 1},
+        "source": ProjectState.DRAFT, "target": ProjectState.PUBLISHED,
+    }
+    # a raising before-receiver aborts the transition
+    session.commit()
+    assert project.state.DRAFT and history_rows(engine) == []
+
+
+def test_failed_is_sent_for_a_lost_race(engine: sa.Engine) -> None:  # noqa: F811
+    with orm.Session(engine, expire_on_commit=False) as session:
+        project = add_project(session)
+        with orm.Session(engine) as elsewhere:
+            elsewhere.get_one(Project, project.id).state.publish(BOB)
+            elsewhere.commit()
+        failed = Recorder("failed", [])
+        with transition_failed.connected_to(failed):
+            with pytest.raises(StateConflict) as info:
+                project.state.delete(ALICE)
+        (call,) = failed.calls
+        assert call["exception"] is info.value
+        assert call["sender"] is ProjectState.delete
+
+
+def test_refused_checks_send_nothing(session: orm.Session) -> None:  # noqa: F811
+    project = add_project(session)
+    log: list[str] = []
+    receivers = [Recorder(name, log) for name in ("before", "after", "failed")]
+    with (
+        transition_before.connected_to(receivers[0]),
+        transition_after.connected_to(receivers[1]),
+        transition_failed.connected_to(receivers[2]),
+    ):
+        with pytest.raises(PermissionDenied):
+            project.state.delete(BOB)
+    # nothing was attempted, so nothing failed
+    assert log == []
+
+
+def test_raising_after_receiver_is_logged(
+    engine: sa.Engine, session: orm.Session, caplog: pytest.LogCaptureFixture  # noqa: F811
+) -> None:
+    project = add_project(session)
+    later = Recorder("later", [])
+
+    def broken(sender: t.Any, **kwargs: t.Any) -> None:
+        raise ValueError("receiver bug")
+
+    with (
+        caplog.at_level(logging.ERROR, logger="flask_statemgr"),
+        transition_after.connected_to(broken),
+        transition_after.connected_to(later),
+    ):
+        result = project.state.publish(BOB)
+    # the transition stands, and the other receivers still ran
+    assert result.target is ProjectState.PUBLISHED and project.state.PUBLISHED
+    assert len(later.calls) == 1
+    (record,) = [r for r in caplog.records if r.name == "flask_statemgr"]
+    assert "transition-after" in record.getMessage()
+    assert record.exc_info is not None and isinstance(record.exc_info[1], ValueError)
+    session.commit()
+    assert [r["transition"] for r in history_rows(engine)] == ["publish"]
