@@ -1,0 +1,96 @@
+"""A small publishing app built on flask_statemgr.
+
+Run it with ``flask --app example_app run``. It uses SQLite in the instance
+folder, or PostgreSQL when ``DATABASE_URL`` is set, and seeds demo data on
+first start. ``SECRET_KEY`` comes from the environment.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import typing as t
+
+from flask import Flask
+from flask_wtf import CSRFProtect
+
+from .models import Project, Session, User, db, statemgr, utcnow
+
+csrf = CSRFProtect()
+
+
+def database_url(app: Flask) -> str:
+    """``DATABASE_URL`` (as hosting platforms spell it, ``postgres://``
+    included) for psycopg 3, else a SQLite file in the instance folder."""
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        os.makedirs(app.instance_path, exist_ok=True)
+        return f"sqlite:///{os.path.join(app.instance_path, 'example.sqlite')}"
+    for scheme in ("postgres://", "postgresql://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url[len(scheme):]
+    return url
+
+
+def create_app(config: t.Mapping[str, t.Any] | None = None) -> Flask:
+    """The app; ``config`` overrides the defaults (tests pass their own
+    database)."""
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=os.environ.get("SECRET_KEY", "dev-only-secret"),
+        # the default transition pages look like the rest of the app
+        STATEMGR_BASE_TEMPLATE="base.html",
+    )
+    if config:
+        app.config.update(config)
+    if "SQLALCHEMY_DATABASE_URI" not in app.config:
+        app.config["SQLALCHEMY_DATABASE_URI"] = database_url(app)
+
+    db.init_app(app)
+    statemgr.init_app(app)
+    csrf.init_app(app)
+
+    from .views import bp
+
+    app.register_blueprint(bp)
+
+    with app.app_context():
+        db.create_all()
+        if db.session.scalar(db.select(User).limit(1)) is None:
+            seed()
+    return app
+
+
+def seed() -> None:
+    """Demo users and projects in every state, reached by performing the
+    transitions, so their history is real."""
+    users = [
+        User(name="Olivia", role="owner"),
+        User(name="Eddie", role="editor"),
+        User(name="Rita", role="reviewer"),
+        User(name="Victor", role="viewer"),
+    ]
+    db.session.add_all(users)
+    olivia, eddie, rita = users[:3]
+
+    def project(title: str, summary: str, *sessions: str) -> Project:
+        p = Project(title=title, summary=summary, owner=olivia)
+        p.sessions = [Session(title=s) for s in sessions]
+        db.session.add(p)
+        return p
+
+    project("Spring catalogue", "New titles for the spring season.", "Opening keynote", "Photo walk")
+    report = project("Annual report 2025", "Results and outlook.", "Results", "Outlook")
+    notes = project("Field notes", "Dispatches from the road.", "Day one", "Day two")
+    newsletter = project("Old newsletter", "The last issue of the old format.", "Letters")
+    project("Untitled idea", "")
+    db.session.flush()
+
+    yesterday = utcnow() - datetime.timedelta(days=1)
+    for p in (report, notes, newsletter):
+        p.review.approve(user=rita)
+    for p in (notes, newsletter):
+        p.state.publish(user=eddie, data={"publish_at": yesterday})
+    notes.sessions[0].state.publish(user=eddie)
+    newsletter.state.withdraw(user=olivia, data={"reason": "Replaced by the new magazine."})
+    db.session.commit()

@@ -1,0 +1,123 @@
+"""Pages: the project list and detail, a classic guarded withdraw form, a
+new-project form, and the login switcher."""
+
+from __future__ import annotations
+
+import typing as t
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint, abort, flash, g, redirect, render_template, request, session, url_for,
+)
+from flask_wtf import FlaskForm
+from werkzeug.exceptions import HTTPException
+from wtforms import StringField, TextAreaField
+from wtforms.validators import DataRequired, Length
+
+from flask_statemgr import TransitionError, query_history
+
+from .models import Project, User, can_view_project, db, statemgr
+
+bp = Blueprint("main", __name__)
+
+
+class NewProjectForm(FlaskForm):
+    title = StringField("Title", validators=[DataRequired(), Length(max=200)])
+    summary = TextAreaField("Summary", validators=[Length(max=2000)])
+
+
+@bp.before_app_request
+def load_user() -> None:
+    user_id = session.get("user_id")
+    g.user = db.session.get(User, user_id) if user_id is not None else None
+
+
+@bp.app_context_processor
+def template_globals() -> dict[str, t.Any]:
+    return {
+        "users": db.session.scalars(db.select(User).order_by(User.id)).all(),
+        "current_user": g.get("user"),
+    }
+
+
+@bp.app_errorhandler(HTTPException)
+def error_page(error: HTTPException) -> t.Any:
+    return render_template("error.html", error=error), error.code or 500
+
+
+@bp.get("/")
+def index() -> str:
+    query = db.select(Project).order_by(Project.id)
+    if g.user is None:
+        query = query.where(Project.state.LIVE)
+    else:
+        query = query.where(~Project.state.DELETED)
+    projects = db.session.scalars(query).all()
+    return render_template("index.html", projects=projects, form=NewProjectForm())
+
+
+@bp.get("/projects/<int:id>")
+def project(id: int) -> str:
+    obj = db.session.get(Project, id)
+    if obj is None or not can_view_project(obj, g.user):
+        abort(404)
+    history = query_history(db.session, model=Project, object_id=obj.id)
+    names = {str(u.id): u.name for u in db.session.scalars(db.select(User))}
+    return render_template("project.html", project=obj, history=history, names=names)
+
+
+@bp.post("/projects")
+def create_project() -> t.Any:
+    if g.user is None or g.user.role not in ("owner", "editor"):
+        abort(403)
+    form = NewProjectForm()
+    if not form.validate_on_submit():
+        for errors in form.errors.values():
+            for message in errors:
+                flash(message, "error")
+        return redirect(url_for("main.index"))
+    obj = Project(title=form.title.data, summary=form.summary.data or "", owner=g.user)
+    db.session.add(obj)
+    db.session.commit()
+    return redirect(url_for("main.project", id=obj.id))
+
+
+@bp.route("/projects/<int:id>/withdraw", methods=["GET", "POST"])
+@statemgr.guard(Project.state.withdraw)
+def withdraw(obj: Project, form: t.Any) -> t.Any:
+    """The same transition as a classic server-rendered form: the guard has
+    already answered 404/401/403/409."""
+    status = 200
+    if form.validate_on_submit():
+        try:
+            statemgr.perform(obj.state.withdraw, {"reason": form.reason.data})
+        except TransitionError as e:
+            status = e.http_status
+            for reason in e.reasons:
+                flash(reason.message, "error")
+        else:
+            flash(f"{obj} was withdrawn.", "success")
+            return redirect(url_for("main.project", id=obj.id))
+    elif form.errors:
+        status = 422
+    return render_template("withdraw.html", project=obj, form=form), status
+
+
+@bp.post("/login")
+def login() -> t.Any:
+    user_id = request.form.get("user_id", "")
+    user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    if user is None:
+        session.pop("user_id", None)
+    else:
+        session["user_id"] = user.id
+    return redirect(_back())
+
+
+def _back() -> str:
+    """The page the switcher was used on, if it is on this site."""
+    referrer = urlsplit(request.referrer or "")
+    if referrer.netloc == request.host and referrer.path.startswith("/"):
+        return referrer.path
+    return url_for("main.index")
+

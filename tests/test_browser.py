@@ -1,0 +1,524 @@
+"""The JS client and the example app in a real browser: Debian's Chromium
+driven by Playwright, against the example app served on a free port."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import threading
+import time
+import typing as t
+from pathlib import Path
+
+import pytest
+from conftest import service_missing
+from flask import Flask
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
+LOGINS = {
+    "Olivia": "Olivia (owner)",
+    "Eddie": "Eddie (editor)",
+    "Rita": "Rita (reviewer)",
+    "Victor": "Victor (viewer)",
+    None: "Nobody (anonymous)",
+}
+XSS = '<img src=x onerror="window.__xss=1">'
+# Every page records the client's DOM events, for the tests to read.
+RECORD_EVENTS = """
+window.__statemgr = [];
+for (const type of ["statemgr:transition", "statemgr:error"]) {
+  document.addEventListener(type, (e) => window.__statemgr.push({type, detail: e.detail}));
+}
+"""
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log(self, type: str, message: str, *args: t.Any) -> None:
+        pass
+
+
+@dataclasses.dataclass
+class Live:
+    """The example app served in a thread."""
+
+    url: str
+    app: Flask
+
+    def add_project(
+        self,
+        title: str,
+        *,
+        summary: str = "A summary.",
+        review: str = "pending",
+        live: bool = False,
+        sessions: t.Sequence[str] = (),
+    ) -> int:
+        from example_app.models import Project, ProjectState, Session, User, db, utcnow
+
+        with self.app.app_context():
+            owner = db.session.scalars(db.select(User).filter_by(name="Olivia")).one()
+            project = Project(title=title, summary=summary, owner=owner, _review=review)
+            if live:
+                project._state = ProjectState.PUBLISHED.value
+                project.publish_at = utcnow() - datetime.timedelta(hours=1)
+            project.sessions = [Session(title=s) for s in sessions]
+            db.session.add(project)
+            db.session.commit()
+            return project.id
+
+    def session_cookie(self, user: str) -> str:
+        """The session cookie of ``user`` signed in."""
+        from example_app.models import User, db
+
+        with self.app.app_context():
+            id = db.session.scalars(db.select(User.id).filter_by(name=user)).one()
+        serializer = self.app.session_interface.get_signing_serializer(self.app)  # type: ignore[attr-defined]
+        return t.cast(str, serializer.dumps({"user_id": id}))
+
+    def update_project(self, id: int, **values: t.Any) -> None:
+        from example_app.models import Project, db
+
+        with self.app.app_context():
+            project = db.session.get(Project, id)
+            for key, value in values.items():
+                setattr(project, key, value)
+            db.session.commit()
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[Live]:
+    """The example app on a fresh database (a new SQLite file, or this test
+    process's PostgreSQL schema), served on 127.0.0.1 in a thread."""
+    from example_app import create_app
+    from example_app.models import db
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('browser') / 'example.sqlite'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "browser"})
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield Live(f"http://127.0.0.1:{server.server_port}", app)
+    server.shutdown()
+    thread.join()
+    server.server_close()
+    with app.app_context():
+        db.drop_all()
+        for engine in db.engines.values():
+            engine.dispose()
+
+
+# Page-level behaviour needs one database; what involves concurrent
+# requests runs on both.
+sqlite_only = pytest.mark.parametrize("live", ["sqlite"], indirect=True)
+
+
+@pytest.fixture(scope="module")
+def browser() -> t.Iterator[t.Any]:
+    if not os.access(CHROMIUM, os.X_OK):
+        service_missing("Chromium", FileNotFoundError(CHROMIUM))
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as e:
+        service_missing("Playwright", e)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield chromium
+        chromium.close()
+
+
+class Pages:
+    """Opens pages, each in its own browser context (its own cookies: its
+    own user), and collects uncaught page errors."""
+
+    def __init__(self, browser: t.Any, live: Live) -> None:
+        self.browser = browser
+        self.live = live
+        self.contexts: list[t.Any] = []
+        self.errors: list[str] = []
+
+    def open(self, user: str | None, path: str = "/") -> t.Any:
+        context = self.browser.new_context(viewport={"width": 1100, "height": 800})
+        # Everything here answers in well under a second; fail fast.
+        context.set_default_timeout(5000)
+        context.add_init_script(RECORD_EVENTS)
+        self.contexts.append(context)
+        if user is not None:
+            # Signed in from the start: the switcher has its own test.
+            context.add_cookies([{"name": "session", "value": self.live.session_cookie(user), "url": self.live.url}])
+        page = context.new_page()
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+        page.goto(self.live.url + path)
+        return page
+
+    def close(self) -> None:
+        for context in self.contexts:
+            context.close()
+
+
+@pytest.fixture
+def pages(browser: t.Any, live: Live) -> t.Iterator[Pages]:
+    opened = Pages(browser, live)
+    yield opened
+    opened.close()
+    assert not opened.errors, opened.errors
+
+
+def login(page: t.Any, user: str | None) -> None:
+    """Switch user with the header's switcher; it reloads the same page."""
+    with page.expect_navigation():
+        page.select_option("#login-user", label=LOGINS[user])
+
+
+def obj(kind: str, id: int) -> str:
+    return f'[data-statemgr="{kind}:{id}"]'
+
+
+def button(kind: str, id: int, transition: str) -> str:
+    return f'{obj(kind, id)} button[data-statemgr-transition="{transition}"]'
+
+
+def rendered(page: t.Any, kind: str, id: int) -> None:
+    """Wait until the client rendered the object (it sets data-<manager>)."""
+    page.wait_for_selector(f"{obj(kind, id)}[data-state]", state="attached")
+
+
+def buttons(page: t.Any, kind: str, id: int) -> dict[str, tuple[bool, str]]:
+    """Transition -> (enabled, reason) as rendered for the object."""
+    result: list[list[t.Any]] = page.eval_on_selector_all(
+        f"{obj(kind, id)} button[data-statemgr-transition]",
+        "bs => bs.map(b => [b.dataset.statemgrTransition, !b.disabled, b.title])",
+    )
+    return {name: (enabled, reason) for name, enabled, reason in result}
+
+
+def screenshot(page: t.Any, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+@sqlite_only
+def test_each_role_sees_its_buttons(pages: Pages, live: Live) -> None:
+    draft = live.add_project("Roles draft", sessions=["Talk"])
+    expected = {
+        "Olivia": {"state.delete"},
+        "Eddie": set(),
+        "Rita": {"review.approve", "review.reject"},
+        "Victor": set(),
+    }
+    page = pages.open(None, f"/projects/{draft}")
+    assert page.locator("h1").inner_text() == "404 · Not Found"
+    for user, available in expected.items():
+        login(page, user)
+        rendered(page, "project", draft)
+        shown = buttons(page, "project", draft)
+        assert {name for name, (enabled, _) in shown.items() if enabled} == available, user
+        # every transition is shown; the unavailable ones say why
+        assert set(shown) >= {"state.publish", "state.delete", "review.approve"}
+        assert shown["state.publish"] == (False, "review must be Approved")
+        if user != "Rita":
+            assert shown["review.approve"] == (False, "Approve needs the role reviewer")
+        if user != "Olivia":
+            assert shown["state.delete"] == (False, "Delete needs the role owner")
+
+    # anonymous readers see only live projects, and are asked to log in
+    live_project = live.add_project("Roles live", review="approved", live=True)
+    login(page, None)
+    page.goto(f"{live.url}/projects/{live_project}")
+    rendered(page, "project", live_project)
+    shown = buttons(page, "project", live_project)
+    assert not any(enabled for enabled, _ in shown.values())
+    assert shown["state.withdraw"][1] == "Log in: withdraw needs the role editor or owner"
+
+
+@sqlite_only
+def test_form_with_client_server_and_valid_data(pages: Pages, live: Live) -> None:
+    project = live.add_project("Form target", review="approved")
+    page = pages.open("Eddie", f"/projects/{project}")
+    posts: list[t.Any] = []
+    page.on("request", lambda r: posts.append(r) if r.method == "POST" else None)
+    page.click(button("project", project, "state.publish"))
+    dialog = page.locator("dialog.statemgr-dialog")
+    error = dialog.locator('.statemgr-field[data-field="publish_at"] .statemgr-error')
+
+    # 1. the browser applies the schema's rules and sends nothing
+    dialog.locator("button[type=submit]").click()
+    assert error.inner_text() == "This field is required."
+    assert posts == []
+
+    # 2. a rule only the server knows comes back as a 422 next to its field
+    later = datetime.datetime.now() + datetime.timedelta(days=800)
+    dialog.locator("input[type=datetime-local]").fill(later.strftime("%Y-%m-%dT%H:%M"))
+    dialog.locator("button[type=submit]").click()
+    page.wait_for_function("document.querySelector('.statemgr-field .statemgr-error').textContent.includes('year')")
+    assert error.inner_text() == "Schedule at most a year ahead."
+    assert len(posts) == 1
+    screenshot(page, "dialog-publish-422")
+
+    # 3. valid data: the dialog closes and the page follows
+    earlier = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=5)
+    dialog.locator("input[type=datetime-local]").fill(earlier.strftime("%Y-%m-%dT%H:%M"))
+    dialog.locator("button[type=submit]").click()
+    badge = page.locator(f'{obj("project", project)} [data-statemgr-badge="state"]')
+    badge.filter(has_text="Live").wait_for()
+    assert dialog.count() == 0
+    assert buttons(page, "project", project)["state.withdraw"][0]
+    # the app's own fragment (the publish date) followed the transition
+    page.locator("#project-facts", has_text=earlier.strftime("%Y-%m-%d %H:%M UTC")).wait_for()
+
+    body = json.loads(posts[-1].post_data)
+    # the wire format is the first format the WTForms field parses
+    assert body == {"publish_at": earlier.strftime("%Y-%m-%d %H:%M:00")}
+    events = page.evaluate("window.__statemgr")
+    assert [e["type"] for e in events] == ["statemgr:error", "statemgr:transition"]
+    assert events[0]["detail"]["problem"]["status"] == 422
+    done = events[1]["detail"]
+    assert (done["model"], done["id"], done["manager"], done["transition"]) == (
+        "project", str(project), "state", "publish",
+    )
+    assert done["result"]["target"] == "PUBLISHED"
+
+
+@sqlite_only
+def test_textarea_length_and_csrf_header(pages: Pages, live: Live) -> None:
+    project = live.add_project("Withdraw target", review="approved", live=True)
+    page = pages.open("Eddie", f"/projects/{project}")
+    token = page.get_attribute('meta[name="csrf-token"]', "content")
+    posts: list[t.Any] = []
+    page.on("request", lambda r: posts.append(r) if r.method == "POST" else None)
+    page.click(button("project", project, "state.withdraw"))
+    dialog = page.locator("dialog.statemgr-dialog")
+    dialog.locator("textarea").fill("Too short")
+    dialog.locator("button[type=submit]").click()
+    error = dialog.locator('.statemgr-field[data-field="reason"] .statemgr-error')
+    assert error.inner_text() == "Field must be between 10 and 500 characters long."
+    assert dialog.locator("textarea").get_attribute("aria-invalid") == "true"
+    screenshot(page, "dialog-withdraw-invalid")
+    assert posts == []
+
+    dialog.locator("textarea").fill("Superseded by the new edition.")
+    dialog.locator("button[type=submit]").click()
+    page.locator(f'{obj("project", project)} [data-statemgr-badge="state"]', has_text="Withdrawn").wait_for()
+    assert len(posts) == 1
+    assert token and posts[0].headers["x-csrftoken"] == token
+    assert posts[0].url.endswith(f"/_statemgr/objects/project/{project}/state/withdraw")
+    page.locator("#project-history", has_text="withdraw").wait_for()
+
+
+def test_conflict_when_changed_elsewhere_first(pages: Pages, live: Live) -> None:
+    project = live.add_project("Conflict target")
+    first = pages.open("Rita", f"/projects/{project}")
+    second = pages.open("Rita", f"/projects/{project}")
+    rendered(first, "project", project)
+    # the first page stops listening, so it still offers Approve
+    first.evaluate("window.statemgr.stop()")
+    second.click(button("project", project, "review.approve"))
+    second.locator(f'{obj("project", project)} [data-statemgr-badge="review"]', has_text="Approved").wait_for()
+
+    first.click(button("project", project, "review.approve"))
+    message = first.locator(f"{obj('project', project)} [data-statemgr-message]")
+    message.filter(has_text="Approve is not possible while review is Approved").wait_for()
+    # after the refusal the page catches up
+    first.wait_for_selector(f"{button('project', project, 'review.approve')}[disabled]")
+    errors = first.evaluate("window.__statemgr")
+    assert errors[-1]["type"] == "statemgr:error"
+    assert errors[-1]["detail"]["problem"]["status"] == 409
+
+
+def test_other_page_follows_within_two_seconds(pages: Pages, live: Live) -> None:
+    project = live.add_project("Sync target", sessions=["Keynote"])
+    actor = pages.open("Rita", f"/projects/{project}")
+    watcher = pages.open("Victor", f"/projects/{project}")
+    index = pages.open("Olivia", "/")
+    rendered(actor, "project", project)
+    rendered(watcher, "project", project)
+    rendered(index, "project", project)
+
+    actor.click(button("project", project, "review.approve"))
+    actor.locator(f'{obj("project", project)} [data-statemgr-badge="review"]', has_text="Approved").wait_for()
+    started = time.monotonic()
+    for page in (watcher, index):
+        badge = page.locator(f'{obj("project", project)} [data-statemgr-badge="review"]')
+        badge.filter(has_text="Approved").wait_for(timeout=2000)
+    assert time.monotonic() - started < 2
+    # the owner's list now offers Publish for this project
+    assert buttons(index, "project", project)["state.publish"][0]
+
+
+@sqlite_only
+def test_cascade_asks_for_confirmation(pages: Pages, live: Live) -> None:
+    project = live.add_project("Cascade target", sessions=["One", "Two"])
+    page = pages.open("Olivia", f"/projects/{project}")
+    rendered(page, "project", project)
+    posts: list[t.Any] = []
+    page.on("request", lambda r: posts.append(r) if r.method == "POST" else None)
+    page.click(button("project", project, "state.delete"))
+    dialog = page.locator("dialog.statemgr-dialog")
+    assert dialog.locator(".statemgr-confirm").inner_text() == (
+        "Delete changes 3 objects (1 Project, 2 Session). Continue?"
+    )
+    screenshot(page, "dialog-cascade")
+    dialog.locator("button[type=submit]").click()
+    page.locator(f'{obj("project", project)} [data-statemgr-badge="state"]', has_text="Deleted").wait_for()
+    for badge in page.locator('[data-statemgr^="session:"] [data-statemgr-badge]').all():
+        badge.filter(has_text="Deleted").wait_for(timeout=2000)
+    assert json.loads(posts[0].post_data) == {"confirm": True}
+
+
+@sqlite_only
+def test_server_strings_are_text(pages: Pages, live: Live) -> None:
+    project = live.add_project(XSS, review="approved", sessions=["Child"])
+    page = pages.open("Olivia", f"/projects/{project}")
+    rendered(page, "project", project)
+    assert page.locator("h1[data-statemgr-label]").inner_text() == XSS
+    # a reason that carries the title, in a dialog and as a message
+    page.evaluate("window.statemgr.stop()")
+    live.update_project(project, summary="")
+    page.click(button("project", project, "state.publish"))
+    dialog = page.locator("dialog.statemgr-dialog")
+    assert dialog.locator(".statemgr-object").inner_text() == XSS
+    dialog.locator("input[type=datetime-local]").fill("2024-01-01T10:00")
+    dialog.locator("button[type=submit]").click()
+    dialog.locator(".statemgr-message", has_text="needs a summary").wait_for()
+    assert dialog.locator(".statemgr-message").inner_text() == f"“{XSS}” needs a summary before it is published"
+    dialog.locator("button", has_text="Cancel").click()
+    reason = page.get_attribute(button("project", project, "state.publish"), "title")
+    assert reason == f"“{XSS}” needs a summary before it is published"
+    index = pages.open("Olivia", "/")
+    rendered(index, "project", project)
+    assert index.locator(f"{obj('project', project)} [data-statemgr-label]").inner_text() == XSS
+    for shown in (page, index):
+        assert shown.evaluate("window.__xss") is None
+        assert shown.locator("img").count() == 0
+
+
+@sqlite_only
+def test_schema_is_revalidated_with_its_etag(pages: Pages, live: Live) -> None:
+    page = pages.open("Victor")
+    seen: list[tuple[int, str | None]] = []
+    page.on(
+        "response",
+        lambda r: seen.append((r.status, r.request.headers.get("if-none-match")))
+        if r.url.endswith("/_statemgr/schema") else None,
+    )
+    page.goto(live.url + "/")
+    page.wait_for_selector("[data-statemgr][data-state]", state="attached")
+    page.wait_for_timeout(100)
+    assert seen and seen[-1][0] == 304 and seen[-1][1]
+
+
+@sqlite_only
+def test_main_pages_look_right(pages: Pages, live: Live) -> None:
+    project = live.add_project("Screenshot project", review="approved", live=True, sessions=["Morning", "Afternoon"])
+    page = pages.open("Olivia")
+    page.wait_for_selector("[data-statemgr][data-state]", state="attached")
+    screenshot(page, "index-olivia")
+    page.goto(f"{live.url}/projects/{project}")
+    rendered(page, "project", project)
+    screenshot(page, "project-detail")
+    page.goto(f"{live.url}/projects/{project}/withdraw")
+    assert page.locator("h1").inner_text() == "Withdraw “Screenshot project”"
+    screenshot(page, "classic-withdraw")
+    page.goto(f"{live.url}/_statemgr/pages/project/{project}/state/delete?next=/")
+    assert page.locator(".statemgr-confirm").count() == 1
+    screenshot(page, "default-transition-page")
+    anonymous = pages.open(None)
+    anonymous.wait_for_selector("[data-statemgr][data-state]", state="attached")
+    screenshot(anonymous, "index-anonymous")
+
+
+# Polls with a fake fetch and records the delays the client asks setTimeout
+# for, so the backoff is checked without waiting for it.
+BACKOFF = """
+async () => {
+  const { StateClient } = await import("/_statemgr/static/statemgr.js");
+  const object = {model: "thing", id: "1", label: "Thing", cursor: 5, managers: {}};
+  let failing = false;
+  const fetch = async (url) => {
+    if (failing) throw new TypeError("offline");
+    const body = url.includes("/events") ? {events: [], cursor: 5} : object;
+    return new Response(JSON.stringify(body), {headers: {"Content-Type": "application/json"}});
+  };
+  const root = document.createElement("div");
+  root.append(document.createElement("div"));
+  root.firstChild.setAttribute("data-statemgr", "thing:1");
+  document.body.append(root);
+  const delays = [];
+  const realSetTimeout = window.setTimeout;
+  window.setTimeout = (f, delay) => { delays.push(delay); return realSetTimeout(f, 0); };
+  const client = new StateClient({fetch, pollInterval: 700});
+  await client.mount(root);
+  const phase = async (n, start = delays.length) => {
+    while (delays.length < start + n) await new Promise((r) => realSetTimeout(r, 5));
+    return delays.slice(start, start + n);
+  };
+  client.start();
+  const visible = await phase(3);
+  let hidden = true;
+  Object.defineProperty(document, "hidden", {configurable: true, get: () => hidden});
+  const whileHidden = await phase(4);
+  hidden = false;
+  const shown = delays.length;
+  document.dispatchEvent(new Event("visibilitychange"));
+  const back = await phase(3, shown);
+  failing = true;
+  const offline = await phase(3);
+  client.stop();
+  window.setTimeout = realSetTimeout;
+  return {visible, whileHidden, back, offline};
+}
+"""
+
+
+@sqlite_only
+def test_polling_backs_off_while_hidden_or_failing(pages: Pages) -> None:
+    page = pages.open("Victor")
+    delays = page.evaluate(BACKOFF)
+    assert delays["visible"] == [700, 700, 700]
+    assert delays["whileHidden"] == [1400, 2800, 5600, 11200]
+    # visible again: poll at once, then at the normal pace
+    assert delays["back"][0] == 0 and delays["back"][-1] == 700
+    assert delays["offline"][-1] > delays["offline"][0] >= 1400
+
+
+@sqlite_only
+def test_elements_added_later_are_rendered(pages: Pages, live: Live) -> None:
+    project = live.add_project("Added later", review="approved")
+    page = pages.open("Olivia")
+    page.wait_for_selector("[data-statemgr][data-state]", state="attached")
+    # what an htmx swap does
+    page.evaluate(
+        """id => {
+          const card = document.createElement("section");
+          card.innerHTML = `<div class="swapped" data-statemgr="project:${id}">
+            <b data-statemgr-badge="review"></b><div data-statemgr-transitions="state"></div></div>`;
+          document.querySelector("main").append(card);
+        }""",
+        project,
+    )
+    page.locator(".swapped [data-statemgr-badge]", has_text="Approved").wait_for()
+    shown = page.eval_on_selector_all(".swapped button", "bs => bs.map(b => b.dataset.statemgrTransition)")
+    assert shown == ["state.publish", "state.withdraw", "state.redraft", "state.delete"]
+    page.click('.swapped button[data-statemgr-transition="state.publish"]')
+    assert page.locator("dialog.statemgr-dialog h2").inner_text() == "Publish"
