@@ -1,0 +1,1 @@
+"""Benchmarks of flask_statemgr against its peers; run ``python -m bench``."""

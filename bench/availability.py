@@ -1,0 +1,63 @@
+"""2. Availability for a user: may the editor publish this draft now?
+
+``publish`` needs the editor role and a title (a precondition), so every
+system checks the state, a role and a condition. django-fsm-2 as the brief
+and its README put it, ``can_proceed(...) and has_transition_perm(...)``;
+transitions' ``may_publish(user)`` runs the conditions; python-statemachine
+has no per-event check, so ``publish in sm.enabled_events(user=...)``.
+"""
+
+from __future__ import annotations
+
+from .harness import Case, measure
+from .report import Report
+from .workload import DRAFT, EDITOR, Document, TransitionsDocument, statemachine_for, transitions_machine
+
+TITLE = "Availability of one transition for a user (role + precondition)"
+
+
+def run(report: Report) -> None:
+    from flask import Flask
+
+    from flask_statemgr import StateMgr
+
+    from . import django_peer
+
+    fsm = django_peer.configure(":memory:", None)
+    doc = Document(title="A", _state=DRAFT)
+    fsm_doc = fsm.FsmDocument(title="A", state=DRAFT)
+    model = TransitionsDocument("A")
+    transitions_machine().add_model(model, initial="draft")
+    sm = statemachine_for("A", DRAFT)
+    app = Flask(__name__)
+    StateMgr(app)
+    cases = {
+        "ours": Case("doc.state.publish.is_available(user)", {"doc": doc, "user": EDITOR}),
+        "ours-app": Case(
+            "doc.state.publish.is_available(user)",
+            {"doc": doc, "user": EDITOR, "ctx": app.app_context()},
+            setup="ctx.push()",
+            teardown="ctx.pop()",
+        ),
+        "django-fsm": Case(
+            "can_proceed(doc.publish) and has_transition_perm(doc.publish, user)",
+            {"doc": fsm_doc, "user": EDITOR, "can_proceed": fsm.can_proceed, "has_transition_perm": fsm.has_transition_perm},
+        ),
+        "transitions": Case("model.may_publish(user)", {"model": model, "user": EDITOR}),
+        "statemachine": Case("sm.publish in sm.enabled_events(user=user)", {"sm": sm, "user": EDITOR}),
+    }
+    namespace_ok = [bool(eval(c.stmt, c.namespace)) for k, c in cases.items() if k != "ours-app"]  # noqa: S307
+    assert all(namespace_ok), namespace_ok
+    timings = measure(cases)
+    labels = {
+        "ours": ("flask_statemgr", "doc.state.publish.is_available(user)"),
+        "ours-app": ("flask_statemgr", "the same inside a Flask app context (StateMgr roles loader)"),
+        "django-fsm": ("django-fsm-2", "can_proceed(doc.publish) and has_transition_perm(doc.publish, user)"),
+        "transitions": ("transitions", "model.may_publish(user)"),
+        "statemachine": ("python-statemachine", "sm.publish in sm.enabled_events(user=user)"),
+    }
+    for key, timing in timings.items():
+        system, label = labels[key]
+        report.timing(key, label, system, timing)
+    for key in ("django-fsm", "transitions", "statemachine"):
+        report.compare("availability for a user", "ours", key, minimum=1.0)

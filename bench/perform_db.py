@@ -1,0 +1,136 @@
+"""5. Perform with the database, one commit per transition, on a SQLite file
+and on PostgreSQL: the publish / withdraw / restore cycle on one row.
+
+- ours: ``doc.state.publish(user)`` then ``session.commit()``: it reads the
+  state, checks role and precondition, and in a savepoint does the
+  compare-and-set ``UPDATE`` and inserts a history record;
+- raw ORM: read ``doc._state``, check it is a source of the transition,
+  assign the target, ``session.commit()`` (the least a hand-written state
+  change does); and the same without the read ("blind write");
+- django-fsm-2: ``has_transition_perm`` then the decorated method then
+  ``save()`` (autocommit), on the same server in its own table; and with
+  ``ConcurrentTransitionMixin`` inside ``transaction.atomic()``, django-fsm-2's
+  own compare-and-set.
+
+The SQLAlchemy sessions are configured as Flask-SQLAlchemy's are
+(``expire_on_commit=True``), so after each commit the next read of the row
+reloads it, for ours and for the raw ORM alike.
+"""
+
+from __future__ import annotations
+
+import itertools
+import typing as t
+
+import sqlalchemy as sa
+
+from .databases import databases, engine_for, insert_documents, session
+from .harness import Case, measure, quick
+from .report import Report
+from .workload import CYCLE, DRAFT, EDITOR, TRANSITIONS, Document
+
+TITLE = "Perform with the database, commit per transition"
+
+LABELS = {
+    "ours": ("flask_statemgr", "doc.state.publish(user); session.commit()"),
+    "raw": ("SQLAlchemy ORM (raw)", "check doc._state, assign, session.commit()"),
+    "blind": ("SQLAlchemy ORM (raw)", "assign doc._state, session.commit() (no read)"),
+    "django-fsm": ("django-fsm-2", "has_transition_perm, doc.publish(), doc.save()"),
+    "django-fsm-cas": ("django-fsm-2", "the same with ConcurrentTransitionMixin in atomic()"),
+}
+
+
+def raw_step(name: str, doc: Document) -> None:
+    """The hand-written transition the raw ORM figure times."""
+    sources, target, _ = TRANSITIONS[name]
+    if doc._state not in sources:
+        raise RuntimeError(f"cannot {name} from {doc._state}")
+    doc._state = target
+
+
+def cases_for(url: str, alias: str, fsm: t.Any) -> tuple[dict[str, Case], t.Callable[[], None]]:
+    """The five cases on one database, and a cleanup."""
+    from django.db import transaction
+
+    from . import django_peer
+
+    django_peer.create_tables(alias)
+    plain = fsm.FsmDocument.objects.using(alias).create(title="Django")
+    cas = fsm.ConcurrentFsmDocument.objects.using(alias).create(title="Django")
+    engine = engine_for(url)
+    insert_documents(engine, [(DRAFT, "Ours"), (DRAFT, "Raw"), (DRAFT, "Blind")])
+    s = session(engine)
+    ours, raw, blind = (s.get(Document, i) for i in (1, 2, 3))
+    # end the read transaction: on SQLite it would block Django's writes
+    s.commit()
+
+    def cycle() -> itertools.cycle[str]:
+        return itertools.cycle(CYCLE)
+
+    targets = itertools.cycle([TRANSITIONS[n][1] for n in CYCLE])
+    django_stmt = (
+        "method = getattr(doc, next(names))\n"
+        "if not has_perm(method, user):\n"
+        "    raise RuntimeError\n"
+    )
+    cases = {
+        "ours": Case(
+            "getattr(doc.state, next(names))(user)\nsession.commit()",
+            {"doc": ours, "names": cycle(), "user": EDITOR, "session": s},
+        ),
+        "raw": Case("raw_step(next(names), doc)\nsession.commit()", {"doc": raw, "names": cycle(), "raw_step": raw_step, "session": s}),
+        "blind": Case("doc._state = next(targets)\nsession.commit()", {"doc": blind, "targets": targets, "session": s}),
+        "django-fsm": Case(
+            django_stmt + "method()\ndoc.save()",
+            {"doc": plain, "names": cycle(), "user": EDITOR, "has_perm": fsm.has_transition_perm},
+        ),
+        "django-fsm-cas": Case(
+            django_stmt + "with atomic(using=alias):\n    method()\n    doc.save()",
+            {
+                "doc": cas, "names": cycle(), "user": EDITOR, "has_perm": fsm.has_transition_perm,
+                "atomic": transaction.atomic, "alias": alias,
+            },
+        ),
+    }
+
+    def cleanup() -> None:
+        # every performed transition left one history record
+        from flask_statemgr.tables import history_table
+
+        records = s.execute(sa.select(sa.func.count()).select_from(history_table)).scalar()
+        assert records and records > 0
+        s.close()
+        engine.dispose()
+
+    return cases, cleanup
+
+
+def run(report: Report) -> None:
+    from . import django_peer
+
+    round_ns = 100_000_000 if quick() else 400_000_000
+    rounds = 5 if quick() else 7
+    with databases() as dbs:
+        sqlite_url, _ = dbs["sqlite"]
+        pg_url, schema = dbs["postgresql"]
+        fsm = django_peer.configure(sqlite_url.removeprefix("sqlite:///"), schema)
+        try:
+            for db, url in (("sqlite", sqlite_url), ("postgresql", pg_url)):
+                cases, cleanup = cases_for(url, django_peer.ALIASES[db], fsm)
+                try:
+                    timings = measure(cases, round_ns=round_ns, rounds=rounds)
+                finally:
+                    cleanup()
+                for key, timing in timings.items():
+                    system, label = LABELS[key]
+                    report.timing(f"{db}:{key}", f"{db}: {label}", system, timing)
+                report.compare(f"{db}: perform + commit, >= 0.5x raw ORM", f"{db}:ours", f"{db}:raw", minimum=0.5)
+                report.compare(f"{db}: perform + commit vs a blind write", f"{db}:ours", f"{db}:blind")
+                report.compare(f"{db}: perform + commit", f"{db}:ours", f"{db}:django-fsm", minimum=1.0)
+                report.compare(f"{db}: perform + commit vs compare-and-set", f"{db}:ours", f"{db}:django-fsm-cas")
+        finally:
+            django_peer.close()
+    report.note(
+        "Ours writes a history record per transition in the same transaction; "
+        "the raw ORM and django-fsm-2 figures write none."
+    )
