@@ -530,7 +530,7 @@ def _compare_and_set(session: orm.Session, level: list[Step]) -> None:
         view: StateManager = getattr(host, manager)
         assert view._hooks is not None and view._hooks.cas is not None
         statement = view._hooks.cas
-        mapper = sa.inspect(host)
+        mapper: orm.Mapper[t.Any] = sa.inspect(host)
         size = _keys_per_statement(session, mapper, len(mapper.primary_key))
         for start in range(0, len(steps), size):
             chunk = steps[start : start + size]
