@@ -403,8 +403,12 @@ def test_server_strings_are_text(pages: Pages, live: Live) -> None:
     dialog.locator(".statemgr-message", has_text="needs a summary").wait_for()
     assert dialog.locator(".statemgr-message").inner_text() == f"“{XSS}” needs a summary before it is published"
     dialog.locator("button", has_text="Cancel").click()
-    reason = page.get_attribute(button("project", project, "state.publish"), "title")
-    assert reason == f"“{XSS}” needs a summary before it is published"
+    from playwright.sync_api import expect
+
+    # the refused transition refreshes the object; its button then says why
+    expect(page.locator(button("project", project, "state.publish"))).to_have_attribute(
+        "title", f"“{XSS}” needs a summary before it is published"
+    )
     index = pages.open("Olivia", "/")
     rendered(index, "project", project)
     assert index.locator(f"{obj('project', project)} [data-statemgr-label]").inner_text() == XSS
@@ -416,6 +420,8 @@ def test_server_strings_are_text(pages: Pages, live: Live) -> None:
 @sqlite_only
 def test_schema_is_revalidated_with_its_etag(pages: Pages, live: Live) -> None:
     page = pages.open("Victor")
+    # the first load keeps the schema and its ETag in sessionStorage
+    page.wait_for_function("() => Object.keys(sessionStorage).some(k => k.startsWith('statemgr:schema:'))")
     seen: list[tuple[int, str | None]] = []
     page.on(
         "response",
@@ -452,6 +458,8 @@ def test_main_pages_look_right(pages: Pages, live: Live) -> None:
 # for, so the backoff is checked without waiting for it.
 BACKOFF = """
 async () => {
+  // the page's own client polls too; only the client under test may set timers
+  window.statemgr.stop();
   const { StateClient } = await import("/_statemgr/static/statemgr.js");
   const object = {model: "thing", id: "1", label: "Thing", cursor: 5, managers: {}};
   let failing = false;
