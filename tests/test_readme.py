@@ -1,0 +1,27 @@
+"""The README's examples run as written."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_example(name: str) -> str:
+    """The Python block after the ``<!-- readme-example: name -->`` marker."""
+    found = re.search(
+        rf"<!-- readme-example: {re.escape(name)} -->\n```python\n(.*?)```", README.read_text(), re.S
+    )
+    assert found is not None, f"README has no example {name!r}"
+    return found.group(1)
+
+
+def test_cascade_example_runs_as_written(tmp_path: Path) -> None:
+    script = tmp_path / "example.py"
+    script.write_text(readme_example("cascade"))
+    # a process of its own: the example declares models on its own Base
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
