@@ -18,7 +18,7 @@ from collections import abc
 
 import sqlalchemy as sa
 from sqlalchemy import orm
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.attributes import instance_state, set_committed_value
 
 from .availability import Availability, Plan, Reason, Step, TransitionResult
 from .exceptions import (
@@ -29,6 +29,7 @@ from .exceptions import (
     TransitionError,
     ValidationFailed,
 )
+from .history import record_steps
 from .manager import StateManager, bindings_of
 from .runtime import Runtime, current_runtime
 from .signals import send_safely, transition_after, transition_before, transition_failed
@@ -86,8 +87,10 @@ class _Checker:
             would spend more on messages than on the checks.
         """
         # 1. state
-        if value not in transition.source_values and not any(
-            value in c.values and view._holds(c, obj) for c in transition.conditional_sources
+        if value not in transition.source_values and not (
+            # tested first: an empty any() still builds its generator
+            transition.conditional_sources
+            and any(value in c.values and view._holds(c, obj) for c in transition.conditional_sources)
         ):
             if not explain:
                 return _REFUSED
@@ -272,11 +275,8 @@ class BoundTransition:
         obj = view._obj
         if obj is None:
             self._instance()  # raises: bound to the class
-        transition = self.transition
         checker = _Checker(current_runtime(), user)
-        if checker.failure(view, transition, obj, view._read(obj), explain=False) is not None:
-            return False
-        return not transition.cascade or self._plan(checker).ok
+        return _available(checker, view, self.transition, view._read(obj))
 
     def check(self, user: t.Any = None) -> Availability:
         """Whether ``user`` may perform it now, and if not, why."""
@@ -306,9 +306,10 @@ class BoundTransition:
 
         :raise TransitionError: a subclass saying which check failed.
         """
-        self._instance()
+        if self.manager._obj is None:
+            self._instance()  # raises: bound to the class
         runtime = current_runtime()
-        return self.perform_plan(self._plan(_Checker(runtime, user)), user, data)
+        return self._perform(self._plan(_Checker(runtime, user)), user, data, runtime)
 
     def perform_plan(
         self, plan: Plan, user: t.Any = None, data: t.Mapping[str, t.Any] | None = None
@@ -317,13 +318,41 @@ class BoundTransition:
         ask for confirmation, say) without planning again. The state change
         still compares against what the plan saw, so a stale plan fails with
         :class:`StateConflict`."""
+        return self._perform(plan, user, data, current_runtime())
+
+    def _perform(
+        self, plan: Plan, user: t.Any, data: t.Mapping[str, t.Any] | None, runtime: Runtime
+    ) -> TransitionResult:
         if plan.error is not None:
             raise plan.error
-        cleaned = validate_data(self.transition, data)
-        return execute(plan, user, cleaned, current_runtime())
+        return execute(plan, user, validate_data(self.transition, data), runtime)
 
     def __repr__(self) -> str:
         return f"<BoundTransition {self.transition.name} of {self.manager!r}>"
+
+
+def available_transitions(view: StateManager, user: t.Any) -> dict[str, BoundTransition]:
+    """``obj.state.transitions(user)``: the transitions ``user`` may perform
+    now, in declaration order; on a class, every transition. One checker
+    serves them all, so the roles loader runs once per object."""
+    if view._obj is None:
+        return {name: BoundTransition(tr, view) for name, tr in view._declared_transitions.items()}
+    checker = _Checker(current_runtime(), user)
+    value = view._read(view._obj)
+    # only those that may start from this state: most refusals cost nothing
+    return {
+        name: BoundTransition(transition, view)
+        for name, transition in view._transitions_from.get(value, ())
+        if _available(checker, view, transition, value)
+    }
+
+
+def _available(checker: _Checker, view: StateManager, transition: Transition, value: t.Any) -> bool:
+    """Whether the checks pass for ``view``'s object in state ``value``,
+    cascade included."""
+    if checker.failure(view, transition, view._obj, value, explain=False) is not None:
+        return False
+    return not transition.cascade or BoundTransition(transition, view)._plan(checker).ok
 
 
 def validate_data(transition: Transition, data: t.Mapping[str, t.Any] | None) -> dict[str, t.Any]:
@@ -433,7 +462,7 @@ def execute(plan: Plan, user: t.Any, data: dict[str, t.Any], runtime: Runtime) -
     """Stage 6: run every step of a checked plan inside one savepoint."""
     root = plan.steps[0]
     # an unmapped object has no instance state: it changes in memory only
-    state = sa.inspect(root.obj, raiseerr=False)
+    state = _instance_state(root.obj)
     session = state.session if state is not None else None
     if state is not None and state.detached:
         raise TypeError(f"{describe(root.obj)} is detached; add it to a session first")
@@ -447,7 +476,7 @@ def execute(plan: Plan, user: t.Any, data: dict[str, t.Any], runtime: Runtime) -
         for step in plan.steps:
             _restore(step)
         error: BaseException = e
-        if session is not None and _is_sqlite_lock(e, session):
+        if session is not None and _is_write_conflict(e, session):
             error = StateConflict(
                 reasons=[Reason("state", "The object was changed at the same time by someone else")]
             )
@@ -461,12 +490,25 @@ def execute(plan: Plan, user: t.Any, data: dict[str, t.Any], runtime: Runtime) -
         if error is e:
             raise
         raise error from e
-    for step in plan.steps:
-        send_safely(
-            transition_after, step.transition, obj=step.obj, user=user, data=data,
-            source=step.source, target=step.target,
-        )
+    if transition_after.receivers:
+        guard = session.begin_nested if session is not None else None
+        for step in plan.steps:
+            send_safely(
+                transition_after, step.transition, guard=guard, obj=step.obj, user=user, data=data,
+                source=step.source, target=step.target,
+            )
     return TransitionResult(root.source, root.target, root.record, plan.steps, data)
+
+
+def _instance_state(obj: t.Any) -> orm.InstanceState[t.Any] | None:
+    """``sa.inspect(obj, raiseerr=False)`` for an object: its state, or
+    ``None`` when its class is not mapped. Without the inspection registry's
+    walk of the class's bases, which cost more than the checks of a
+    perform in memory."""
+    try:
+        return instance_state(obj)
+    except AttributeError:
+        return None
 
 
 def _key_of(step: Step) -> str:
@@ -482,30 +524,47 @@ def _restore(step: Step) -> None:
         set_committed_value(step.obj, key, step.seen)
 
 
-def _is_sqlite_lock(error: BaseException, session: orm.Session) -> bool:
-    # SQLite reports a concurrent writer as "database is locked" rather than
-    # waiting when a deferred transaction cannot upgrade to a write lock.
-    return (
-        isinstance(error, sa.exc.OperationalError)
-        and session.get_bind().dialect.name == "sqlite"
-        and "locked" in str(error.orig)
-    )
+#: PostgreSQL's deadlock_detected and serialization_failure
+_PG_CONFLICTS = {"40P01", "40001"}
+
+
+def _is_write_conflict(error: BaseException, session: orm.Session) -> bool:
+    """Whether the database refused a write because of a concurrent
+    transaction, which the user sees as any other concurrent change."""
+    if not isinstance(error, sa.exc.OperationalError):
+        return False
+    if session.get_bind().dialect.name == "sqlite":
+        # SQLite reports a concurrent writer as "database is locked" rather
+        # than waiting when a deferred transaction cannot upgrade to a write
+        # lock.
+        return "locked" in str(error.orig)
+    # On PostgreSQL two transitions deadlock when each holds what the other
+    # writes next: one stores a blob and then moves its cascade's rows, the
+    # other moves one of those rows and then stores the same blob.
+    code = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+    return code in _PG_CONFLICTS
 
 
 def _run(plan: Plan, user: t.Any, data: dict[str, t.Any], runtime: Runtime, session: orm.Session | None) -> None:
-    levels: dict[int, list[Step]] = {}
+    # the plan lists its steps level by level, parents first
+    levels: list[list[Step]] = []
     for step in plan.steps:
-        levels.setdefault(step.depth, []).append(step)
-    at = datetime.datetime.now(datetime.timezone.utc)
-    user_id = runtime.user_id(user)
-    for depth in sorted(levels):
-        level = levels[depth]
+        if step.depth == len(levels):
+            levels.append([step])
+        else:
+            levels[step.depth].append(step)
+    if session is not None:
+        # who and when, for the history records
+        at = datetime.datetime.now(datetime.timezone.utc)
+        user_id = runtime.user_id(user)
+    for depth, level in enumerate(levels):
         for step in level:
             view: StateManager = getattr(step.obj, step.manager)
-            transition_before.send(
-                step.transition, obj=step.obj, user=user, data=data,
-                source=step.source, target=step.target,
-            )
+            if transition_before.receivers:
+                transition_before.send(
+                    step.transition, obj=step.obj, user=user, data=data,
+                    source=step.source, target=step.target,
+                )
             assert view._hooks is not None
             for hook in view._hooks.executes.get(step.transition, ()):
                 hook(step.obj, data)
@@ -515,8 +574,6 @@ def _run(plan: Plan, user: t.Any, data: dict[str, t.Any], runtime: Runtime, sess
             continue
         session.flush()
         _compare_and_set(session, level)
-        from .history import record_steps
-
         record_steps(session, plan.steps, level, user_id, at, data if depth == 0 else None, runtime)
 
 

@@ -7,6 +7,7 @@ The sender is the :class:`~flask_statemgr.Transition`; keyword arguments are
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import typing as t
 
@@ -26,13 +27,26 @@ transition_failed = namespace.signal("transition-failed")
 logger = logging.getLogger("flask_statemgr")
 
 
-def send_safely(signal: t.Any, sender: t.Any, **kwargs: t.Any) -> None:
+def send_safely(
+    signal: t.Any,
+    sender: t.Any,
+    *,
+    guard: t.Callable[[], t.ContextManager[t.Any]] | None = None,
+    **kwargs: t.Any,
+) -> None:
     """Call every receiver; log (not raise) what any of them raises, so one
-    broken receiver neither hides the others nor fails a done transition."""
+    broken receiver neither hides the others nor fails a done transition.
+
+    :param guard: each receiver runs inside ``guard()``, such as a
+        savepoint, which undoes what a failing receiver wrote: on
+        PostgreSQL a refused statement would otherwise abort the whole
+        transaction, the done transition with it.
+    """
     if not signal.receivers:
         return
     for receiver in signal.receivers_for(sender):
         try:
-            receiver(sender, **kwargs)
+            with guard() if guard is not None else contextlib.nullcontext():
+                receiver(sender, **kwargs)
         except Exception:
             logger.exception("receiver %r of %s failed", receiver, signal.name)

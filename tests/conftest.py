@@ -90,3 +90,84 @@ def api(database_url: str) -> t.Iterator[t.Any]:
         db.drop_all()
         for engine in db.engines.values():
             engine.dispose()
+
+
+@pytest.fixture
+def reliability(database_url: str) -> t.Iterator[t.Callable[..., t.Any]]:
+    """A factory for the reliability app (tests/reliability_app.py) on each
+    database: ``reliability(**config)`` returns an app whose tables exist
+    (created once); every app made is disposed of and the tables dropped."""
+    from reliability_app import create_app, db
+
+    apps = []
+
+    def make(**config: t.Any) -> t.Any:
+        app, _ = create_app(database_url, **config)
+        if not apps:
+            with app.app_context():
+                db.create_all()
+        apps.append(app)
+        return app
+
+    yield make
+    # every app's connections go back first: PostgreSQL's DROP waits for them
+    for app in apps[::-1]:
+        with app.app_context():
+            db.session.remove()
+            if app is apps[0]:
+                db.drop_all()
+            for engine in db.engines.values():
+                engine.dispose()
+
+
+@pytest.fixture
+def secured(reliability: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
+    """``secured(**config)``: the reliability app seeded once for the
+    security tests. Alice (1), Bob (2) and Carol (3) each own a folder and
+    author two documents: folder 1 (alice, public) holds documents 1 and 2
+    (alice's); folder 2 (bob, private) holds 3 (bob's) and 4 (carol's);
+    folder 3 (carol, private) holds 5 (carol's) and 6 (bob's)."""
+    from reliability_app import Population, db, seed
+
+    seeded = False
+
+    def make(**config: t.Any) -> t.Any:
+        nonlocal seeded
+        app = reliability(**config)
+        if not seeded:
+            with app.app_context():
+                seed(
+                    Population([1, 2, 3], [(0, 1), (0, 1), (1, 2), (1, 3), (2, 3), (2, 2)]),
+                    private={1, 2},
+                )
+                db.session.remove()
+            seeded = True
+        return app
+
+    return make
+
+
+@pytest.fixture
+def snapshot() -> t.Callable[[t.Any], dict[str, t.Any]]:
+    """``snapshot(app)``: every column of the reliability app's folders and
+    documents, and how many history records and blobs there are, so a test
+    can show that a refused request wrote nothing."""
+    from reliability_app import Document, Folder, db
+
+    from flask_statemgr.tables import blob_table, history_table
+
+    def take(app: t.Any) -> dict[str, t.Any]:
+        with app.app_context():
+            session = db.session
+            rows = {
+                model.__name__: [
+                    tuple(row) for row in session.execute(sa.select(model.__table__).order_by(model.id))
+                ]
+                for model in (Folder, Document)
+            }
+            for table in (history_table, blob_table):
+                rows[table.name] = session.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+            db.session.remove()
+        return rows
+
+    return take

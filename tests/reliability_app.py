@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import socket
 import subprocess
@@ -175,12 +176,20 @@ class Document(db.Model):  # type: ignore[name-defined,misc]
 
 def wait_at_gate() -> None:
     """Stop while ``RELIABILITY_GATE``/``closed`` exists (at most 30 s), after
-    writing this process's id to ``RELIABILITY_GATE``/``entered``: the fault
-    tests kill or cut off a worker that is inside a transition."""
+    writing this process's id to ``RELIABILITY_GATE``/``entered`` (and, on
+    PostgreSQL, the id of the backend serving the transaction to
+    ``backend``): the fault tests kill or cut off a worker that is inside a
+    transition."""
     gate = current_app.config.get("RELIABILITY_GATE")
     if not gate:
         return
     folder = Path(gate)
+    if db.session.get_bind().dialect.name == "postgresql":
+        # the backend holding the transaction, for pg_terminate_backend;
+        # asked without flushing, so the gate writes nothing of its own
+        with db.session.no_autoflush:
+            backend = db.session.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+        (folder / "backend").write_text(str(backend))
     (folder / "entered").write_text(str(os.getpid()))
     deadline = time.monotonic() + 30
     while (folder / "closed").exists() and time.monotonic() < deadline:
@@ -239,6 +248,27 @@ def seed(population: Population, *, private: t.Collection[int] = ()) -> None:
         for i, (f, author) in enumerate(population.documents)
     )
     db.session.commit()
+
+
+def call(
+    base: str, path: str, user: User | None = None, body: t.Any = None, *, timeout: float = 60
+) -> tuple[int, str, t.Any]:
+    """POST ``body`` as JSON (GET without one) to ``base + path`` as
+    ``user``; answer the status, the content type and the decoded body,
+    whatever the status."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(base + path, data=data, method="GET" if body is None else "POST")
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    if user is not None:
+        req.add_header("X-User", user.name)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as response:
+            status, headers, raw = response.status, response.headers, response.read()
+    except urllib.error.HTTPError as e:
+        status, headers, raw = e.code, e.headers, e.read()
+    ctype = headers.get_content_type()
+    return status, ctype, json.loads(raw) if ctype.endswith("json") else raw
 
 
 def free_port() -> int:
