@@ -13,7 +13,7 @@ import uuid
 import sqlalchemy as sa
 from flask import Blueprint, Response, request
 from werkzeug.datastructures import MultiDict
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from .engine import BoundTransition, _Checker
 from .exceptions import SerializationError, StateMgrError, TransitionError
@@ -29,9 +29,21 @@ _MAX_INT = 2**63 - 1
 _TRUE = {"1", "true", "yes", "on"}
 
 
-def coerce_identity(model: type, ident: t.Any) -> t.Any:
+def _int_limit(column: sa.Column[t.Any], dialect: str | None) -> int:
+    """The largest value an integer ``column`` holds: every SQLite integer
+    has 64 bits; elsewhere ``Integer`` has 32 and ``SmallInteger`` 16."""
+    if dialect in (None, "sqlite") or isinstance(column.type, sa.BigInteger):
+        return _MAX_INT
+    return 2**15 - 1 if isinstance(column.type, sa.SmallInteger) else 2**31 - 1
+
+
+def coerce_identity(model: type, ident: t.Any, dialect: str | None = None) -> t.Any:
     """Turn a URL segment into ``model``'s primary key, or ``None`` when it
-    cannot be one (so the caller answers 404 rather than a database error)."""
+    cannot be one (so the caller answers 404 rather than a database error).
+
+    :param dialect: the name of the database's dialect, whose column types
+        bound the integers; without it, any 64-bit integer passes.
+    """
     if ident is None:
         return None
     columns: t.Sequence[sa.Column[t.Any]] = sa.inspect(model).primary_key
@@ -45,7 +57,14 @@ def coerce_identity(model: type, ident: t.Any) -> t.Any:
         except NotImplementedError:
             python_type = str
         if python_type is int:
-            if not part.lstrip("-").isdigit() or not part.isascii() or abs(int(part)) > _MAX_INT:
+            digits = part.removeprefix("-")
+            # a bound on the length first: int() refuses over 4300 digits
+            if (
+                not digits.isdigit()
+                or not digits.isascii()
+                or len(digits) > 19
+                or int(digits) > _int_limit(column, dialect)
+            ):
                 return None
             values.append(int(part))
         elif python_type is uuid.UUID:
@@ -54,7 +73,8 @@ def coerce_identity(model: type, ident: t.Any) -> t.Any:
             except ValueError:
                 return None
         else:
-            if len(part) > 255:
+            # PostgreSQL refuses NUL in any string, even to compare
+            if len(part) > 255 or "\x00" in part:
                 return None
             values.append(part)
     return values[0] if len(values) == 1 else tuple(values)
@@ -150,6 +170,10 @@ def request_data() -> tuple[t.Mapping[str, t.Any], bool]:
         if not isinstance(body, dict):
             raise _BadRequest("The JSON body must be an object")
         confirm = body.pop("confirm", False)
+        if not isinstance(confirm, (bool, str)):
+            # 1, null or [true] must not pass for a confirmation, nor be
+            # silently read as a refusal of one
+            raise _BadRequest("confirm must be true or false")
         return body, confirm is True or (isinstance(confirm, str) and confirm.lower() in _TRUE)
     if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         form = MultiDict(request.form)
@@ -206,6 +230,21 @@ def create_blueprint(ext: StateMgr) -> Blueprint:
         if obj is None or not ext.can_view(obj, user):
             raise _NotFound(f"No {model} {ident}")
         return exposed, obj, user
+
+    @bp.before_app_request
+    def routing_problem() -> Response | None:
+        """A URL under the API's prefix that matches no route, or not with
+        this method, never reaches the blueprint's error handlers: answer it
+        as the API answers everything else. The pages keep HTML errors."""
+        error = request.routing_exception
+        if not isinstance(error, (NotFound, MethodNotAllowed)):
+            return None
+        prefix = ext._state().config["STATEMGR_URL_PREFIX"].rstrip("/")
+        path = request.path
+        # with no prefix every URL would look like the API's
+        if prefix and path.startswith(f"{prefix}/") and not path.startswith(f"{prefix}/pages/"):
+            return http_problem(error)
+        return None
 
     @bp.get("/schema")
     def schema() -> Response:
@@ -269,16 +308,18 @@ def create_blueprint(ext: StateMgr) -> Blueprint:
         assert ext.db is not None
         session = ext.db.session
         after = request.args.get("after")
-        if after is None:
-            return json_response({"events": [], "cursor": latest_cursor(session)})
         limit_max = int(ext._state().config["STATEMGR_EVENTS_LIMIT"])
+        # both are checked even when after is absent: a bad query is refused
+        # the same way whatever else it holds
         try:
-            cursor = int(after)
+            cursor = 0 if after is None else int(after)
             limit = int(request.args.get("limit", limit_max))
         except ValueError:
             raise _BadRequest("after and limit must be whole numbers") from None
-        if cursor < 0 or cursor > _MAX_INT or limit < 1:
-            raise _BadRequest("after must be >= 0 and limit >= 1")
+        if not 0 <= cursor <= _MAX_INT or not 1 <= limit <= _MAX_INT:
+            raise _BadRequest(f"after must be from 0 and limit from 1, both at most {_MAX_INT}")
+        if after is None:
+            return json_response({"events": [], "cursor": latest_cursor(session)})
         rows = session.execute(
             sa.select(history_table)
             .where(history_table.c.id > cursor)

@@ -228,10 +228,11 @@ class StateMgr(Runtime):
         an ident that cannot be a key of that model is ``None`` too."""
         from .api import coerce_identity
 
-        key = coerce_identity(model, ident)
-        if key is None or self.db is None:
+        if self.db is None:
             return None
-        return self.db.session.get(model, key)
+        session = self.db.session
+        key = coerce_identity(model, ident, session.get_bind(mapper=model).dialect.name)
+        return None if key is None else session.get(model, key)
 
     def guard(self, transition: BoundTransition, lookup: str = "id") -> t.Callable[[F], F]:
         """Guard a view with a transition: load the object from the URL
@@ -325,16 +326,35 @@ def statemgr_csrf_meta() -> Markup:
     return Markup('<meta name="csrf-token" content="{}">').format(generate_csrf())
 
 
-def statemgr_script(nonce: str | None = None, *, autostart: bool = True) -> Markup:
-    """The ``<script type="module">`` tag loading the JS client, with an
-    optional CSP ``nonce``."""
+def statemgr_script(
+    nonce: str | None = None,
+    *,
+    autostart: bool = True,
+    hide_unavailable: bool = False,
+    poll_interval: int | None = None,
+) -> Markup:
+    """The ``<script type="module">`` tag loading the JS client.
+
+    :param nonce: the page's CSP nonce, if its policy uses one.
+    :param autostart: start the client on the page (``window.statemgr``);
+        without it, import ``StateClient`` from the module yourself.
+    :param hide_unavailable: hide the transitions the user cannot perform
+        now instead of showing them disabled with the reason.
+    :param poll_interval: milliseconds between event polls while the page
+        is visible (the client's default is 1000).
+    """
     from flask import url_for
 
     src = url_for("statemgr.static", filename="statemgr.js")
     prefix = current_app.config["STATEMGR_URL_PREFIX"]
-    attrs = f' nonce="{escape(nonce)}"' if nonce else ""
-    start = " data-autostart" if autostart else ""
-    return Markup(
-        f'<script type="module" src="{escape(src)}" data-prefix="{escape(prefix)}"{start}{attrs}></script>'
-    )
+    attrs = f' src="{escape(src)}" data-prefix="{escape(prefix)}"'
+    if autostart:
+        attrs += " data-autostart"
+    if hide_unavailable:
+        attrs += " data-hide-unavailable"
+    if poll_interval is not None:
+        attrs += f' data-poll-interval="{int(poll_interval)}"'
+    if nonce:
+        attrs += f' nonce="{escape(nonce)}"'
+    return Markup(f'<script type="module"{attrs}></script>')
 

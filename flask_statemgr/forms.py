@@ -96,7 +96,26 @@ __all__ = ["bind_form", "form_schema", "validate_form_data"]
 _F = t.TypeVar("_F", bound=Form)
 
 #: Appends a value's form-data pairs under a name.
-_Encoder = Callable[[list[tuple[str, t.Any]], str, t.Any], None]
+
+
+class _Pairs(list[tuple[str, t.Any]]):
+    """Form data pairs being built from JSON values, and the names of the
+    fields whose value no browser could have posted (a JSON object for a
+    text field, a boolean for a date): those are refused, not guessed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refused: list[str] = []
+
+    def refuse(self, name: str) -> None:
+        # posted empty, so that the field (or a list's entry) exists to
+        # carry the error
+        self.append((name, ""))
+        self.refused.append(name)
+
+
+_Encoder = Callable[[_Pairs, str, t.Any], None]
+_NOT_A_VALUE = "Not a valid value."
 
 _DIALECT = "https://json-schema.org/draft/2020-12/schema"
 _SUBMIT_METHODS = frozenset(("POST", "PUT", "PATCH", "DELETE"))
@@ -124,8 +143,11 @@ def validate_form_data(
     JSON values become the form data a browser sends: ``True`` is ``"y"``,
     ``False`` and ``None`` are left out, a list repeats its key, a nested
     object or list uses WTForms' ``name-0-sub`` keys, dates and times use the
-    field's format, other values their text. A multidict (a form-encoded post,
-    possibly with files) is used as it is. Unknown keys are ignored.
+    field's format, other values their text. A value no browser could post
+    (a JSON object for any field but a form field, a boolean for a text,
+    number or date field) is a field error, never its Python text. A
+    multidict (a form-encoded post, possibly with files) is used as it is.
+    Unknown keys are ignored.
 
     CSRF is not checked, and the current request's form is never read, so
     this works for :class:`flask_wtf.FlaskForm` with or without an app or
@@ -142,8 +164,12 @@ def validate_form_data(
     info = _info(form_class)
     # Flask-WTF reads its translations setting from current_app.
     meta = _NO_CSRF if not info.flask or has_app_context() else _NO_CSRF_NO_APP
-    form = form_class(formdata=_formdata(info, data), meta=meta)
+    formdata, refused = _formdata(info, data)
+    form = form_class(formdata=formdata, meta=meta)
     valid = form.validate()
+    if refused:
+        valid = False
+        _refuse(form, refused)
     errors: dict[str, list[str]] = {}
     _flatten_errors(form.errors, "", errors)
 
@@ -182,7 +208,8 @@ def bind_form(
             formdata = request.form
 
     if formdata is not None:
-        formdata = _formdata(_info(form_class), formdata)
+        # a value no browser could post is left out, as a browser would
+        formdata, _ = _formdata(_info(form_class), formdata)
 
     form: _F = form_class(formdata=formdata, **kwargs)
     return form
@@ -642,16 +669,18 @@ def _widget_name(field: t.Any) -> str | None:
 # -- form data
 
 
-def _formdata(info: _FormInfo, data: Mapping[str, t.Any] | None) -> t.Any:
+def _formdata(info: _FormInfo, data: Mapping[str, t.Any] | None) -> tuple[t.Any, list[str]]:
+    """The form data a browser would post for ``data``, and the names of the
+    fields given a value no browser could post."""
     if data is None:
-        return MultiDict()
+        return MultiDict(), []
 
     if hasattr(data, "getlist"):
-        return data
+        return data, []
 
-    pairs: list[tuple[str, t.Any]] = []
+    pairs = _Pairs()
     _encode_fields(info.encoders, "", pairs, data)
-    return MultiDict(pairs)
+    return MultiDict(pairs), pairs.refused
 
 
 def _encoder(field: t.Any, unbound: t.Any) -> _Encoder:
@@ -680,7 +709,7 @@ def _encoder(field: t.Any, unbound: t.Any) -> _Encoder:
 def _encode_fields(
     encoders: tuple[tuple[str, str, _Encoder], ...],
     prefix: str,
-    pairs: list[tuple[str, t.Any]],
+    pairs: _Pairs,
     data: Mapping[str, t.Any],
 ) -> None:
     for key, name, encode in encoders:
@@ -691,7 +720,7 @@ def _encode_fields(
 def _encode_form(
     encoders: tuple[tuple[str, str, _Encoder], ...],
     separator: str,
-    pairs: list[tuple[str, t.Any]],
+    pairs: _Pairs,
     name: str,
     value: t.Any,
 ) -> None:
@@ -702,7 +731,7 @@ def _encode_form(
 def _encode_list(
     inner: _Encoder,
     separator: str,
-    pairs: list[tuple[str, t.Any]],
+    pairs: _Pairs,
     name: str,
     value: t.Any,
 ) -> None:
@@ -715,10 +744,12 @@ def _encode_list(
         inner(pairs, f"{name}{separator}{index}", item)
 
 
-def _encode_bool(pairs: list[tuple[str, t.Any]], name: str, value: t.Any) -> None:
+def _encode_bool(pairs: _Pairs, name: str, value: t.Any) -> None:
     if isinstance(value, (list, tuple)):
         for item in value:
             _encode_bool(pairs, name, item)
+    elif isinstance(value, Mapping):
+        pairs.refuse(name)
     elif isinstance(value, str):
         # "y", "false", ...: the field's false_values decide.
         pairs.append((name, value))
@@ -729,7 +760,7 @@ def _encode_bool(pairs: list[tuple[str, t.Any]], name: str, value: t.Any) -> Non
 def _encode_temporal(
     format: str,
     tz: tzinfo | Callable[[], tzinfo | None] | None,
-    pairs: list[tuple[str, t.Any]],
+    pairs: _Pairs,
     name: str,
     value: t.Any,
 ) -> None:
@@ -746,14 +777,18 @@ def _encode_temporal(
                 value = value.astimezone(zone)
 
         pairs.append((name, value.strftime(format)))
+    elif isinstance(value, (Mapping, bool)):
+        pairs.refuse(name)
     elif value is not None:
         pairs.append((name, _text(value)))
 
 
-def _encode_text(pairs: list[tuple[str, t.Any]], name: str, value: t.Any) -> None:
+def _encode_text(pairs: _Pairs, name: str, value: t.Any) -> None:
     if isinstance(value, (list, tuple)):
         for item in value:
             _encode_text(pairs, name, item)
+    elif isinstance(value, (Mapping, bool)):
+        pairs.refuse(name)
     elif value is not None:
         pairs.append((name, _text(value)))
 
@@ -769,6 +804,22 @@ def _text(value: t.Any) -> t.Any:
         return str(int(value))
 
     return str(value)
+
+
+def _refuse(fields: t.Iterable[t.Any], names: list[str]) -> None:
+    """Make "not a valid value" the only error of the fields ``names`` among
+    ``fields``, those of nested forms and lists included."""
+    for field in fields:
+        if isinstance(field, FormField):
+            _refuse(field.form, names)
+        elif isinstance(field, FieldList):
+            _refuse(field.entries, names)
+            # a list that validated cleanly dropped its entries' error lists
+            entries = [entry.errors for entry in field.entries]
+            if any(entries):
+                field.errors = entries
+        elif field.name in names:
+            field.errors[:] = [_NOT_A_VALUE]
 
 
 def _flatten_errors(errors: t.Any, path: str, out: dict[str, list[str]]) -> None:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import typing as t
 
+from flask import current_app, request
+
+from .api import _MAX_INT
+
 if t.TYPE_CHECKING:
     from .extension import StateMgr
 
@@ -49,10 +53,14 @@ def openapi_document(ext: StateMgr) -> dict[str, t.Any]:
         },
         "required": ["type", "title", "status"],
     }
+    # the fields are the transition's form's (its JSON Schema is in /schema)
+    body = {"type": "object", "properties": {"confirm": {"type": ["boolean", "string"]}}}
     obj = {"type": "object", "properties": {"model": {"type": "string"}, "id": {"type": "string"}, "managers": {"type": "object"}, "cursor": {"type": "integer"}}, "required": ["model", "id", "managers"]}
     return {
         "openapi": "3.1.0",
         "info": {"title": "flask_statemgr JSON API", "version": str(schema["version"])},
+        # the paths below are relative to the blueprint's prefix
+        "servers": [{"url": request.script_root + current_app.config["STATEMGR_URL_PREFIX"]}],
         "paths": {
             "/schema": {
                 "get": {
@@ -78,8 +86,8 @@ def openapi_document(ext: StateMgr) -> dict[str, t.Any]:
                     "requestBody": {
                         "required": False,
                         "content": {
-                            "application/json": {"schema": {"type": "object"}},
-                            "application/x-www-form-urlencoded": {"schema": {"type": "object"}},
+                            "application/json": {"schema": body},
+                            "application/x-www-form-urlencoded": {"schema": body},
                         },
                     },
                     "responses": {
@@ -99,8 +107,8 @@ def openapi_document(ext: StateMgr) -> dict[str, t.Any]:
                 "get": {
                     "operationId": "getEvents",
                     "parameters": [
-                        {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}},
-                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                        {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": _MAX_INT}},
+                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": _MAX_INT}},
                     ],
                     "responses": {"200": _json({"type": "object"}, "Transitions after the cursor"), "400": _PROBLEM},
                 }

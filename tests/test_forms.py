@@ -743,6 +743,39 @@ def test_json_values() -> None:
     }
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("name", {"a": "b"}),
+        ("name", True),
+        ("name", False),
+        ("quantity", True),
+        ("extras", [{"a": 1}]),
+        ("deliver_on", {"year": 2024}),
+        ("deliver_at", True),
+        ("gift", {"y": 1}),
+    ],
+)
+def test_values_no_browser_could_post_are_field_errors(field: str, value: t.Any) -> None:
+    """Never stored as their Python text (``"{'a': 'b'}"``, ``"False"``)."""
+    valid = {"name": "Ann", "quantity": 2, "size": 1}
+    data, errors = validate_form_data(Order, {**valid, field: value})
+    assert errors == {field: ["Not a valid value."]}
+    assert data[field] in (None, "", [""], False)
+
+
+def test_nested_values_no_browser_could_post_are_field_errors() -> None:
+    class Address(Form):
+        city = fields.StringField("City")
+
+    class Shipment(Form):
+        address = fields.FormField(Address)
+        notes = fields.FieldList(fields.StringField("Note"))
+
+    errors = validate_form_data(Shipment, {"address": {"city": {"x": 1}}, "notes": ["ok", True]})[1]
+    assert errors == {"address.city": ["Not a valid value."], "notes.1": ["Not a valid value."]}
+
+
 def test_python_values() -> None:
     data, errors = validate_form_data(
         Order,
