@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy import orm
 
 POSTGRES_URL = os.environ.get(
     "STATEMGR_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -66,6 +67,44 @@ def database_url(request: pytest.FixtureRequest, tmp_path: t.Any) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'test.sqlite'}"
     return t.cast(str, request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def core_engine(database_url: str) -> t.Iterator[sa.Engine]:
+    """An engine on each database with the tables of the core's models
+    (tests/core_models.py), dropped after."""
+    from core_models import Base, make_engine
+
+    engine = make_engine(database_url)
+    Base.metadata.create_all(engine)
+    yield engine
+    Base.metadata.drop_all(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def chain_engine(database_url: str) -> t.Iterator[sa.Engine]:
+    """An engine on each database with the tables of the ``requires`` and
+    ``cascade`` models (tests/chain_models.py), dropped after."""
+    from chain_models import create_database, drop_database
+
+    engine = create_database(database_url)
+    yield engine
+    drop_database(engine)
+
+
+@pytest.fixture
+def core_db(core_engine: sa.Engine) -> t.Iterator[orm.Session]:
+    """A session on :func:`core_engine`."""
+    with orm.Session(core_engine) as session:
+        yield session
+
+
+@pytest.fixture
+def chain_db(chain_engine: sa.Engine) -> t.Iterator[orm.Session]:
+    """A session on :func:`chain_engine`."""
+    with orm.Session(chain_engine) as session:
+        yield session
 
 
 @pytest.fixture

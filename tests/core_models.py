@@ -1,4 +1,5 @@
-"""Models and fixtures shared by the core's tests.
+"""Models and helpers shared by the core's tests (their fixtures,
+``core_engine`` and ``core_db``, are in conftest.py).
 
 Projects carry two managers (``state`` and ``review``) and own chapters; the
 ``Document`` family (an abstract base and two subclasses) and ``Article``
@@ -12,7 +13,6 @@ import datetime
 import enum
 import typing as t
 
-import pytest
 import sqlalchemy as sa
 from sqlalchemy import orm
 from sqlalchemy.orm import Mapped, mapped_column
@@ -295,7 +295,7 @@ class Ticket:
         return self.published_at is not None
 
 
-# -- fixtures ------------------------------------------------------------------
+# -- helpers -------------------------------------------------------------------
 
 
 def make_engine(url: str, **kwargs: t.Any) -> sa.Engine:
@@ -303,22 +303,6 @@ def make_engine(url: str, **kwargs: t.Any) -> sa.Engine:
     engine = sa.create_engine(url, **kwargs)
     configure_engine(engine)
     return engine
-
-
-@pytest.fixture
-def engine(database_url: str) -> t.Iterator[sa.Engine]:
-    """An engine on each database with the models' tables, dropped after."""
-    engine = make_engine(database_url)
-    Base.metadata.create_all(engine)
-    yield engine
-    Base.metadata.drop_all(engine)
-    engine.dispose()
-
-
-@pytest.fixture
-def session(engine: sa.Engine) -> t.Iterator[orm.Session]:
-    with orm.Session(engine) as session:
-        yield session
 
 
 def add_project(session: orm.Session, **kwargs: t.Any) -> Project:

@@ -21,8 +21,6 @@ from core_models import (
     ReviewState,
     Ticket,
     add_project,
-    engine,  # noqa: F401 (a fixture)
-    session,  # noqa: F401 (a fixture)
 )
 from sqlalchemy import orm
 from sqlalchemy.orm import Mapped, mapped_column
@@ -227,72 +225,72 @@ def _ids(session: orm.Session, clause: t.Any) -> list[int]:
     return list(session.scalars(sa.select(Project.id).where(clause).order_by(Project.id)))
 
 
-def test_queries(session: orm.Session) -> None:  # noqa: F811
-    draft = add_project(session, _state=1)
-    published = add_project(session, _state=2)
-    live = add_project(session, _state=2, published_at=STAMP)
-    pinned = add_project(session, _state=2, pinned=True)
-    withdrawn = add_project(session, _state=3)
-    deleted = add_project(session, _state=4)
+def test_queries(core_db: orm.Session) -> None:
+    draft = add_project(core_db, _state=1)
+    published = add_project(core_db, _state=2)
+    live = add_project(core_db, _state=2, published_at=STAMP)
+    pinned = add_project(core_db, _state=2, pinned=True)
+    withdrawn = add_project(core_db, _state=3)
+    deleted = add_project(core_db, _state=4)
     state = Project.state
-    assert _ids(session, state.DRAFT) == [draft.id]
-    assert _ids(session, ~state.DRAFT) == [published.id, live.id, pinned.id, withdrawn.id, deleted.id]
-    assert _ids(session, state.PUBLISHED) == [published.id, live.id, pinned.id]
-    assert _ids(session, state.GONE) == [withdrawn.id, deleted.id]
-    assert _ids(session, ~state.GONE) == [draft.id, published.id, live.id, pinned.id]
-    assert _ids(session, state.UNPUBLISHED) == [draft.id, withdrawn.id]
-    assert _ids(session, state.LIVE) == [live.id]
-    assert _ids(session, ~state.LIVE) == [draft.id, published.id, pinned.id, withdrawn.id, deleted.id]
-    assert _ids(session, state.PINNED) == [pinned.id]
-    assert _ids(session, state.REDRAFTABLE) == [live.id, withdrawn.id]
-    assert _ids(session, ~state.REDRAFTABLE) == [draft.id, published.id, pinned.id, deleted.id]
-    assert _ids(session, sa.and_(state.PUBLISHED, ~state.LIVE)) == [published.id, pinned.id]
-    assert _ids(session, sa.or_(state.DRAFT, state.PINNED)) == [draft.id, pinned.id]
+    assert _ids(core_db, state.DRAFT) == [draft.id]
+    assert _ids(core_db, ~state.DRAFT) == [published.id, live.id, pinned.id, withdrawn.id, deleted.id]
+    assert _ids(core_db, state.PUBLISHED) == [published.id, live.id, pinned.id]
+    assert _ids(core_db, state.GONE) == [withdrawn.id, deleted.id]
+    assert _ids(core_db, ~state.GONE) == [draft.id, published.id, live.id, pinned.id]
+    assert _ids(core_db, state.UNPUBLISHED) == [draft.id, withdrawn.id]
+    assert _ids(core_db, state.LIVE) == [live.id]
+    assert _ids(core_db, ~state.LIVE) == [draft.id, published.id, pinned.id, withdrawn.id, deleted.id]
+    assert _ids(core_db, state.PINNED) == [pinned.id]
+    assert _ids(core_db, state.REDRAFTABLE) == [live.id, withdrawn.id]
+    assert _ids(core_db, ~state.REDRAFTABLE) == [draft.id, published.id, pinned.id, deleted.id]
+    assert _ids(core_db, sa.and_(state.PUBLISHED, ~state.LIVE)) == [published.id, pinned.id]
+    assert _ids(core_db, sa.or_(state.DRAFT, state.PINNED)) == [draft.id, pinned.id]
     # the instance answers agree with the queries
-    for project in session.scalars(sa.select(Project)):
+    for project in core_db.scalars(sa.select(Project)):
         for name in ProjectState.states():
-            expected = project.id in _ids(session, getattr(Project.state, name))
+            expected = project.id in _ids(core_db, getattr(Project.state, name))
             assert bool(getattr(project.state, name)) is expected, (project.id, name)
 
 
-def test_queries_on_two_managers(session: orm.Session) -> None:  # noqa: F811
-    first = add_project(session, _state=1, _review="approved")
-    add_project(session, _state=1)
-    add_project(session, _state=2, _review="approved")
+def test_queries_on_two_managers(core_db: orm.Session) -> None:
+    first = add_project(core_db, _state=1, _review="approved")
+    add_project(core_db, _state=1)
+    add_project(core_db, _state=2, _review="approved")
     query = sa.select(Project.id).where(Project.state.DRAFT, Project.review.APPROVED)
-    assert list(session.scalars(query)) == [first.id]
-    assert session.scalar(sa.select(sa.func.count()).where(Project.review.UNLOCKED)) == 3
+    assert list(core_db.scalars(query)) == [first.id]
+    assert core_db.scalar(sa.select(sa.func.count()).where(Project.review.UNLOCKED)) == 3
 
 
 # -- one manager, several models --------------------------------------------------------
 
 
-def test_manager_reused_by_unrelated_models(session: orm.Session) -> None:  # noqa: F811
+def test_manager_reused_by_unrelated_models(core_db: orm.Session) -> None:
     article = Article(published_at=STAMP, status=2)
     project = Project(published_at=STAMP, _state=2)
     # each model's own validator
     assert project.state.LIVE and not article.state.LIVE
     # and own SQL expression
     assert "false" in str(Article.state.LIVE.compile()).lower()  # type: ignore[attr-defined]
-    session.add_all([Article(), Project(title="p")])
-    session.commit()
-    draft_article = session.scalars(sa.select(Article)).one()
-    draft_project = session.scalars(sa.select(Project)).one()
+    core_db.add_all([Article(), Project(title="p")])
+    core_db.commit()
+    draft_article = core_db.scalars(sa.select(Article)).one()
+    draft_project = core_db.scalars(sa.select(Project)).one()
     # Article has no title precondition and its own execute hook
     draft_article.state.publish(ALICE)
     assert draft_article.title == "published article"
     assert draft_article.published_at is None
     draft_project.state.publish(ALICE)
     assert draft_project.published_at == STAMP and draft_project.title == "p"
-    session.commit()
+    core_db.commit()
     assert [r.model for r in draft_article.state.history()] == ["Article"]
     assert [r.model for r in draft_project.state.history()] == ["Project"]
 
 
-def test_hooks_inherited_by_subclasses(session: orm.Session) -> None:  # noqa: F811
+def test_hooks_inherited_by_subclasses(core_db: orm.Session) -> None:
     memo, letter, minute = Memo(), Letter(), Minute()
-    session.add_all([memo, letter, minute])
-    session.commit()
+    core_db.add_all([memo, letter, minute])
+    core_db.commit()
     memo.state.finish()
     assert memo.notes == "base;" and memo.state.DONE
     # Letter adds a precondition and a second execute hook, after the base's
@@ -306,7 +304,7 @@ def test_hooks_inherited_by_subclasses(session: orm.Session) -> None:  # noqa: F
     assert minute.notes == "" and minute.state.DONE
 
 
-def test_plain_python_class(session: orm.Session) -> None:  # noqa: F811
+def test_plain_python_class(core_db: orm.Session) -> None:
     ticket = Ticket("t")
     assert ticket.state.DRAFT and ticket.state.current is ProjectState.DRAFT
     ticket.published_at = datetime.datetime(2026, 1, 1)

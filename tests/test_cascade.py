@@ -23,8 +23,6 @@ from chain_models import (
     Session,
     SessionState,
     add_project,
-    create_database,
-    drop_database,
 )
 from sqlalchemy import orm
 from sqlalchemy.orm import Mapped, mapped_column
@@ -43,19 +41,6 @@ from flask_statemgr import (
     transition_failed,
 )
 from flask_statemgr.dialects import configure_engine
-
-
-@pytest.fixture
-def engine(database_url: str) -> t.Iterator[sa.Engine]:
-    engine = create_database(database_url)
-    yield engine
-    drop_database(engine)
-
-
-@pytest.fixture
-def db(engine: sa.Engine) -> t.Iterator[orm.Session]:
-    with orm.Session(engine) as session:
-        yield session
 
 
 def reload(db: orm.Session, project: Project) -> Project:
@@ -85,8 +70,8 @@ def history_count(engine: sa.Engine) -> int:
 # -- another manager on the same object ---------------------------------------
 
 
-def test_cascade_to_another_manager_moves_both_in_one_perform(db: orm.Session) -> None:
-    project = add_project(db, _review="approved")
+def test_cascade_to_another_manager_moves_both_in_one_perform(chain_db: orm.Session) -> None:
+    project = add_project(chain_db, _review="approved")
     plan = project.state.delete.plan(OWNER)
     assert [(s.obj, s.manager, s.transition) for s in plan.steps] == [
         (project, "state", ProjectState.delete),
@@ -94,29 +79,29 @@ def test_cascade_to_another_manager_moves_both_in_one_perform(db: orm.Session) -
     ]
     assert plan.summary() == {"Project": 1}
     result = project.state.delete(OWNER)
-    db.commit()
+    chain_db.commit()
     assert project.state.DELETED and project.review.LOCKED
-    assert db.execute(sa.select(Project._state, Project._review)).one() == (4, "locked")
-    state_record, review_record = query_history(db)
+    assert chain_db.execute(sa.select(Project._state, Project._review)).one() == (4, "locked")
+    state_record, review_record = query_history(chain_db)
     assert (state_record.manager, state_record.transition, state_record.parent_id) == ("state", "delete", None)
     assert (review_record.manager, review_record.transition) == ("review", "lock")
     assert (review_record.source, review_record.target) == ("APPROVED", "LOCKED")
     assert review_record.parent_id == state_record.id == result.record.id  # type: ignore[union-attr]
 
 
-def test_other_manager_already_in_target_is_skipped(db: orm.Session) -> None:
-    project = add_project(db, _review="locked")
+def test_other_manager_already_in_target_is_skipped(chain_db: orm.Session) -> None:
+    project = add_project(chain_db, _review="locked")
     assert [s.manager for s in project.state.delete.plan(OWNER).steps] == ["state"]
     project.state.delete(OWNER)
-    db.commit()
-    assert [r.manager for r in query_history(db)] == ["state"]
+    chain_db.commit()
+    assert [r.manager for r in query_history(chain_db)] == ["state"]
 
 
 # -- relationships, recursively ------------------------------------------------
 
 
-def test_delete_cascades_to_sessions_and_their_comments(db: orm.Session) -> None:
-    project = add_project(db, sessions=3, comments=2)
+def test_delete_cascades_to_sessions_and_their_comments(chain_db: orm.Session) -> None:
+    project = add_project(chain_db, sessions=3, comments=2)
     plan = project.state.delete.plan(OWNER)
     assert plan.ok and plan.blockers == [] and plan.error is None
     assert plan.summary() == {"Project": 1, "Session": 3, "Comment": 6}
@@ -125,14 +110,14 @@ def test_delete_cascades_to_sessions_and_their_comments(db: orm.Session) -> None
     assert all(plan.steps[s.parent].obj is s.obj.session for s in plan.steps if isinstance(s.obj, Comment))
 
     result = project.state.delete(OWNER, data={"reason": "spam"})
-    db.commit()
+    chain_db.commit()
     assert len(result.steps) == 11
-    assert stored_states(db.get_bind()) == {  # type: ignore[arg-type]
+    assert stored_states(chain_db.get_bind()) == {  # type: ignore[arg-type]
         "project": [(4, "locked")],
         "session": [(4, "", DELETED_AT)] * 3,
         "comment": [2] * 6,
     }
-    records = query_history(db)
+    records = query_history(chain_db)
     assert len(records) == 11
     by_object = {(r.model, r.object_id, r.manager): r for r in records}
     root = by_object["Project", str(project.id), "state"]
@@ -147,18 +132,18 @@ def test_delete_cascades_to_sessions_and_their_comments(db: orm.Session) -> None
     assert sorted(s.record.id for s in result.steps) == sorted(r.id for r in records)  # type: ignore[union-attr]
 
 
-def test_children_already_in_target_are_skipped(db: orm.Session) -> None:
-    project = add_project(db, sessions=3, comments=1)
+def test_children_already_in_target_are_skipped(chain_db: orm.Session) -> None:
+    project = add_project(chain_db, sessions=3, comments=1)
     done = project.sessions[1]
     done.state.delete(OWNER)
-    db.commit()
+    chain_db.commit()
     assert [s.obj for s in project.state.delete.plan(OWNER).steps if isinstance(s.obj, Session)] == [
         project.sessions[0],
         project.sessions[2],
     ]
     project.state.delete(OWNER)
-    db.commit()
-    records = query_history(db, model=Session)
+    chain_db.commit()
+    records = query_history(chain_db, model=Session)
     assert [r.object_id for r in records].count(str(done.id)) == 1
 
 
@@ -177,12 +162,12 @@ def build_blocked(db: orm.Session) -> Project:
     return project
 
 
-def test_plan_lists_every_step_and_blocker_before_anything_runs(db: orm.Session) -> None:
-    project = build_blocked(db)
+def test_plan_lists_every_step_and_blocker_before_anything_runs(chain_db: orm.Session) -> None:
+    project = build_blocked(chain_db)
     hosted, pinned, hidden, archived, _fine = project.sessions
-    before = stored_states(db.get_bind())  # type: ignore[arg-type]
+    before = stored_states(chain_db.get_bind())  # type: ignore[arg-type]
     statements: list[str] = []
-    sa.event.listen(db.get_bind(), "before_cursor_execute", lambda *a: statements.append(a[2]))
+    sa.event.listen(chain_db.get_bind(), "before_cursor_execute", lambda *a: statements.append(a[2]))
     plan = project.state.delete.plan(OWNER)
     assert not plan.ok
     assert plan.summary() == {"Project": 1, "Session": 5, "Comment": 5}
@@ -195,12 +180,12 @@ def test_plan_lists_every_step_and_blocker_before_anything_runs(db: orm.Session)
         ("cascade", f"Comment {archived.comments[0].id}: session.state must be Active"),
     ]
     assert all(s.lstrip().upper().startswith("SELECT") for s in statements)
-    assert stored_states(db.get_bind()) == before  # type: ignore[arg-type]
+    assert stored_states(chain_db.get_bind()) == before  # type: ignore[arg-type]
 
 
-def test_perform_refuses_the_whole_chain_naming_the_first_blocking_child(db: orm.Session) -> None:
-    project = build_blocked(db)
-    before = stored_states(db.get_bind())  # type: ignore[arg-type]
+def test_perform_refuses_the_whole_chain_naming_the_first_blocking_child(chain_db: orm.Session) -> None:
+    project = build_blocked(chain_db)
+    before = stored_states(chain_db.get_bind())  # type: ignore[arg-type]
     with pytest.raises(PermissionDenied) as refused:
         project.state.delete(OWNER)
     hosted = project.sessions[0]
@@ -208,9 +193,9 @@ def test_perform_refuses_the_whole_chain_naming_the_first_blocking_child(db: orm
     assert [(r.code, r.message) for r in refused.value.reasons] == [
         ("cascade", f"Session {hosted.id}: Delete needs the role owner")
     ]
-    db.commit()
-    assert stored_states(db.get_bind()) == before  # type: ignore[arg-type]
-    assert query_history(db) == []
+    chain_db.commit()
+    assert stored_states(chain_db.get_bind()) == before  # type: ignore[arg-type]
+    assert query_history(chain_db) == []
     assert project.state.DRAFT and project.review.PENDING
     assert all(s.state.value == before_s[0] for s, before_s in zip(project.sessions, before["session"]))
 
@@ -229,9 +214,9 @@ def test_perform_refuses_the_whole_chain_naming_the_first_blocking_child(db: orm
     ],
 )
 def test_each_kind_of_check_blocks_the_chain(
-    db: orm.Session, block: str, error: type[TransitionError], messages: list[str]
+    chain_db: orm.Session, block: str, error: type[TransitionError], messages: list[str]
 ) -> None:
-    project = add_project(db, sessions=2, comments=1)
+    project = add_project(chain_db, sessions=2, comments=1)
     session = project.sessions[1]
     comment = session.comments[0]
     if block == "hosted":
@@ -242,7 +227,7 @@ def test_each_kind_of_check_blocks_the_chain(
         comment._state = CommentState.HIDDEN.value
     else:
         session._state = SessionState.ARCHIVED.value
-    db.commit()
+    chain_db.commit()
     availability = project.state.delete.check(OWNER)
     expected = [m.format(session=session.id, comment=comment.id) for m in messages]
     assert [(r.code, r.message) for r in availability.reasons] == [("cascade", m) for m in expected]
@@ -250,13 +235,13 @@ def test_each_kind_of_check_blocks_the_chain(
     with pytest.raises(error) as refused:
         project.state.delete(OWNER)
     assert [r.message for r in refused.value.reasons] == expected[:1]
-    assert project.state.DRAFT and query_history(db) == []
+    assert project.state.DRAFT and query_history(chain_db) == []
 
 
-def test_the_chain_is_checked_for_the_acting_user(db: orm.Session) -> None:
-    project = add_project(db, sessions=2)
+def test_the_chain_is_checked_for_the_acting_user(chain_db: orm.Session) -> None:
+    project = add_project(chain_db, sessions=2)
     project.sessions[0].host_id = HOST.id
-    db.commit()
+    chain_db.commit()
     # the host owns one session but not the project: refused at the root
     with pytest.raises(PermissionDenied) as refused:
         project.state.delete(HOST)
@@ -268,23 +253,23 @@ def test_the_chain_is_checked_for_the_acting_user(db: orm.Session) -> None:
     # the host deletes their session; now the owner's chain skips it
     project.sessions[0].state.delete(HOST)
     project.state.delete(OWNER)
-    db.commit()
-    assert db.scalars(sa.select(Session._state)).all() == [4, 4]
+    chain_db.commit()
+    assert chain_db.scalars(sa.select(Session._state)).all() == [4, 4]
 
 
 # -- all or nothing ------------------------------------------------------------
 
 
 def test_failure_in_the_500th_child_leaves_everything_as_before(
-    db: orm.Session, engine: sa.Engine
+    chain_db: orm.Session, chain_engine: sa.Engine
 ) -> None:
-    project = add_project(db, sessions=600, comments=1)
-    fails = db.scalars(sa.select(Session.id).order_by(Session.id)).all()[499]
-    db.execute(sa.update(Session).values(booking="room 1"))
-    db.execute(sa.update(Session).where(Session.id == fails).values(booking="non-refundable"))
-    db.commit()
-    project = reload(db, project)
-    before = stored_states(engine)
+    project = add_project(chain_db, sessions=600, comments=1)
+    fails = chain_db.scalars(sa.select(Session.id).order_by(Session.id)).all()[499]
+    chain_db.execute(sa.update(Session).values(booking="room 1"))
+    chain_db.execute(sa.update(Session).where(Session.id == fails).values(booking="non-refundable"))
+    chain_db.commit()
+    project = reload(chain_db, project)
+    before = stored_states(chain_engine)
     plan = project.state.delete.plan(OWNER)
     assert plan.ok and plan.summary() == {"Project": 1, "Session": 600, "Comment": 600}
     failed: list[BaseException] = []
@@ -299,31 +284,31 @@ def test_failure_in_the_500th_child_leaves_everything_as_before(
 
     # in memory: every manager as the plan saw it, the hooks' changes undone
     assert all(getattr(s.obj, s.manager).value == s.seen for s in plan.steps)
-    assert not db.dirty and not db.new
+    assert not chain_db.dirty and not chain_db.new
     assert project.state.DRAFT and project.review.PENDING
     sessions = project.sessions
     assert [s.booking for s in sessions].count("room 1") == 599
     assert all(s.deleted_at is None and s.state.DRAFT for s in sessions)
     # in the database, seen from this transaction and after it commits
-    assert db.scalar(sa.select(sa.func.count()).select_from(Session).where(Session._state != 1)) == 0
-    db.commit()
-    assert stored_states(engine) == before
-    assert history_count(engine) == 0
+    assert chain_db.scalar(sa.select(sa.func.count()).select_from(Session).where(Session._state != 1)) == 0
+    chain_db.commit()
+    assert stored_states(chain_engine) == before
+    assert history_count(chain_engine) == 0
     # the same session goes on working: fix the booking and delete again
     sessions[499].booking = "room 2"
     project.state.delete(OWNER)
-    db.commit()
-    assert history_count(engine) == 1 + 1 + 600 + 600
+    chain_db.commit()
+    assert history_count(chain_engine) == 1 + 1 + 600 + 600
 
 
-def test_failure_in_another_manager_rolls_back_both(db: orm.Session, engine: sa.Engine) -> None:
-    project = add_project(db, sessions=1)
+def test_failure_in_another_manager_rolls_back_both(chain_db: orm.Session, chain_engine: sa.Engine) -> None:
+    project = add_project(chain_db, sessions=1)
     project.sessions[0].booking = "non-refundable"
-    db.commit()
+    chain_db.commit()
     with pytest.raises(BookingError):
         project.state.delete(OWNER)
-    db.commit()
-    assert stored_states(engine)["project"] == [(1, "pending")]
+    chain_db.commit()
+    assert stored_states(chain_engine)["project"] == [(1, "pending")]
     assert project.state.DRAFT and project.review.PENDING
 
 
@@ -331,38 +316,38 @@ def test_failure_in_another_manager_rolls_back_both(db: orm.Session, engine: sa.
 
 
 def test_child_changed_between_plan_and_execute_fails_the_whole_chain(
-    db: orm.Session, engine: sa.Engine
+    chain_db: orm.Session, chain_engine: sa.Engine
 ) -> None:
-    project = add_project(db, sessions=5)
+    project = add_project(chain_db, sessions=5)
     plan = project.state.delete.plan(OWNER)
     assert plan.ok
     changed = project.sessions[3].id
     # end this transaction (as a request showing the plan for confirmation
     # would) so that on SQLite the other writer is not waiting on our lock
-    db.commit()
-    with engine.begin() as other:
+    chain_db.commit()
+    with chain_engine.begin() as other:
         other.execute(sa.update(Session).where(Session.id == changed).values(_state=SessionState.ARCHIVED.value))
     with pytest.raises(StateConflict) as conflict:
         project.state.delete.perform_plan(plan, OWNER)
     assert "changed state while the transition ran" in conflict.value.message
-    db.commit()
-    assert stored_states(engine) == {
+    chain_db.commit()
+    assert stored_states(chain_engine) == {
         "project": [(1, "pending")],
         "session": [(3 if i == 3 else 1, "", None) for i in range(5)],
         "comment": [],
     }
-    assert history_count(engine) == 0
+    assert history_count(chain_engine) == 0
     assert project.state.DRAFT
     # planning again sees the change and succeeds
     project.state.delete(OWNER)
-    db.commit()
-    assert history_count(engine) == 1 + 1 + 5
+    chain_db.commit()
+    assert history_count(chain_engine) == 1 + 1 + 5
 
 
 def test_child_changed_by_another_connection_while_the_chain_runs(
-    db: orm.Session, engine: sa.Engine, database_url: str
+    chain_db: orm.Session, chain_engine: sa.Engine, database_url: str
 ) -> None:
-    project = add_project(db, sessions=20)
+    project = add_project(chain_db, sessions=20)
     target = project.sessions[10].id
     other_engine = sa.create_engine(database_url)
     configure_engine(other_engine)
@@ -403,26 +388,26 @@ def test_child_changed_by_another_connection_while_the_chain_runs(
         except StateConflict as e:
             outcome["chain"] = e
     # let a writer waiting on this transaction's lock finish
-    db.commit()
+    chain_db.commit()
     worker.join(10)
     other_engine.dispose()
 
-    stored = stored_states(engine)
+    stored = stored_states(chain_engine)
     child_state = stored["session"][10][0]
     if outcome["chain"] is None:
         # the chain won: the child change failed, the chain is whole
         assert outcome["child"] is not None
         assert stored["project"] == [(4, "locked")]
         assert [s[0] for s in stored["session"]] == [4] * 20
-        assert history_count(engine) == 22
+        assert history_count(chain_engine) == 22
     else:
         # the child change won: nothing of the chain is written
         assert outcome["child"] is None
         assert child_state == SessionState.ARCHIVED.value
         assert stored["project"] == [(1, "pending")]
         assert [s[0] for s in stored["session"]] == [3 if i == 10 else 1 for i in range(20)]
-        assert history_count(engine) == 0
-    if engine.dialect.name == "postgresql":
+        assert history_count(chain_engine) == 0
+    if chain_engine.dialect.name == "postgresql":
         # no row lock stands in the way there: the other writer commits first
         assert isinstance(outcome["chain"], StateConflict)
 
@@ -585,10 +570,10 @@ def statements_for(db: orm.Session, engine: sa.Engine, children: int) -> tuple[c
 
 
 def test_plan_and_perform_statements_do_not_grow_with_the_children(
-    db: orm.Session, engine: sa.Engine
+    chain_db: orm.Session, chain_engine: sa.Engine
 ) -> None:
-    small_plan, small_perform = statements_for(db, engine, 10)
-    large_plan, large_perform = statements_for(db, engine, 1000)
+    small_plan, small_perform = statements_for(chain_db, chain_engine, 10)
+    large_plan, large_perform = statements_for(chain_db, chain_engine, 1000)
     # planning: the sessions (lazy load), then their comments (one query for
     # the whole level, which re-selects the sessions by key)
     assert small_plan == large_plan == {"SELECT": 3}

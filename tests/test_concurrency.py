@@ -24,7 +24,6 @@ from core_models import (
     ALICE,
     Project,
     add_project,
-    engine,  # noqa: F401 (a fixture)
     history_rows,
     make_engine,
 )
@@ -47,7 +46,7 @@ def transition_for(worker: int, round_: int) -> str:
 
 
 def attempt(
-    engine: sa.Engine, project_id: int, worker: int, round_: int, barrier: Barrier  # noqa: F811
+    engine: sa.Engine, project_id: int, worker: int, round_: int, barrier: Barrier
 ) -> str:
     """One worker's try: ``"won"``, ``"conflict"``, or the unexpected error."""
     with orm.Session(engine) as session:
@@ -84,7 +83,7 @@ def process_worker(
         engine.dispose()
 
 
-def check_round(engine: sa.Engine, project_id: int, round_: int, outcomes: dict[int, str]) -> None:  # noqa: F811
+def check_round(engine: sa.Engine, project_id: int, round_: int, outcomes: dict[int, str]) -> None:
     """Exactly one winner, and the row and history hold only its work."""
     assert sorted(outcomes.values()) == ["conflict", "won"], (round_, outcomes)
     (winner,) = [w for w, outcome in outcomes.items() if outcome == "won"]
@@ -108,7 +107,7 @@ def check_round(engine: sa.Engine, project_id: int, round_: int, outcomes: dict[
 
 
 def run_rounds(
-    engine: sa.Engine,  # noqa: F811
+    engine: sa.Engine,
     contend: t.Callable[[int, int], dict[int, str]],
 ) -> None:
     with orm.Session(engine) as session:
@@ -118,20 +117,20 @@ def run_rounds(
     assert len(history_rows(engine)) == ROUNDS
 
 
-def test_two_threads(engine: sa.Engine) -> None:  # noqa: F811
+def test_two_threads(core_engine: sa.Engine) -> None:
     barrier = threading.Barrier(2)
     with ThreadPoolExecutor(2) as pool:
 
         def contend(project_id: int, round_: int) -> dict[int, str]:
             futures = {
-                w: pool.submit(attempt, engine, project_id, w, round_, barrier) for w in (0, 1)
+                w: pool.submit(attempt, core_engine, project_id, w, round_, barrier) for w in (0, 1)
             }
             return {w: f.result(PATIENCE * 2) for w, f in futures.items()}
 
-        run_rounds(engine, contend)
+        run_rounds(core_engine, contend)
 
 
-def test_two_processes(engine: sa.Engine, database_url: str) -> None:  # noqa: F811
+def test_two_processes(core_engine: sa.Engine, database_url: str) -> None:
     # fork, as gunicorn starts its workers (and far quicker to start); spawn
     # where forking a process with threads is unsafe
     context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
@@ -153,7 +152,7 @@ def test_two_processes(engine: sa.Engine, database_url: str) -> None:  # noqa: F
                 queue.put((project_id, round_))
             return dict(results.get(timeout=PATIENCE * 2) for _ in tasks)
 
-        run_rounds(engine, contend)
+        run_rounds(core_engine, contend)
     finally:
         for queue in tasks:
             queue.put(None)
@@ -165,19 +164,19 @@ def test_two_processes(engine: sa.Engine, database_url: str) -> None:  # noqa: F
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_sqlite_connection_survives_a_refused_commit(engine: sa.Engine) -> None:  # noqa: F811
+def test_sqlite_connection_survives_a_refused_commit(core_engine: sa.Engine) -> None:
     """A COMMIT refused with "database is locked" must not leave the pooled
     connection inside a transaction (the next BEGIN would fail)."""
-    hasty = make_engine(engine.url)
+    hasty = make_engine(core_engine.url)
 
     @sa.event.listens_for(hasty, "connect")
     def _impatient(dbapi_connection: t.Any, record: t.Any) -> None:
         dbapi_connection.execute("PRAGMA busy_timeout = 100")
 
-    with orm.Session(engine) as session:
+    with orm.Session(core_engine) as session:
         project_id = add_project(session).id
     try:
-        with engine.connect() as reader:
+        with core_engine.connect() as reader:
             reader.begin()
             # a read transaction keeps writers from committing on SQLite
             reader.execute(sa.select(Project.id)).all()

@@ -21,9 +21,7 @@ from core_models import (
     ReviewState,
     Ticket,
     add_project,
-    engine,  # noqa: F401 (a fixture)
     history_rows,
-    session,  # noqa: F401 (a fixture)
 )
 from sqlalchemy import orm
 
@@ -44,8 +42,8 @@ def _fresh(engine: sa.Engine, project_id: int) -> dict[str, t.Any]:
     return dict(row._mapping)
 
 
-def test_perform(engine: sa.Engine, session: orm.Session) -> None:  # noqa: F811
-    project = add_project(session)
+def test_perform(core_engine: sa.Engine, core_db: orm.Session) -> None:
+    project = add_project(core_db)
     before = datetime.datetime.now(datetime.timezone.utc)
     result = project.state.publish(BOB)
     assert isinstance(result, TransitionResult)
@@ -62,30 +60,30 @@ def test_perform(engine: sa.Engine, session: orm.Session) -> None:  # noqa: F811
     assert (record.source, record.target, record.user_id) == ("DRAFT", "PUBLISHED", "2")
     assert record.payload is None and record.parent_id is None
     assert before <= record.at <= datetime.datetime.now(datetime.timezone.utc)
-    session.commit()
-    row = _fresh(engine, project.id)
+    core_db.commit()
+    row = _fresh(core_engine, project.id)
     assert row["_state"] == 2 and row["published_at"] == STAMP
     assert project.state.history() == [record]
 
 
-def test_performed_state_is_visible_before_commit(session: orm.Session) -> None:  # noqa: F811
-    project = add_project(session)
+def test_performed_state_is_visible_before_commit(core_db: orm.Session) -> None:
+    project = add_project(core_db)
     project.state.publish(BOB)
     # the compare-and-set already ran: a query in this transaction sees it
-    assert session.scalar(sa.select(Project.id).where(Project.state.PUBLISHED)) == project.id
-    session.rollback()
+    assert core_db.scalar(sa.select(Project.id).where(Project.state.PUBLISHED)) == project.id
+    core_db.rollback()
     assert project.state.DRAFT
 
 
-def test_history_oldest_first(session: orm.Session) -> None:  # noqa: F811
-    project = add_project(session)
-    other = add_project(session)
+def test_history_oldest_first(core_db: orm.Session) -> None:
+    project = add_project(core_db)
+    other = add_project(core_db)
     project.state.publish(BOB)
     other.state.publish(ALICE)
     project.state.withdraw(BOB)
     project.state.redraft(None)
     project.review.approve(ALICE)
-    session.commit()
+    core_db.commit()
     history = project.state.history()
     assert [(r.transition, r.source, r.target) for r in history] == [
         ("publish", "DRAFT", "PUBLISHED"),
@@ -100,65 +98,65 @@ def test_history_oldest_first(session: orm.Session) -> None:  # noqa: F811
     assert [r.transition for r in other.state.history()] == ["publish"]
 
 
-def test_execute_hooks_receive_the_validated_data(engine: sa.Engine, session: orm.Session) -> None:  # noqa: F811
-    project = add_project(session, _review="approved")
+def test_execute_hooks_receive_the_validated_data(core_engine: sa.Engine, core_db: orm.Session) -> None:
+    project = add_project(core_db, _review="approved")
     result = project.state.submit(ALICE, data={"note": "hello", "priority": "3", "extra": 1})
     # the form's cleaned data: priority coerced, unknown keys dropped
     assert project.executed == repr([("note", "hello"), ("priority", 3)])
     assert result.data == {"note": "hello", "priority": 3}
     assert result.record is not None and result.record.payload == {"note": "hello", "priority": 3}
-    session.commit()
+    core_db.commit()
     (record, lock) = project.state.history() + project.review.history()
     assert record.payload == {"note": "hello", "priority": 3}
     assert lock.payload is None and lock.parent_id == record.id
-    assert len(history_rows(engine)) == 2
+    assert len(history_rows(core_engine)) == 2
 
 
-def test_data_without_a_form_is_passed_through(session: orm.Session) -> None:  # noqa: F811
-    project = add_project(session)
+def test_data_without_a_form_is_passed_through(core_db: orm.Session) -> None:
+    project = add_project(core_db)
     when = datetime.datetime(2026, 5, 1, 9, 30)
     project.state.publish(BOB, data={"at": when, "tags": {"a", "b"}})
     assert project.executed == repr([("at", when), ("tags", {"a", "b"})])
-    session.commit()
+    core_db.commit()
     (record,) = project.state.history()
     assert record.payload == {"at": when, "tags": {"a", "b"}}
 
 
-def test_data_must_be_a_mapping(session: orm.Session) -> None:  # noqa: F811
-    project = add_project(session)
+def test_data_must_be_a_mapping(core_db: orm.Session) -> None:
+    project = add_project(core_db)
     with pytest.raises(ValidationFailed) as info:
         project.state.publish(BOB, data=[("a", 1)])  # type: ignore[arg-type]
     assert info.value.errors == {"": ["data must be a mapping, not list"]}
     assert project.state.DRAFT
 
 
-def test_invalid_data_changes_nothing(engine: sa.Engine, session: orm.Session) -> None:  # noqa: F811
-    project = add_project(session, _review="approved")
+def test_invalid_data_changes_nothing(core_engine: sa.Engine, core_db: orm.Session) -> None:
+    project = add_project(core_db, _review="approved")
     with pytest.raises(ValidationFailed) as info:
         project.state.submit(ALICE, data={"note": "x" * 21})
     assert info.value.http_status == 422
     assert set(info.value.errors) == {"note", "priority"}
     assert project.state.DRAFT and project.review.APPROVED and project.executed is None
-    session.commit()
-    assert history_rows(engine) == []
-    assert _fresh(engine, project.id)["_state"] == 1
+    core_db.commit()
+    assert history_rows(core_engine) == []
+    assert _fresh(core_engine, project.id)["_state"] == 1
 
 
-def test_refused_transition_changes_nothing(engine: sa.Engine, session: orm.Session) -> None:  # noqa: F811
-    project = add_project(session, title="")
+def test_refused_transition_changes_nothing(core_engine: sa.Engine, core_db: orm.Session) -> None:
+    project = add_project(core_db, title="")
     with pytest.raises(PreconditionFailed):
         project.state.publish(BOB)
-    session.commit()
-    assert history_rows(engine) == [] and _fresh(engine, project.id)["_state"] == 1
+    core_db.commit()
+    assert history_rows(core_engine) == [] and _fresh(core_engine, project.id)["_state"] == 1
 
 
 def test_raising_execute_hook_rolls_everything_back(
-    engine: sa.Engine, session: orm.Session  # noqa: F811
+    core_engine: sa.Engine, core_db: orm.Session
 ) -> None:
-    project = add_project(session)
+    project = add_project(core_db)
     chapter = Chapter(project=project)
-    session.add(chapter)
-    session.commit()
+    core_db.add(chapter)
+    core_db.commit()
     failures: list[dict[str, t.Any]] = []
 
     def failed(sender: t.Any, **kwargs: t.Any) -> None:
@@ -175,43 +173,43 @@ def test_raising_execute_hook_rolls_everything_back(
     assert failure["sender"] is ProjectState.delete
     assert isinstance(failure["exception"], HookFailure)
     # the application may go on and commit: nothing of the transition is there
-    session.commit()
-    with orm.Session(engine) as fresh:
+    core_db.commit()
+    with orm.Session(core_engine) as fresh:
         row = fresh.get_one(Project, project.id)
         assert row.state.DRAFT and row.title == "Project"
         assert row.chapters[0].state.DRAFT
         assert row.state.history() == [] and row.chapters[0].state.history() == []
-    assert history_rows(engine) == []
+    assert history_rows(core_engine) == []
     # and the transition still works afterwards
     project.state.delete(ALICE)
-    session.commit()
-    assert _fresh(engine, project.id)["_state"] == 4
+    core_db.commit()
+    assert _fresh(core_engine, project.id)["_state"] == 4
 
 
 def test_raising_hook_keeps_earlier_work_in_the_transaction(
-    engine: sa.Engine, session: orm.Session  # noqa: F811
+    core_engine: sa.Engine, core_db: orm.Session
 ) -> None:
-    project = add_project(session)
-    other = add_project(session)
+    project = add_project(core_db)
+    other = add_project(core_db)
     project.state.publish(BOB)
     other.title = "edited before"
     with pytest.raises(HookFailure):
         project.state.withdraw(BOB, data={"fail": "no"})
-    session.commit()
+    core_db.commit()
     # only the failed transition's savepoint was rolled back
-    assert _fresh(engine, project.id)["_state"] == 2
-    assert _fresh(engine, other.id)["title"] == "edited before"
-    assert [r["transition"] for r in history_rows(engine)] == ["publish"]
+    assert _fresh(core_engine, project.id)["_state"] == 2
+    assert _fresh(core_engine, other.id)["title"] == "edited before"
+    assert [r["transition"] for r in history_rows(core_engine)] == ["publish"]
 
 
-def test_stale_object_conflicts(engine: sa.Engine) -> None:  # noqa: F811
+def test_stale_object_conflicts(core_engine: sa.Engine) -> None:
     # loaded earlier, with no transaction left open (on SQLite an open read
     # transaction would keep the other writer from committing)
-    session = orm.Session(engine, expire_on_commit=False)
+    session = orm.Session(core_engine, expire_on_commit=False)
     project = add_project(session)
     project_id = project.id
     # somebody else publishes it meanwhile
-    with orm.Session(engine) as elsewhere:
+    with orm.Session(core_engine) as elsewhere:
         elsewhere.get_one(Project, project_id).state.publish(BOB)
         elsewhere.commit()
     # this session still believes it is a draft, so the checks pass
@@ -223,12 +221,12 @@ def test_stale_object_conflicts(engine: sa.Engine) -> None:  # noqa: F811
     # nothing of it was written, and the object now reads the row again
     session.commit()
     assert project.state.PUBLISHED
-    assert [r["transition"] for r in history_rows(engine)] == ["publish"]
+    assert [r["transition"] for r in history_rows(core_engine)] == ["publish"]
     session.close()
 
 
-def test_stale_plan_conflicts(session: orm.Session) -> None:  # noqa: F811
-    project = add_project(session)
+def test_stale_plan_conflicts(core_db: orm.Session) -> None:
+    project = add_project(core_db)
     plan = project.state.publish.plan(BOB)
     project.state.delete(ALICE)
     with pytest.raises(StateConflict):
@@ -236,66 +234,66 @@ def test_stale_plan_conflicts(session: orm.Session) -> None:  # noqa: F811
     assert project.state.DELETED
 
 
-def test_cascade(engine: sa.Engine, session: orm.Session) -> None:  # noqa: F811
-    project = add_project(session)
+def test_cascade(core_engine: sa.Engine, core_db: orm.Session) -> None:
+    project = add_project(core_db)
     project.chapters = [Chapter(), Chapter(_state=2), Chapter()]
-    session.commit()
+    core_db.commit()
     first, done, last = project.chapters
     result = project.state.delete(ALICE)
     assert [s.obj for s in result.steps] == [project, first, last]
     assert project.state.DELETED and all(c.state.DELETED for c in project.chapters)
-    session.commit()
-    rows = history_rows(engine)
+    core_db.commit()
+    rows = history_rows(core_engine)
     assert [(r["model"], r["object_id"], r["transition"]) for r in rows] == [
         ("Project", str(project.id), "delete"),
         ("Chapter", str(first.id), "delete"),
         ("Chapter", str(last.id), "delete"),
     ]
     assert [r["parent_id"] for r in rows] == [None, rows[0]["id"], rows[0]["id"]]
-    with engine.connect() as conn:
+    with core_engine.connect() as conn:
         assert list(conn.scalars(sa.select(Chapter._state).order_by(Chapter.id))) == [2, 2, 2]
     assert done.state.history() == []
 
 
-def test_blocked_cascade_changes_nothing(engine: sa.Engine, session: orm.Session) -> None:  # noqa: F811
-    project = add_project(session)
+def test_blocked_cascade_changes_nothing(core_engine: sa.Engine, core_db: orm.Session) -> None:
+    project = add_project(core_db)
     project.chapters = [Chapter(), Chapter(_state=ChapterState.LOCKED.value)]
-    session.commit()
+    core_db.commit()
     with pytest.raises(StateConflict) as info:
         project.state.delete(ALICE)
     assert info.value.reasons[0].code == "cascade"
     assert f"Chapter {project.chapters[1].id}" in info.value.reasons[0].message
-    session.commit()
-    assert history_rows(engine) == []
+    core_db.commit()
+    assert history_rows(core_engine) == []
     assert project.state.DRAFT and project.chapters[0].state.DRAFT
 
 
-def test_cascade_moves_two_managers(engine: sa.Engine, session: orm.Session) -> None:  # noqa: F811
-    project = add_project(session, _review="approved")
+def test_cascade_moves_two_managers(core_engine: sa.Engine, core_db: orm.Session) -> None:
+    project = add_project(core_db, _review="approved")
     result = project.state.submit(ALICE, data={"priority": 1})
     assert project.state.PUBLISHED and project.review.LOCKED
     assert [s.manager for s in result.steps] == ["state", "review"]
-    session.commit()
-    row = _fresh(engine, project.id)
+    core_db.commit()
+    row = _fresh(core_engine, project.id)
     assert (row["_state"], row["_review"]) == (2, "locked")
     # performing the other manager's transition is independent
-    second = add_project(session)
+    second = add_project(core_db)
     second.review.approve(ALICE)
     assert second.review.APPROVED and second.state.DRAFT
     assert not second.review.approve.is_available(ALICE)
 
 
-def test_pending_object(engine: sa.Engine, session: orm.Session) -> None:  # noqa: F811
+def test_pending_object(core_engine: sa.Engine, core_db: orm.Session) -> None:
     project = Project(title="new")
-    session.add(project)
+    core_db.add(project)
     assert project.state.DRAFT
     result = project.state.publish(BOB)
     # performing flushed it: it has an id and a history record
     assert project.id is not None and project.state.PUBLISHED
     assert result.record is not None and result.record.object_id == str(project.id)
-    session.commit()
-    assert _fresh(engine, project.id)["_state"] == 2
-    assert len(history_rows(engine)) == 1
+    core_db.commit()
+    assert _fresh(core_engine, project.id)["_state"] == 2
+    assert len(history_rows(core_engine)) == 1
 
 
 def test_object_in_no_session() -> None:
@@ -324,36 +322,36 @@ def test_in_memory_failure_restores_the_state() -> None:
     assert ticket.state.DRAFT and ticket._state == 1
 
 
-def test_detached_object_is_refused(engine: sa.Engine) -> None:  # noqa: F811
-    with orm.Session(engine) as first:
+def test_detached_object_is_refused(core_engine: sa.Engine) -> None:
+    with orm.Session(core_engine) as first:
         project = add_project(first)
         assert project.state.DRAFT
     with pytest.raises(TypeError, match="is detached"):
         project.state.publish(BOB)
 
 
-def test_cascade_over_many_children(engine: sa.Engine, session: orm.Session) -> None:  # noqa: F811
-    projects = [add_project(session) for _ in range(3)]
+def test_cascade_over_many_children(core_engine: sa.Engine, core_db: orm.Session) -> None:
+    projects = [add_project(core_db) for _ in range(3)]
     for project in projects:
         project.chapters = [Chapter() for _ in range(40)]
-    session.commit()
-    session.expire_all()
+    core_db.commit()
+    core_db.expire_all()
     queries: list[str] = []
 
     def log(conn: t.Any, cursor: t.Any, statement: str, *args: t.Any) -> None:
         queries.append(statement)
 
-    sa.event.listen(engine, "before_cursor_execute", log)
+    sa.event.listen(core_engine, "before_cursor_execute", log)
     try:
         result = projects[0].state.delete(ALICE)
     finally:
-        sa.event.remove(engine, "before_cursor_execute", log)
+        sa.event.remove(core_engine, "before_cursor_execute", log)
     assert len(result.steps) == 41
     updates = [q for q in queries if q.lstrip().upper().startswith("UPDATE")]
     # one compare-and-set per level, not one per child
     assert len(updates) == 2
-    session.commit()
-    with engine.connect() as conn:
+    core_db.commit()
+    with core_engine.connect() as conn:
         counts = dict(
             conn.execute(
                 sa.select(Chapter.project_id, sa.func.count()).where(Chapter.state.DELETED)

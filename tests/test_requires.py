@@ -14,12 +14,9 @@ from chain_models import (
     Comment,
     Project,
     ProjectState,
-    ReviewState,
     Session,
     SessionState,
     add_project,
-    create_database,
-    drop_database,
 )
 from sqlalchemy import orm
 
@@ -34,14 +31,6 @@ from flask_statemgr import (
 )
 
 
-@pytest.fixture
-def db(database_url: str) -> t.Iterator[orm.Session]:
-    engine = create_database(database_url)
-    with orm.Session(engine) as session:
-        yield session
-    drop_database(engine)
-
-
 def requires_reasons(bound: t.Any, user: t.Any = None) -> list[Reason]:
     availability = bound.check(user)
     assert not availability.ok
@@ -49,37 +38,37 @@ def requires_reasons(bound: t.Any, user: t.Any = None) -> list[Reason]:
     return [r for r in availability.reasons if r.code == "requires"]
 
 
-def test_plain_state_requirement(db: orm.Session) -> None:
-    project = add_project(db)
+def test_plain_state_requirement(chain_db: orm.Session) -> None:
+    project = add_project(chain_db)
     assert requires_reasons(project.state.publish) == [Reason("requires", "review must be Approved")]
     with pytest.raises(RequirementsUnmet) as raised:
         project.state.publish()
     assert raised.value.http_status == 409
     assert raised.value.reasons == [Reason("requires", "review must be Approved")]
     assert project.state.DRAFT
-    assert query_history(db) == []
+    assert query_history(chain_db) == []
     assert "publish" not in project.state.transitions()
 
     project.review.approve()
     assert project.state.publish.check().ok
     assert "publish" in project.state.transitions()
     result = project.state.publish()
-    db.commit()
+    chain_db.commit()
     assert result.target is ProjectState.PUBLISHED
-    assert db.scalar(sa.select(Project._state)) == ProjectState.PUBLISHED.value
-    assert [r.transition for r in query_history(db)] == ["approve", "publish"]
+    assert chain_db.scalar(sa.select(Project._state)) == ProjectState.PUBLISHED.value
+    assert [r.transition for r in query_history(chain_db)] == ["approve", "publish"]
 
 
 @pytest.mark.parametrize(
     ("review", "met"),
     [("pending", False), ("approved", True), ("rejected", True), ("locked", False)],
 )
-def test_group_requirement(db: orm.Session, review: str, met: bool) -> None:
-    project = add_project(db, _review=review)
+def test_group_requirement(chain_db: orm.Session, review: str, met: bool) -> None:
+    project = add_project(chain_db, _review=review)
     if met:
         project.state.archive()
-        db.commit()
-        assert db.scalar(sa.select(Project._state)) == ProjectState.WITHDRAWN.value
+        chain_db.commit()
+        assert chain_db.scalar(sa.select(Project._state)) == ProjectState.WITHDRAWN.value
     else:
         assert requires_reasons(project.state.archive) == [Reason("requires", "review must be Decided")]
         with pytest.raises(RequirementsUnmet):
@@ -87,29 +76,29 @@ def test_group_requirement(db: orm.Session, review: str, met: bool) -> None:
         assert project.state.DRAFT
 
 
-def test_conditional_requirement(db: orm.Session) -> None:
-    project = add_project(db, _state=ProjectState.WITHDRAWN.value, _review="approved")
+def test_conditional_requirement(chain_db: orm.Session) -> None:
+    project = add_project(chain_db, _state=ProjectState.WITHDRAWN.value, _review="approved")
     # approved, but nobody signed it off: the conditional state does not hold
     assert project.review.APPROVED and not project.review.SIGNED
     assert requires_reasons(project.state.republish) == [Reason("requires", "review must be Signed off")]
     project.reviewer_id = HOST.id
     assert project.state.republish.is_available()
     project.state.republish()
-    db.commit()
-    assert db.scalar(sa.select(Project._state)) == ProjectState.PUBLISHED.value
+    chain_db.commit()
+    assert chain_db.scalar(sa.select(Project._state)) == ProjectState.PUBLISHED.value
 
-    rejected = add_project(db, _state=ProjectState.WITHDRAWN.value, _review="rejected", reviewer_id=HOST.id)
+    rejected = add_project(chain_db, _state=ProjectState.WITHDRAWN.value, _review="rejected", reviewer_id=HOST.id)
     # the validator holds, but the base state does not
     assert requires_reasons(rejected.state.republish) == [Reason("requires", "review must be Signed off")]
 
 
-def test_state_is_checked_before_requires_and_requires_before_permission(db: orm.Session) -> None:
-    project = add_project(db, _state=ProjectState.PUBLISHED.value)
+def test_state_is_checked_before_requires_and_requires_before_permission(chain_db: orm.Session) -> None:
+    project = add_project(chain_db, _state=ProjectState.PUBLISHED.value)
     with pytest.raises(StateConflict) as conflict:
         project.state.publish()
     assert [r.code for r in conflict.value.reasons] == ["state"]
 
-    project = add_project(db, sessions=1, comments=1)
+    project = add_project(chain_db, sessions=1, comments=1)
     session = project.sessions[0]
     session.state.archive()
     comment = session.comments[0]
@@ -119,8 +108,8 @@ def test_state_is_checked_before_requires_and_requires_before_permission(db: orm
     assert unmet.value.reasons == [Reason("requires", "session.state must be Active")]
 
 
-def test_requirement_on_a_related_object(db: orm.Session) -> None:
-    project = add_project(db, sessions=2)
+def test_requirement_on_a_related_object(chain_db: orm.Session) -> None:
+    project = add_project(chain_db, sessions=2)
     session = project.sessions[0]
     assert requires_reasons(session.state.publish) == [
         Reason("requires", "project.state must be Published")
@@ -132,8 +121,8 @@ def test_requirement_on_a_related_object(db: orm.Session) -> None:
     project.state.publish()
     assert session.state.publish.is_available()
     session.state.publish()
-    db.commit()
-    assert db.scalars(sa.select(Session._state).order_by(Session.id)).all() == [
+    chain_db.commit()
+    assert chain_db.scalars(sa.select(Session._state).order_by(Session.id)).all() == [
         SessionState.PUBLISHED.value,
         SessionState.DRAFT.value,
     ]
@@ -142,10 +131,10 @@ def test_requirement_on_a_related_object(db: orm.Session) -> None:
     assert not project.sessions[1].state.publish.is_available()
 
 
-def test_missing_related_object_is_unmet_not_a_crash(db: orm.Session) -> None:
+def test_missing_related_object_is_unmet_not_a_crash(chain_db: orm.Session) -> None:
     orphan = Session()
-    db.add(orphan)
-    db.commit()
+    chain_db.add(orphan)
+    chain_db.commit()
     assert orphan.project is None
     assert requires_reasons(orphan.state.publish) == [Reason("requires", "project.state must be Published")]
     with pytest.raises(RequirementsUnmet):
@@ -155,9 +144,9 @@ def test_missing_related_object_is_unmet_not_a_crash(db: orm.Session) -> None:
     assert set(orphan.state.transitions(OWNER)) == {"archive"}
 
 
-def test_requirement_of_a_comment_reaches_two_levels(db: orm.Session) -> None:
-    project = add_project(db, sessions=1, comments=1)
-    comment = db.scalars(sa.select(Comment)).one()
+def test_requirement_of_a_comment_reaches_two_levels(chain_db: orm.Session) -> None:
+    project = add_project(chain_db, sessions=1, comments=1)
+    comment = chain_db.scalars(sa.select(Comment)).one()
     assert comment.state.delete.is_available(OWNER)
     project.sessions[0].state.archive()
     assert requires_reasons(comment.state.delete, OWNER) == [

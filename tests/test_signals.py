@@ -16,9 +16,7 @@ from core_models import (
     Project,
     ProjectState,
     add_project,
-    engine,  # noqa: F401 (a fixture)
     history_rows,
-    session,  # noqa: F401 (a fixture)
 )
 from sqlalchemy import orm
 
@@ -53,8 +51,8 @@ def test_signals_are_in_the_extensions_namespace() -> None:
     assert flask_statemgr.transition_after is transition_after
 
 
-def test_before_and_after_with_sender(session: orm.Session) -> None:  # noqa: F811
-    project = add_project(session)
+def test_before_and_after_with_sender(core_db: orm.Session) -> None:
+    project = add_project(core_db)
     log: list[str] = []
     before, after, other = Recorder("before", log), Recorder("after", log), Recorder("other", log)
     with (
@@ -73,9 +71,9 @@ def test_before_and_after_with_sender(session: orm.Session) -> None:  # noqa: F8
     assert after.calls == [expected]
 
 
-def test_connect_with_sender_keeps_working(session: orm.Session) -> None:  # noqa: F811
+def test_connect_with_sender_keeps_working(core_db: orm.Session) -> None:
     # the design's own spelling: connect(f, sender=ProjectState.publish)
-    project = add_project(session)
+    project = add_project(core_db)
     seen: list[t.Any] = []
 
     def receiver(sender: t.Any, **kwargs: t.Any) -> None:
@@ -90,8 +88,8 @@ def test_connect_with_sender_keeps_working(session: orm.Session) -> None:  # noq
     assert seen == [(ProjectState.publish, project, ProjectState.PUBLISHED)]
 
 
-def test_before_runs_before_the_execute_hooks(session: orm.Session) -> None:  # noqa: F811
-    project = add_project(session)
+def test_before_runs_before_the_execute_hooks(core_db: orm.Session) -> None:
+    project = add_project(core_db)
     seen: list[t.Any] = []
 
     def before(sender: t.Any, **kwargs: t.Any) -> None:
@@ -106,10 +104,10 @@ def test_before_runs_before_the_execute_hooks(session: orm.Session) -> None:  # 
     assert seen == [(None, 1), (True, 2)]
 
 
-def test_cascade_sends_for_every_step(session: orm.Session) -> None:  # noqa: F811
-    project = add_project(session)
+def test_cascade_sends_for_every_step(core_db: orm.Session) -> None:
+    project = add_project(core_db)
     project.chapters = [Chapter(), Chapter()]
-    session.commit()
+    core_db.commit()
     log: list[str] = []
     before, after = Recorder("before", log), Recorder("after", log)
     chapter_after = Recorder("chapter", log)
@@ -127,8 +125,8 @@ def test_cascade_sends_for_every_step(session: orm.Session) -> None:  # noqa: F8
     assert log.index("after:delete") > max(i for i, e in enumerate(log) if e.startswith("before"))
 
 
-def test_failed_is_sent_when_the_perform_raises(engine: sa.Engine, session: orm.Session) -> None:  # noqa: F811
-    project = add_project(session)
+def test_failed_is_sent_when_the_perform_raises(core_engine: sa.Engine, core_db: orm.Session) -> None:
+    project = add_project(core_db)
     log: list[str] = []
     failed, after = Recorder("failed", log), Recorder("after", log)
 
@@ -151,14 +149,14 @@ def test_failed_is_sent_when_the_perform_raises(engine: sa.Engine, session: orm.
         "source": ProjectState.DRAFT, "target": ProjectState.PUBLISHED,
     }
     # a raising before-receiver aborts the transition
-    session.commit()
-    assert project.state.DRAFT and history_rows(engine) == []
+    core_db.commit()
+    assert project.state.DRAFT and history_rows(core_engine) == []
 
 
-def test_failed_is_sent_for_a_lost_race(engine: sa.Engine) -> None:  # noqa: F811
-    with orm.Session(engine, expire_on_commit=False) as session:
+def test_failed_is_sent_for_a_lost_race(core_engine: sa.Engine) -> None:
+    with orm.Session(core_engine, expire_on_commit=False) as session:
         project = add_project(session)
-        with orm.Session(engine) as elsewhere:
+        with orm.Session(core_engine) as elsewhere:
             elsewhere.get_one(Project, project.id).state.publish(BOB)
             elsewhere.commit()
         failed = Recorder("failed", [])
@@ -170,8 +168,8 @@ def test_failed_is_sent_for_a_lost_race(engine: sa.Engine) -> None:  # noqa: F81
         assert call["sender"] is ProjectState.delete
 
 
-def test_refused_checks_send_nothing(session: orm.Session) -> None:  # noqa: F811
-    project = add_project(session)
+def test_refused_checks_send_nothing(core_db: orm.Session) -> None:
+    project = add_project(core_db)
     log: list[str] = []
     receivers = [Recorder(name, log) for name in ("before", "after", "failed")]
     with (
@@ -186,9 +184,9 @@ def test_refused_checks_send_nothing(session: orm.Session) -> None:  # noqa: F81
 
 
 def test_raising_after_receiver_is_logged(
-    engine: sa.Engine, session: orm.Session, caplog: pytest.LogCaptureFixture  # noqa: F811
+    core_engine: sa.Engine, core_db: orm.Session, caplog: pytest.LogCaptureFixture
 ) -> None:
-    project = add_project(session)
+    project = add_project(core_db)
     later = Recorder("later", [])
 
     def broken(sender: t.Any, **kwargs: t.Any) -> None:
@@ -206,5 +204,5 @@ def test_raising_after_receiver_is_logged(
     (record,) = [r for r in caplog.records if r.name == "flask_statemgr"]
     assert "transition-after" in record.getMessage()
     assert record.exc_info is not None and isinstance(record.exc_info[1], ValueError)
-    session.commit()
-    assert [r["transition"] for r in history_rows(engine)] == ["publish"]
+    core_db.commit()
+    assert [r["transition"] for r in history_rows(core_engine)] == ["publish"]

@@ -20,8 +20,6 @@ from core_models import (
     PublishForm,
     ReviewState,
     add_project,
-    engine,  # noqa: F401 (a fixture)
-    session,  # noqa: F401 (a fixture)
 )
 from sqlalchemy import orm
 
@@ -427,8 +425,8 @@ def test_column_options() -> None:
 
 
 @pytest.mark.parametrize("model", [Project, Memo])
-def test_database_rejects_an_illegal_value(engine: sa.Engine, model: type[t.Any]) -> None:  # noqa: F811
-    with orm.Session(engine) as session:
+def test_database_rejects_an_illegal_value(core_engine: sa.Engine, model: type[t.Any]) -> None:
+    with orm.Session(core_engine) as session:
         obj = model(title="x") if model is Project else model()
         session.add(obj)
         session.commit()
@@ -438,15 +436,15 @@ def test_database_rejects_an_illegal_value(engine: sa.Engine, model: type[t.Any]
         with pytest.raises(sa.exc.IntegrityError):
             session.execute(sa.update(model).values(_state=None))
         session.rollback()
-    indexes = sa.inspect(engine).get_indexes(model.__tablename__)
+    indexes = sa.inspect(core_engine).get_indexes(model.__tablename__)
     assert [i["column_names"] for i in indexes if i["column_names"] == ["_state"]]
 
 
-def test_database_default(session: orm.Session) -> None:  # noqa: F811
-    project = add_project(session)
+def test_database_default(core_db: orm.Session) -> None:
+    project = add_project(core_db)
     assert project._state == 1
     assert project._review == "pending"
-    assert session.scalar(sa.select(Project._state)) == 1
+    assert core_db.scalar(sa.select(Project._state)) == 1
 
 
 def test_models_share_the_declarative_metadata() -> None:
