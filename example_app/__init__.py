@@ -91,6 +91,9 @@ def seed() -> None:
         p.review.approve(user=rita)
     for p in (notes, newsletter):
         p.state.publish(user=eddie, data={"publish_at": yesterday})
-    notes.sessions[0].state.publish(user=eddie)
+    notes.sessions[0].state.publish(user=eddie, data={
+        "day": (utcnow() + datetime.timedelta(days=7)).date(), "room": "B-204", "seats": 40,
+        "kind": "Talk", "tracks": ["Editorial"], "recorded": True, "notes": "",
+    })
     newsletter.state.withdraw(user=olivia, data={"reason": "Replaced by the new magazine."})
     db.session.commit()

@@ -11,8 +11,13 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import FlaskForm
 from sqlalchemy import orm
 from sqlalchemy.orm import Mapped, mapped_column
-from wtforms import BooleanField, DateTimeLocalField, SelectField, TextAreaField
-from wtforms.validators import DataRequired, Length, Optional, ValidationError
+from wtforms import (
+    BooleanField, DateField, DateTimeLocalField, IntegerField, SelectField,
+    SelectMultipleField, StringField, TextAreaField,
+)
+from wtforms.validators import (
+    DataRequired, InputRequired, Length, NumberRange, Optional, Regexp, ValidationError,
+)
 
 from flask_statemgr import State, StateManager, StateMgr, Transition
 
@@ -61,6 +66,29 @@ class RejectForm(FlaskForm):
     notify = BooleanField("Notify the owner", default=True)
 
 
+class ScheduleForm(FlaskForm):
+    """Where and when a session takes place: every kind of field the JS
+    client renders, with rules it checks in the browser before the server
+    checks them again."""
+
+    day = DateField("Day", validators=[DataRequired()])
+    room = StringField(
+        "Room",
+        validators=[DataRequired(), Regexp(r"^[A-Z]-\d{3}$")],
+        description="A building letter and a room number, such as B-204.",
+    )
+    seats = IntegerField("Seats", validators=[InputRequired(), NumberRange(min=1, max=500)])
+    kind = SelectField("Format", choices=["Talk", "Workshop", "Panel"], default="Talk")
+    tracks = SelectMultipleField(
+        "Tracks",
+        choices=["Design", "Engineering", "Editorial"],
+        validators=[DataRequired()],
+        description="Hold Ctrl (⌘ on a Mac) to choose several.",
+    )
+    recorded = BooleanField("Recorded", default=True)
+    notes = TextAreaField("Notes for the speaker", validators=[Optional(), Length(max=300)])
+
+
 # -- state managers ----------------------------------------------------------------
 
 
@@ -100,7 +128,8 @@ class SessionState(StateManager):
     DELETED = State(3, "Deleted")
 
     publish = Transition(
-        DRAFT, PUBLISHED, "Publish", roles={"owner", "editor"},
+        DRAFT, PUBLISHED, "Schedule", "Give the session a time and a room, and show it",
+        roles={"owner", "editor"}, form=ScheduleForm,
         requires={"project.state": ProjectState.PUBLISHED},
     )
     unpublish = Transition(PUBLISHED, DRAFT, "Unpublish", roles={"owner", "editor"})
@@ -187,6 +216,14 @@ class Session(db.Model):  # type: ignore[name-defined,misc]
     project_id: Mapped[int] = mapped_column(sa.ForeignKey("projects.id"))
     project: Mapped[Project] = orm.relationship(back_populates="sessions")
     title: Mapped[str] = mapped_column(sa.String(200))
+    # set by scheduling (see ScheduleForm)
+    day: Mapped[datetime.date | None]
+    room: Mapped[str | None] = mapped_column(sa.String(10))
+    seats: Mapped[int | None]
+    kind: Mapped[str | None] = mapped_column(sa.String(20))
+    tracks: Mapped[str | None] = mapped_column(sa.String(100))
+    recorded: Mapped[bool] = mapped_column(default=False)
+    notes: Mapped[str | None] = mapped_column(sa.Text)
     _state: Mapped[int] = SessionState.column(default=SessionState.DRAFT)
     state = SessionState("_state")
 
@@ -195,6 +232,16 @@ class Session(db.Model):  # type: ignore[name-defined,misc]
 
     def roles_for(self, user: User | None) -> set[str]:
         return self.project.roles_for(user)
+
+    @SessionState.publish.execute
+    def _schedule(self, data: dict[str, t.Any]) -> None:
+        self.day = data["day"]
+        self.room = data["room"]
+        self.seats = data["seats"]
+        self.kind = data["kind"]
+        self.tracks = ", ".join(data["tracks"])
+        self.recorded = data["recorded"]
+        self.notes = data["notes"] or None
 
 
 def can_view_project(project: Project, user: User | None) -> bool:

@@ -16,7 +16,7 @@ from wtforms.validators import DataRequired, Length
 
 from flask_statemgr import TransitionError, query_history
 
-from .models import Project, User, can_view_project, db, statemgr
+from .models import Project, Session, User, can_view_project, db, statemgr
 
 bp = Blueprint("main", __name__)
 
@@ -61,9 +61,16 @@ def project(id: int) -> str:
     obj = db.session.get(Project, id)
     if obj is None or not can_view_project(obj, g.user):
         abort(404)
+    # the project's records and its sessions' (a cascade shows as both)
     history = query_history(db.session, model=Project, object_id=obj.id)
+    for child in obj.sessions:
+        history += query_history(db.session, model=Session, object_id=child.id)
+    history.sort(key=lambda record: record.id)
+    sessions = {str(child.id): child.title for child in obj.sessions}
     names = {str(u.id): u.name for u in db.session.scalars(db.select(User))}
-    return render_template("project.html", project=obj, history=history, names=names)
+    return render_template(
+        "project.html", project=obj, history=history, names=names, sessions=sessions
+    )
 
 
 @bp.post("/projects")

@@ -13,7 +13,9 @@
  *                                          data-prefix="/_statemgr" data-autostart>
  *
  * The started client is `window.statemgr`. Attributes on the script tag:
- * `data-prefix`, `data-hide-unavailable`, `data-poll-interval` (ms).
+ * `data-prefix`, `data-hide-unavailable`, `data-poll-interval` (ms), set by
+ * `statemgr_script(nonce=None, *, autostart=True, hide_unavailable=False,
+ * poll_interval=None)`.
  *
  * Markup:
  *
@@ -116,6 +118,7 @@ export class StateClient {
     this._cursor = null;
     this._performed = new Set();
     this._running = false;
+    this._stopped = false;
     this._timer = null;
     this._polling = false;
     this._pollNow = false;
@@ -291,14 +294,19 @@ export class StateClient {
   start() {
     if (this._running) return;
     this._running = true;
+    this._stopped = false;
     this._delay = this.pollInterval;
     this.document.addEventListener("visibilitychange", this._onVisibility);
     this._schedule(this.pollInterval);
   }
 
-  /** Stop polling. */
+  /**
+   * Stop polling. Called while the auto-started client is still rendering
+   * the page, it also keeps that client from starting.
+   */
   stop() {
     this._running = false;
+    this._stopped = true;
     clearTimeout(this._timer);
     this._timer = null;
     this.document.removeEventListener("visibilitychange", this._onVisibility);
@@ -923,9 +931,12 @@ function validate(prop, value, required, data) {
     }
   }
   if (typeof value === "number") {
-    if (prop.type === "integer" && !Number.isInteger(value)) messages.push("Not a valid integer value.");
+    // WTForms then has no value, which its NumberRange refuses as well.
+    const integerless = prop.type === "integer" && !Number.isInteger(value);
+    if (integerless) messages.push("Not a valid integer value.");
     const { minimum: low, maximum: high } = prop;
-    if ((low !== undefined && value < low) || (high !== undefined && value > high)) {
+    const bounded = low !== undefined || high !== undefined;
+    if ((integerless && bounded) || (low !== undefined && value < low) || (high !== undefined && value > high)) {
       if (low !== undefined && high !== undefined) messages.push(`Number must be between ${low} and ${high}.`);
       else if (low !== undefined) messages.push(`Number must be at least ${low}.`);
       else messages.push(`Number must be at most ${high}.`);
@@ -1119,8 +1130,13 @@ function autostart() {
     pollInterval: interval > 0 ? interval : 1000,
   });
   window.statemgr = client;
+  // Start polling once the page is rendered, unless the app has stopped
+  // the client in the meantime.
+  const begin = () => {
+    if (!client._stopped) client.start();
+  };
   const run = () => {
-    client.mount(document).then(() => client.start(), () => client.start());
+    client.mount(document).then(begin, begin);
   };
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", run, { once: true });
   else run();

@@ -210,3 +210,20 @@ def snapshot() -> t.Callable[[t.Any], dict[str, t.Any]]:
         return rows
 
     return take
+
+
+@pytest.fixture
+def example(tmp_path: t.Any) -> t.Iterator[t.Any]:
+    """The example app (example_app/) on a new SQLite file, seeded with its
+    demo data."""
+    from example_app import create_app
+    from example_app.models import db
+
+    app = create_app(
+        {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'example.sqlite'}", "SECRET_KEY": "t"}
+    )
+    yield app
+    with app.app_context():
+        db.session.remove()
+        for engine in db.engines.values():
+            engine.dispose()
