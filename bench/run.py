@@ -4,8 +4,8 @@ checks and figures.
 
 ::
 
-    .venv/bin/python -m bench                 # everything, under ~10 minutes
-    .venv/bin/python -m bench --quick         # shorter rounds, fewer points
+    .venv/bin/python -m bench                 # everything, ~5 minutes on 2 cores
+    .venv/bin/python -m bench --quick         # shorter rounds, fewer points (~2 minutes)
     .venv/bin/python -m bench state listing   # some groups
     .venv/bin/python -m bench --list
 
@@ -119,7 +119,7 @@ def render(reports: list[Report]) -> str:
         for k in r.checks:
             ratio_rows.append([r.group, k.what, k.detail, "", "", k.verdict])
     if ratio_rows:
-        out.append("Ratios: our throughput / theirs, measured side by side in one process (> 1: ours is faster)\n")
+        out.append("Ratios: our throughput / theirs, measured side by side in the same run (> 1: ours is faster)\n")
         out.append(table(ratio_rows, ["group", "what", "against", "ratio", "target", ""]))
     for r in reports:
         out.append(f"\n{r.group}: {r.title}\n")
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     selected = args.groups or [*GROUPS, *SCRIPTS]
     env = dict(os.environ, BENCH_QUICK="1" if args.quick else "0")
     print(machine())
-    print(f"mode: {'quick' if args.quick else 'full'}\n")
+    print(f"mode: {'quick' if args.quick else 'full'}, load average at start {_load()}\n")
     reports: list[Report] = []
     scripts: list[tuple[str, str]] = []
     failed = False
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
                     reports.append(Report(name, "(no report)", notes=[f"FAILED: exit status {done.returncode}"]))
             failed |= done.returncode != 0
             print(f" {time.monotonic() - began:.0f} s" + ("" if done.returncode == 0 else f" (exit {done.returncode})"))
-    print(f"\nall groups: {time.monotonic() - started:.0f} s\n")
+    print(f"\nall groups: {time.monotonic() - started:.0f} s, load average at the end {_load()}\n")
     print(render(reports))
     for name, output in scripts:
         print(f"\n{name}: bench/{SCRIPTS[name]}\n")
@@ -218,6 +218,11 @@ def main(argv: list[str] | None = None) -> int:
     misses = [c for r in reports for c in [*r.comparisons, *r.checks] if c.verdict == "MISS"]
     print(f"\ntargets: {sum(1 for r in reports for c in [*r.comparisons, *r.checks] if c.verdict)} checked, {len(misses)} missed")
     return 1 if failed else 0
+
+
+def _load() -> str:
+    """The 1, 5 and 15 minute load averages: how busy the machine was."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def _run(command: list[str], env: dict[str, str], capture: bool) -> subprocess.CompletedProcess[str]:

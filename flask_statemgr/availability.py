@@ -95,7 +95,7 @@ class Plan:
         return counts
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class TransitionResult:
     """What :meth:`BoundTransition.__call__` returns."""
 

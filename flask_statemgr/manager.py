@@ -146,6 +146,9 @@ class StateManager:
     _declared_transitions: t.ClassVar[dict[str, Transition]] = {}
     _by_value: t.ClassVar[dict[t.Any, State]] = {}
     _conditionals: t.ClassVar[dict[State, tuple[State, ...]]] = {}
+    #: state value -> (name, transition) of those that may start from it, in
+    #: declaration order: what a listing checks further
+    _transitions_from: t.ClassVar[dict[t.Any, tuple[tuple[str, Transition], ...]]] = {}
     _hosts: t.ClassVar[weakref.WeakSet[type]]
     enum: t.ClassVar[type[Enum] | None] = None
 
@@ -190,6 +193,14 @@ class StateManager:
         for name, transition in transitions.items():
             if transition.manager is None or name in vars(cls):
                 transition._resolve(cls, name)
+        cls._transitions_from = {
+            value: tuple(
+                (name, tr)
+                for name, tr in transitions.items()
+                if value in tr.source_values or any(value in c.values for c in tr.conditional_sources)
+            )
+            for value in cls._by_value
+        }
 
     @classmethod
     def _resolve_states(cls) -> None:
@@ -429,11 +440,6 @@ class StateManager:
             raise TypeError(f"{state!r} has no SQL expression on {getattr(host, '__name__', host)}")
         return sa.and_(column == state.base.value, expression(host))
 
-    def _bind_transition(self, transition: Transition) -> BoundTransition:
-        from .engine import BoundTransition
-
-        return BoundTransition(transition, self)
-
     @property
     def value(self) -> t.Any:
         """The raw value stored in the column."""
@@ -447,12 +453,7 @@ class StateManager:
         return self.current.title
 
     def _available_transitions(self, user: t.Any = None) -> dict[str, BoundTransition]:
-        result = {}
-        for name, transition in self._declared_transitions.items():
-            bound = self._bind_transition(transition)
-            if self._obj is None or bound.is_available(user):
-                result[name] = bound
-        return result
+        return _engine.available_transitions(self, user)
 
     def history(self) -> list[TransitionRecord]:
         """Every transition this manager performed on the object, oldest
@@ -467,3 +468,10 @@ class StateManager:
         if self._host is not None:
             return f"<{type(self).__name__} {getattr(self._host, '__name__', self._host)}.{self._name}>"
         return f"<{type(self).__name__}>"
+
+
+# The engine builds on this module, so it is imported last; by the time a
+# manager lists transitions it is complete. A module attribute rather than an
+# import statement in the method: on such a hot path the import statement
+# cost more than the checks.
+from . import engine as _engine  # noqa: E402

@@ -21,7 +21,8 @@ def default_roles(obj: t.Any, user: t.Any) -> t.AbstractSet[str]:
     roles_for = getattr(obj, "roles_for", None)
     if roles_for is None:
         return frozenset()
-    return t.cast(t.AbstractSet[str], roles_for(user))
+    roles: t.AbstractSet[str] = roles_for(user)
+    return roles
 
 
 def default_user_id(user: t.Any) -> str | None:

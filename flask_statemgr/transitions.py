@@ -147,8 +147,14 @@ class Transition:
     def __get__(self, instance: StateManager | None, owner: type) -> t.Any:
         if instance is None:
             return self
-        return instance._bind_transition(self)
+        return _engine.BoundTransition(self, instance)
 
     def __repr__(self) -> str:
         owner = self.manager.__name__ if self.manager is not None else "?"
         return f"<Transition {owner}.{self.name}>"
+
+
+# The engine builds on this module (through the manager), so it is imported
+# last; a module attribute rather than an import statement in ``__get__``,
+# which runs on every ``obj.state.publish``.
+from . import engine as _engine  # noqa: E402
