@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .harness import Case, measure
 from .report import Report
-from .workload import DRAFT, EDITOR, Document, TransitionsDocument, statemachine_for, transitions_machine
+from .workload import EDITOR, drafts
 
 TITLE = "Availability of one transition for a user (role + precondition)"
 
@@ -21,14 +21,8 @@ def run(report: Report) -> None:
 
     from flask_statemgr import StateMgr
 
-    from . import django_peer
-
-    fsm = django_peer.configure(":memory:", None)
-    doc = Document(title="A", _state=DRAFT)
-    fsm_doc = fsm.FsmDocument(title="A", state=DRAFT)
-    model = TransitionsDocument("A")
-    transitions_machine().add_model(model, initial="draft")
-    sm = statemachine_for("A", DRAFT)
+    d = drafts()
+    fsm, doc, fsm_doc, model, sm = d.fsm, d.doc, d.fsm_doc, d.model, d.sm
     app = Flask(__name__)
     StateMgr(app)
     cases = {

@@ -16,22 +16,15 @@ import sqlalchemy as sa
 
 from .harness import Case, measure
 from .report import Report
-from .workload import CYCLE, DRAFT, EDITOR, PUBLISHED, WITHDRAWN, Document, TransitionsDocument, statemachine_for
-from .workload import transitions_machine
+from .workload import CYCLE, DRAFT, EDITOR, PUBLISHED, WITHDRAWN, drafts
 
 TITLE = "Perform in memory (publish / withdraw / restore cycle)"
 
 
 def run(report: Report) -> None:
-    from . import django_peer
-
-    fsm = django_peer.configure(":memory:", None)
-    doc = Document(title="A", _state=DRAFT)
-    fsm_doc = fsm.FsmDocument(title="A", state=DRAFT)
+    d = drafts()
+    fsm, doc, fsm_doc, model, sm = d.fsm, d.doc, d.fsm_doc, d.model, d.sm
     fsm_plain = fsm.FsmDocument(title="A", state=DRAFT)
-    model = TransitionsDocument("A")
-    transitions_machine().add_model(model, initial="draft")
-    sm = statemachine_for("A", DRAFT)
     has_perm = fsm.has_transition_perm
 
     def cycler() -> itertools.cycle[str]:

@@ -9,20 +9,14 @@ from __future__ import annotations
 
 from .harness import Case, measure
 from .report import Report
-from .workload import DRAFT, Document, TransitionsDocument, statemachine_for, transitions_machine
+from .workload import drafts
 
 TITLE = "State test (is it DRAFT?)"
 
 
 def run(report: Report) -> None:
-    from . import django_peer
-
-    fsm = django_peer.configure(":memory:", None)
-    doc = Document(title="A", _state=DRAFT)
-    fsm_doc = fsm.FsmDocument(title="A", state=DRAFT)
-    model = TransitionsDocument("A")
-    transitions_machine().add_model(model, initial="draft")
-    sm = statemachine_for("A", DRAFT)
+    d = drafts()
+    doc, fsm_doc, model, sm = d.doc, d.fsm_doc, d.model, d.sm
     cases = {
         "ours": Case("doc.state.DRAFT", {"doc": doc}),
         "raw": Case("doc._state == 1", {"doc": doc}),

@@ -199,3 +199,32 @@ def statemachine_class() -> type:
 def statemachine_for(title: str, state: int = DRAFT) -> t.Any:
     """A machine bound to a new plain model in ``state``."""
     return statemachine_class()(model=PlainDocument(title, NAMES[state]), state_field="state")
+
+
+@dataclasses.dataclass(frozen=True)
+class Drafts:
+    """One titled draft in every system, in memory."""
+
+    #: django-fsm-2's models and helpers (:func:`bench.django_peer.configure`)
+    fsm: t.Any
+    doc: Document
+    fsm_doc: t.Any
+    model: TransitionsDocument
+    sm: t.Any
+
+
+def drafts() -> Drafts:
+    """A titled draft of each system, Django configured on an in-memory
+    SQLite it never touches."""
+    from . import django_peer
+
+    fsm = django_peer.configure(":memory:", None)
+    model = TransitionsDocument("A")
+    transitions_machine().add_model(model, initial="draft")
+    return Drafts(
+        fsm=fsm,
+        doc=Document(title="A", _state=DRAFT),
+        fsm_doc=fsm.FsmDocument(title="A", state=DRAFT),
+        model=model,
+        sm=statemachine_for("A", DRAFT),
+    )
