@@ -1,58 +1,66 @@
-"""The app the HTTP benchmark serves under gunicorn: the benchmark's
-Document exposed through the extension, a bare Flask endpoint doing the same
-state change by hand, and a trivial route.
+"""The app the HTTP benchmark serves under gunicorn: the example app as it
+is (``example_app.create_app()``: ``DATABASE_URL``, ``SECRET_KEY``, its
+session-cookie login, Flask-WTF's CSRF protection), plus two routes the
+benchmark adds for comparison, so the example app carries no benchmark code:
 
-``gunicorn 'bench.http_app:create_app()'`` with ``BENCH_DATABASE_URL`` set.
-The acting user is the benchmark's editor.
+- ``POST /bench/bare/projects/<id>/publish``: the publish transition written
+  by hand (load, check the state, the user's role, the review and the
+  summary, read ``publish_at``, assign, commit, answer the new state);
+- ``GET /bench/trivial``: ``ok``.
+
+``gunicorn 'bench.http_app:create_app()'``. Both routes pass through the
+app's own request hooks (the user loaded from the session, the CSRF check
+on POST), as the API's routes do.
 """
 
 from __future__ import annotations
 
-import os
+import datetime
+import typing as t
 
-from flask import Flask, abort, jsonify
+from flask import Flask, abort, g, jsonify, request
 from flask.typing import ResponseReturnValue
-from flask_sqlalchemy import SQLAlchemy
 
-from flask_statemgr import StateMgr
+from example_app import create_app as create_example_app
+from example_app.models import Project, ProjectState, ReviewState, db, utcnow
 
-from .workload import EDITOR, TRANSITIONS, Base, Document, User
+#: who may publish a project (``ProjectState.publish``'s roles)
+PUBLISHERS = {"owner", "editor"}
+DRAFT, PUBLISHED = ProjectState.DRAFT.value, ProjectState.PUBLISHED.value
+APPROVED = ReviewState.APPROVED.value
 
 
 def create_app() -> Flask:
-    app = Flask(__name__)
-    app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["BENCH_DATABASE_URL"]
-    db = SQLAlchemy(model_class=Base)
-    db.init_app(app)
-    statemgr = StateMgr(app, db=db)
-    statemgr.expose(Document, name="document")
+    app = create_example_app()
 
-    @statemgr.user_loader
-    def current_user() -> User:
-        return EDITOR
-
-    @app.post("/bare/document/<int:ident>/<name>")
-    def bare_perform(ident: int, name: str) -> ResponseReturnValue:
-        """The same state change written by hand: load, check the source
-        state, the role and (for publish) the title, assign, commit, answer
-        the new state."""
-        if name not in TRANSITIONS:
+    @app.post("/bench/bare/projects/<int:ident>/publish")
+    def bare_publish(ident: int) -> ResponseReturnValue:
+        """``Project.state.publish`` by hand: the same checks and the same
+        columns written, without the extension (no history record)."""
+        project = db.session.get(Project, ident)
+        if project is None:
             abort(404)
-        doc = db.session.get(Document, ident)
-        if doc is None:
-            abort(404)
-        sources, target, role = TRANSITIONS[name]
-        if doc._state not in sources:
-            abort(409)
-        if role not in doc.roles_for(EDITOR):
+        if g.user is None:
+            abort(401)
+        if not PUBLISHERS & project.roles_for(g.user):
             abort(403)
-        if name == "publish" and not doc.title:
+        if project._state != DRAFT or project._review != APPROVED or not project.summary.strip():
             abort(409)
-        doc._state = target
+        # any JSON value: a missing or malformed publish_at is a 422
+        body: t.Any = request.get_json(silent=True)
+        try:
+            publish_at = datetime.datetime.fromisoformat(body["publish_at"])
+        except (KeyError, TypeError, ValueError):
+            abort(422)
+        if publish_at > utcnow() + datetime.timedelta(days=365):
+            abort(422)
+        project._state = PUBLISHED
+        project.publish_at = publish_at
+        project.withdraw_reason = None
         db.session.commit()
-        return jsonify({"id": doc.id, "state": doc._state})
+        return jsonify({"id": project.id, "state": project._state})
 
-    @app.get("/trivial")
+    @app.get("/bench/trivial")
     def trivial() -> ResponseReturnValue:
         return "ok"
 
