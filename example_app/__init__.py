@@ -7,10 +7,12 @@ first start. ``SECRET_KEY`` comes from the environment.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import typing as t
 
+import sqlalchemy as sa
 from flask import Flask
 from flask_wtf import CSRFProtect
 
@@ -54,11 +56,33 @@ def create_app(config: t.Mapping[str, t.Any] | None = None) -> Flask:
 
     app.register_blueprint(bp)
 
-    with app.app_context():
+    with app.app_context(), first_start_lock():
         db.create_all()
         if db.session.scalar(db.select(User).limit(1)) is None:
             seed()
     return app
+
+
+#: the PostgreSQL advisory lock key of the first start (any constant)
+_FIRST_START_LOCK = 0x57A7E
+
+
+@contextlib.contextmanager
+def first_start_lock() -> t.Iterator[None]:
+    """Let one process at a time create the tables and seed them: gunicorn
+    starts its workers together, and two seeding an empty database would
+    seed it twice. On PostgreSQL a session-level advisory lock on a
+    connection of its own, held across the seed's commits; SQLite's single
+    writer already orders them."""
+    if db.engine.dialect.name != "postgresql":
+        yield
+        return
+    with db.engine.connect() as lock:
+        lock.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": _FIRST_START_LOCK})
+        try:
+            yield
+        finally:
+            lock.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": _FIRST_START_LOCK})
 
 
 def seed() -> None:

@@ -3,7 +3,10 @@ data, the template helpers it uses, and the guarded classic form."""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import re
+import typing as t
 from pathlib import Path
 
 import pytest
@@ -79,6 +82,36 @@ def test_factory_on_database_url_seeds_once(database_url: str, monkeypatch: pyte
             db.drop_all()
         dispose(first)
         dispose(second)
+
+
+def _start(url: str, ready: t.Any) -> None:
+    """A worker process starting the app, as gunicorn starts several."""
+    os.environ["DATABASE_URL"] = url
+    ready.wait()
+    dispose(create_app())
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_workers_starting_together_seed_once(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    context = multiprocessing.get_context("fork")
+    ready = context.Barrier(3)
+    workers = [context.Process(target=_start, args=(database_url, ready)) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    app = create_app()
+    try:
+        assert [w.exitcode for w in workers] == [0, 0, 0]
+        with app.app_context():
+            names = db.session.scalars(db.select(User.name)).all()
+            assert sorted(names) == ["Eddie", "Olivia", "Rita", "Victor"]
+            assert len(db.session.scalars(db.select(Project.id)).all()) == len(SEEDED)
+    finally:
+        with app.app_context():
+            db.drop_all()
+        dispose(app)
 
 
 def test_script_tag(example: Flask) -> None:
