@@ -29,7 +29,7 @@ from .exceptions import (
     TransitionError,
     ValidationFailed,
 )
-from .history import record_steps
+from .history import attach_records, insert_records, record_rows
 from .manager import StateManager, bindings_of
 from .runtime import Runtime, current_runtime
 from .signals import send_safely, transition_after, transition_before, transition_failed
@@ -306,26 +306,40 @@ class BoundTransition:
 
         :raise TransitionError: a subclass saying which check failed.
         """
-        if self.manager._obj is None:
+        obj = self.manager._obj
+        if obj is None:
             self._instance()  # raises: bound to the class
+        # asked before planning, whose reads begin the session's transaction
+        savepoint = not _starts_transaction(obj)
         runtime = current_runtime()
-        return self._perform(self._plan(_Checker(runtime, user)), user, data, runtime)
+        return self._perform(self._plan(_Checker(runtime, user)), user, data, runtime, savepoint)
 
     def perform_plan(
-        self, plan: Plan, user: t.Any = None, data: t.Mapping[str, t.Any] | None = None
+        self,
+        plan: Plan,
+        user: t.Any = None,
+        data: t.Mapping[str, t.Any] | None = None,
+        *,
+        savepoint: bool = True,
     ) -> TransitionResult:
         """Perform a plan from :meth:`plan` that the caller has inspected (to
         ask for confirmation, say) without planning again. The state change
         still compares against what the plan saw, so a stale plan fails with
-        :class:`StateConflict`."""
-        return self._perform(plan, user, data, current_runtime())
+        :class:`StateConflict`.
+
+        :param savepoint: ``False`` when the caller ends the transaction
+            right after (commit, or rollback on failure), as a request does:
+            a failure then rolls back the session's whole transaction rather
+            than a savepoint, which saves two statements.
+        """
+        return self._perform(plan, user, data, current_runtime(), savepoint)
 
     def _perform(
-        self, plan: Plan, user: t.Any, data: t.Mapping[str, t.Any] | None, runtime: Runtime
+        self, plan: Plan, user: t.Any, data: t.Mapping[str, t.Any] | None, runtime: Runtime, savepoint: bool
     ) -> TransitionResult:
         if plan.error is not None:
             raise plan.error
-        return execute(plan, user, validate_data(self.transition, data), runtime)
+        return execute(plan, user, validate_data(self.transition, data), runtime, savepoint)
 
     def __repr__(self) -> str:
         return f"<BoundTransition {self.transition.name} of {self.manager!r}>"
@@ -458,8 +472,29 @@ def _as_cascade_error(error: TransitionError, reason: Reason) -> TransitionError
     return type(error)(reason.message, [reason])
 
 
-def execute(plan: Plan, user: t.Any, data: dict[str, t.Any], runtime: Runtime) -> TransitionResult:
-    """Stage 6: run every step of a checked plan inside one savepoint."""
+def _starts_transaction(obj: t.Any) -> bool:
+    """Whether performing on ``obj`` begins its session's transaction: none
+    is open and nothing waits to be flushed, so the transaction will hold
+    this transition's work alone."""
+    state = _instance_state(obj)
+    session = state.session if state is not None else None
+    return (
+        session is not None
+        and not session.in_transaction()
+        and not (session.new or session.deleted or session.dirty)
+    )
+
+
+def execute(
+    plan: Plan, user: t.Any, data: dict[str, t.Any], runtime: Runtime, savepoint: bool = True
+) -> TransitionResult:
+    """Stage 6: run every step of a checked plan all or nothing.
+
+    :param savepoint: run inside a savepoint, so that a failure undoes this
+        transition alone. Without, a failure rolls back the session's whole
+        transaction: for a transaction that holds nothing else, the same
+        outcome for two statements (SAVEPOINT, RELEASE) fewer.
+    """
     root = plan.steps[0]
     # an unmapped object has no instance state: it changes in memory only
     state = _instance_state(root.obj)
@@ -469,9 +504,15 @@ def execute(plan: Plan, user: t.Any, data: dict[str, t.Any], runtime: Runtime) -
     try:
         if session is None:
             _run(plan, user, data, runtime, None)
-        else:
+        elif savepoint:
             with session.begin_nested():
                 _run(plan, user, data, runtime, session)
+        else:
+            try:
+                _run(plan, user, data, runtime, session)
+            except BaseException:
+                session.rollback()
+                raise
     except BaseException as e:
         for step in plan.steps:
             _restore(step)
@@ -573,8 +614,61 @@ def _run(plan: Plan, user: t.Any, data: dict[str, t.Any], runtime: Runtime, sess
                 setattr(step.obj, _key_of(step), step.target.value)
             continue
         session.flush()
-        _compare_and_set(session, level)
-        record_steps(session, plan.steps, level, user_id, at, data if depth == 0 else None, runtime)
+        payload = data if depth == 0 else None
+        recording = _recording_statement(session, level, payload, runtime)
+        if recording is None:
+            _compare_and_set(session, level)
+        rows = record_rows(session, plan.steps, level, user_id, at, payload, runtime)
+        if recording is None:
+            ids = insert_records(session, rows)
+        else:
+            ids = _compare_and_set_recording(session, level[0], recording, rows[0])
+        attach_records(level, rows, ids, payload)
+
+
+def _recording_statement(
+    session: orm.Session, level: list[Step], payload: dict[str, t.Any] | None, runtime: Runtime
+) -> sa.Insert | None:
+    """The one-statement compare-and-set and record for a level of one step
+    on PostgreSQL, or ``None`` to send them apart.
+
+    The payload is stored before that statement runs, so a payload needing a
+    store outside the transaction sends them apart: a compare-and-set that
+    fails then stores nothing.
+    """
+    if len(level) != 1 or (payload and not runtime.store.backend.transactional):
+        return None
+    step = level[0]
+    state = _instance_state(step.obj)
+    assert state is not None
+    if session.get_bind(mapper=state.mapper).dialect.name != "postgresql":
+        return None
+    view: StateManager = getattr(type(step.obj), step.manager)
+    assert view._hooks is not None
+    return view._hooks.cas_recording
+
+
+def _compare_and_set_recording(
+    session: orm.Session, step: Step, statement: sa.Insert, row: dict[str, t.Any]
+) -> list[int]:
+    """:func:`_compare_and_set` of one step and the insert of its history
+    ``row`` in one statement; the record's id."""
+    view: StateManager = getattr(type(step.obj), step.manager)
+    target = step.target.value
+    identity = sa.inspect(step.obj).identity
+    ids = list(
+        session.execute(
+            statement, {**row, "_sm_pks": [identity[0]], "_sm_seen": [step.seen], "_sm_target": target}
+        ).scalars()
+    )
+    if not ids:
+        raise _changed(describe(step.obj))
+    set_committed_value(step.obj, view._key, target)
+    return ids
+
+
+def _changed(who: str) -> StateConflict:
+    return StateConflict(reasons=[Reason("state", f"{who} changed state while the transition ran")])
 
 
 def _compare_and_set(session: orm.Session, level: list[Step]) -> None:
@@ -599,8 +693,6 @@ def _compare_and_set(session: orm.Session, level: list[Step]) -> None:
             missed = len(chunk) - result.rowcount  # type: ignore[attr-defined]
             if missed:
                 who = describe(chunk[0].obj) if len(chunk) == 1 else f"{missed} of {len(chunk)} {host.__name__} objects"
-                raise StateConflict(
-                    reasons=[Reason("state", f"{who} changed state while the transition ran")]
-                )
+                raise _changed(who)
         for step in steps:
             set_committed_value(step.obj, view._key, target)

@@ -45,7 +45,7 @@ class TransitionRecord:
         return data
 
 
-def record_steps(
+def record_rows(
     session: orm.Session,
     steps: list[Step],
     level: list[Step],
@@ -53,10 +53,9 @@ def record_steps(
     at: datetime.datetime,
     payload: dict[str, t.Any] | None,
     runtime: Runtime,
-) -> None:
-    """Insert the records of one level of a plan (one multi-row statement
-    per thousand or so) and attach them to their steps; called inside the
-    transition's savepoint."""
+) -> list[dict[str, t.Any]]:
+    """The history rows of one level of a plan, the payload stored (its
+    blobs written through ``session``)."""
     from .engine import object_identity
 
     stored = None
@@ -80,6 +79,12 @@ def record_steps(
                 "parent_id": parent.id if parent is not None else None,
             }
         )
+    return rows
+
+
+def insert_records(session: orm.Session, rows: list[dict[str, t.Any]]) -> list[int]:
+    """Insert rows from :func:`record_rows` (one multi-row statement per
+    thousand or so); their ids, in order."""
     # Ids are matched to rows by what identifies a record's object, not by
     # position: RETURNING in parameter order needs an insert sentinel, and
     # without one SQLAlchemy falls back to one INSERT per row on SQLite. A
@@ -87,10 +92,17 @@ def record_steps(
     c = history_table.c
     statement = sa.insert(history_table).returning(c.id, c.model, c.object_id, c.manager)
     ids = {(model, object_id, manager): id_ for id_, model, object_id, manager in session.execute(statement, rows)}
-    for step, row in zip(level, rows):
+    return [ids[row["model"], row["object_id"], row["manager"]] for row in rows]
+
+
+def attach_records(
+    level: list[Step], rows: list[dict[str, t.Any]], ids: list[int], payload: dict[str, t.Any] | None
+) -> None:
+    """Give each step of ``level`` its :class:`TransitionRecord`."""
+    for step, row, id_ in zip(level, rows, ids):
         # what the history read gives back: no stored payload is None
-        row["payload"] = payload if stored is not None else None
-        step.record = TransitionRecord(id=ids[row["model"], row["object_id"], row["manager"]], **row)
+        row["payload"] = payload if row["payload"] is not None else None
+        step.record = TransitionRecord(id=id_, **row)
 
 
 #: a session or Flask-SQLAlchemy's scoped ``db.session``

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from enum import Enum
 import typing as t
 import weakref
+from enum import Enum
 
 import sqlalchemy as sa
 from sqlalchemy import orm
 
 from .hooks import collect_marks
 from .states import _MISSING, State, StateValue
+from .tables import history_table
 from .transitions import Transition
 
 if t.TYPE_CHECKING:
@@ -25,7 +26,7 @@ class HostHooks:
     hooks and the compiled compare-and-set statement. Built once per model
     class, on first use."""
 
-    __slots__ = ("preconditions", "executes", "validators", "expressions", "cas", "default")
+    __slots__ = ("preconditions", "executes", "validators", "expressions", "cas", "cas_recording", "default")
 
     def __init__(self, manager: type[StateManager], host: type, key: str) -> None:
         self.preconditions: dict[Transition, list[t.Callable[..., t.Any]]] = {}
@@ -43,6 +44,7 @@ class HostHooks:
             elif kind == "expression" and target in own_states:
                 self.expressions[target] = func
         self.cas = _compile_cas(host, key)
+        self.cas_recording = _compile_cas_recording(self.cas)
         self.default = _scalar_default(host, key)
 
 
@@ -74,6 +76,27 @@ def _compile_cas(host: type, key: str) -> sa.Update | None:
         )
         .values({column.name: sa.bindparam("_sm_target")})
     )
+
+
+def _compile_cas_recording(cas: sa.Update | None) -> sa.Insert | None:
+    """The compare-and-set of one row and its history record in one
+    statement, for PostgreSQL (a data-modifying ``WITH``): the record is
+    inserted only if the ``UPDATE`` moved the row, and the answer is its id
+    or nothing. One round trip instead of two, built once per model class;
+    ``None`` for an unmapped class or a composite primary key."""
+    if cas is None:
+        return None
+    pk = list(cas.table.primary_key.columns)  # type: ignore[attr-defined]
+    if len(pk) != 1:
+        return None
+    moved = cas.returning(pk[0]).cte("statemgr_moved")
+    c = history_table.c
+    columns = [c.model, c.object_id, c.manager, c.transition, c.source, c.target, c.user_id, c.at, c.payload, c.parent_id]
+    # bound by name from a row of history.record_rows
+    record = sa.select(
+        *(sa.cast(sa.bindparam(column.name, type_=column.type), column.type) for column in columns)
+    ).select_from(moved)
+    return sa.insert(history_table).from_select(columns, record).returning(c.id)
 
 
 def bindings_of(model: type) -> dict[str, StateManager]:

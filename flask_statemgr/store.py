@@ -166,6 +166,9 @@ class StoreBackend(abc.ABC):
     its SQL there (inside the caller's transaction); the others ignore it.
     """
 
+    #: whether a write through a ``session`` rolls back with its transaction
+    transactional: t.ClassVar[bool] = False
+
     @abc.abstractmethod
     def read(self, key: str, *, session: Executor | None = None) -> bytes | None:
         """Return the blob stored under ``key``, or ``None``."""
@@ -508,6 +511,8 @@ class DatabaseBackend(StoreBackend):
         callable that returns a session, or ``None`` if every call passes its
         own ``session``.
     """
+
+    transactional = True
 
     def __init__(
         self,

@@ -8,6 +8,7 @@ reuse managers to test how hooks are collected per host class.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime
 import enum
@@ -323,3 +324,18 @@ def history_rows(engine: sa.Engine) -> list[dict[str, t.Any]]:
             dict(row)
             for row in conn.execute(sa.select(history_table).order_by(history_table.c.id)).mappings()
         ]
+
+
+def count_statements(engine: sa.Engine, run: t.Callable[[], t.Any]) -> collections.Counter[str]:
+    """Statements ``run`` sends, by first keyword."""
+    seen: collections.Counter[str] = collections.Counter()
+
+    def listener(conn: t.Any, cursor: t.Any, statement: str, *args: t.Any) -> None:
+        seen[statement.lstrip().split(None, 1)[0].upper()] += 1
+
+    sa.event.listen(engine, "before_cursor_execute", listener)
+    try:
+        run()
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", listener)
+    return seen

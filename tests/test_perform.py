@@ -21,6 +21,7 @@ from core_models import (
     ReviewState,
     Ticket,
     add_project,
+    count_statements,
     history_rows,
 )
 from sqlalchemy import orm
@@ -202,6 +203,96 @@ def test_raising_hook_keeps_earlier_work_in_the_transaction(
     assert [r["transition"] for r in history_rows(core_engine)] == ["publish"]
 
 
+def test_perform_that_begins_the_transaction_needs_no_savepoint(
+    core_engine: sa.Engine, core_db: orm.Session
+) -> None:
+    project = add_project(core_db)
+    assert not core_db.in_transaction()
+    sent = count_statements(core_engine, lambda: project.state.publish(BOB))
+    assert "SAVEPOINT" not in sent and "RELEASE" not in sent
+    core_db.commit()
+    assert _fresh(core_engine, project.id)["_state"] == 2
+    assert [r["transition"] for r in history_rows(core_engine)] == ["publish"]
+
+
+def test_failure_without_savepoint_rolls_back_its_transaction(
+    core_engine: sa.Engine, core_db: orm.Session
+) -> None:
+    project = add_project(core_db)
+    project.state.publish(BOB)
+    core_db.commit()
+
+    with pytest.raises(HookFailure):
+        project.state.withdraw(BOB, data={"fail": "no"})
+    # the transaction it began is gone, and the hook's change with it
+    assert not core_db.in_transaction()
+    assert project.title == "Project" and project.state.PUBLISHED
+    core_db.commit()
+    assert _fresh(core_engine, project.id)["title"] == "Project"
+    assert [r["transition"] for r in history_rows(core_engine)] == ["publish"]
+    project.state.withdraw(BOB)
+    core_db.commit()
+    assert _fresh(core_engine, project.id)["_state"] == 3
+
+
+def test_unflushed_changes_keep_the_savepoint(core_engine: sa.Engine) -> None:
+    session = orm.Session(core_engine, expire_on_commit=False)
+    project = add_project(session)
+    project.state.publish(BOB)
+    other = add_project(session)
+    session.commit()
+    # no transaction is open, but these wait to be flushed: a failure must
+    # not take them with it
+    other.title = "edited before"
+    added = Project(title="added before")
+    session.add(added)
+    with pytest.raises(HookFailure):
+        project.state.withdraw(BOB, data={"fail": "no"})
+    session.commit()
+    assert _fresh(core_engine, other.id)["title"] == "edited before"
+    assert _fresh(core_engine, added.id)["title"] == "added before"
+    assert _fresh(core_engine, project.id)["_state"] == 2
+    session.close()
+
+
+def test_perform_plan_without_savepoint_rolls_back_the_whole_transaction(
+    core_engine: sa.Engine, core_db: orm.Session
+) -> None:
+    project = add_project(core_db)
+    other = add_project(core_db)
+    project.state.publish(BOB)
+    other.title = "edited before"
+    core_db.flush()
+    plan = project.state.withdraw.plan(BOB)
+    with pytest.raises(HookFailure):
+        project.state.withdraw.perform_plan(plan, BOB, {"fail": "no"}, savepoint=False)
+    core_db.commit()
+    # as documented: everything since the last commit is undone
+    assert _fresh(core_engine, project.id)["_state"] == 1
+    assert _fresh(core_engine, other.id)["title"] == "Project"
+    assert history_rows(core_engine) == []
+
+
+def test_record_written_with_the_state_change(core_engine: sa.Engine, core_db: orm.Session) -> None:
+    # on PostgreSQL one statement moves the row and inserts its record
+    project = add_project(core_db)
+    sent = count_statements(core_engine, lambda: project.state.publish(BOB, data={"note": "first"}))
+    if core_engine.dialect.name == "postgresql":
+        assert sent["WITH"] == 1 and "INSERT" not in sent
+        # the execute hook's own columns, flushed before
+        assert sent["UPDATE"] == 1
+    else:
+        assert sent["UPDATE"] == 2 and sent["INSERT"] == 1
+    core_db.commit()
+    (row,) = history_rows(core_engine)
+    assert (row["model"], row["object_id"], row["manager"], row["transition"]) == (
+        "Project", str(project.id), "state", "publish"
+    )
+    assert (row["source"], row["target"], row["user_id"], row["parent_id"]) == ("DRAFT", "PUBLISHED", "2", None)
+    assert row["payload"] is not None
+    assert project.state.history()[0].payload == {"note": "first"}
+
+
 def test_stale_object_conflicts(core_engine: sa.Engine) -> None:
     # loaded earlier, with no transaction left open (on SQLite an open read
     # transaction would keep the other writer from committing)
@@ -222,6 +313,30 @@ def test_stale_object_conflicts(core_engine: sa.Engine) -> None:
     session.commit()
     assert project.state.PUBLISHED
     assert [r["transition"] for r in history_rows(core_engine)] == ["publish"]
+    session.close()
+
+
+def test_conflict_stores_no_blob_outside_the_transaction(
+    core_engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a store the transaction cannot roll back is written only after the
+    # compare-and-set succeeded
+    from flask_statemgr import runtime
+    from flask_statemgr.store import DataStore, MemoryBackend
+
+    backend = MemoryBackend()
+    monkeypatch.setattr(runtime.current_runtime(), "_store", DataStore(backend, min_size=0))
+    session = orm.Session(core_engine, expire_on_commit=False)
+    project = add_project(session)
+    with orm.Session(core_engine) as elsewhere:
+        elsewhere.get_one(Project, project.id).state.delete(ALICE)
+        elsewhere.commit()
+    with pytest.raises(StateConflict):
+        project.state.publish(BOB, data={"note": "x" * 100})
+    assert list(backend.scan()) == []
+    session.rollback()
+    add_project(session).state.publish(BOB, data={"note": "x" * 100})
+    assert len(list(backend.scan())) == 1
     session.close()
 
 
@@ -347,8 +462,9 @@ def test_cascade_over_many_children(core_engine: sa.Engine, core_db: orm.Session
     finally:
         sa.event.remove(core_engine, "before_cursor_execute", log)
     assert len(result.steps) == 41
-    updates = [q for q in queries if q.lstrip().upper().startswith("UPDATE")]
-    # one compare-and-set per level, not one per child
+    # one compare-and-set per level, not one per child (on PostgreSQL the
+    # root's is a WITH ... UPDATE that also inserts its record)
+    updates = [q for q in queries if q.lstrip().upper().startswith(("UPDATE", "WITH"))]
     assert len(updates) == 2
     core_db.commit()
     with core_engine.connect() as conn:
