@@ -273,7 +273,7 @@ def create_blueprint(ext: StateMgr) -> Blueprint:
             raise _NotFound(f"{manager} has no transition {transition!r}")
         data, confirm = request_data()
         try:
-            result = ext.perform(BoundTransition(declared, view), data, confirm=confirm)
+            result = ext._perform_uncommitted(BoundTransition(declared, view), data, confirm)
         except SerializationError as e:
             if declared.form is not None:
                 # the form's cleaned data cannot be stored: the app's bug
@@ -290,6 +290,9 @@ def create_blueprint(ext: StateMgr) -> Blueprint:
             "record": record_json(result.record) if result.record is not None else None,
             "steps": len(result.steps),
         }
+        # answered from the objects as the transition left them, before the
+        # commit expires them: no reload
+        ext._commit()
         return json_response(body)
 
     @bp.get("/objects/<model>/<ident>/history")

@@ -293,6 +293,16 @@ class StateMgr(Runtime):
     ) -> t.Any:
         """Perform for the current user inside a request, asking for
         confirmation of a cascade (``STATEMGR_CONFIRM_CASCADE``), and commit."""
+        result = self._perform_uncommitted(bound, data, confirm)
+        self._commit()
+        return result
+
+    def _perform_uncommitted(
+        self, bound: BoundTransition, data: t.Mapping[str, t.Any] | None, confirm: bool
+    ) -> t.Any:
+        """:meth:`perform` without the commit, for a caller that reads what
+        it answers first (the objects are then still loaded); a failure rolls
+        back the session's transaction."""
         from .exceptions import ConfirmationRequired
 
         user = self.current_user()
@@ -306,14 +316,21 @@ class StateMgr(Runtime):
                 plan=summary,
             )
         try:
-            result = bound.perform_plan(plan, user, data)
-            if self.db is not None:
-                self.db.session.commit()
+            # the whole transaction is rolled back on failure: no savepoint
+            return bound.perform_plan(plan, user, data, savepoint=self.db is None)
         except BaseException:
             if self.db is not None:
                 self.db.session.rollback()
             raise
-        return result
+
+    def _commit(self) -> None:
+        if self.db is None:
+            return
+        try:
+            self.db.session.commit()
+        except BaseException:
+            self.db.session.rollback()
+            raise
 
 
 def statemgr_csrf_meta() -> Markup:

@@ -4,6 +4,7 @@ import json
 import typing as t
 
 import pytest
+import sqlalchemy as sa
 from api_app import Project, db
 
 Client = t.Any
@@ -104,6 +105,31 @@ def test_perform_statuses(api: t.Any) -> None:
     again = perform(client, "project/1/state/publish", "alice")
     assert again.status_code == 409
     assert again.get_json()["reasons"][0]["code"] == "state"
+
+
+def test_perform_answers_without_reloading(api: t.Any) -> None:
+    client = api.test_client()
+    with api.app_context():
+        engine = db.engine
+    sent: list[str] = []
+
+    def log(conn: t.Any, cursor: t.Any, statement: str, *args: t.Any) -> None:
+        sent.append(" ".join(statement.split()).upper())
+
+    sa.event.listen(engine, "before_cursor_execute", log)
+    try:
+        ok = perform(client, "project/1/state/publish", "alice", {"note": "hi", "publish_at": "2026-05-01T10:00"})
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", log)
+    assert ok.status_code == 200
+    assert ok.get_json()["managers"]["state"]["state"] == "PUBLISHED"
+    # the answer is built from the objects as the transition left them: no
+    # read of the project once its state changed
+    moved = max(i for i, q in enumerate(sent) if "SET _STATE" in q)
+    assert not [q for q in sent[moved + 1 :] if q.startswith("SELECT") and "FROM PROJECT" in q]
+    # and it was committed
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT _state FROM project WHERE id = 1")).scalar() == 2
 
 
 def test_requires_and_precondition_are_409(api: t.Any) -> None:
