@@ -2,10 +2,13 @@
 configured in-process (``settings.configure``) on the benchmark's own SQLite
 file and PostgreSQL schema, in tables of its own.
 
-Two models: ``FsmDocument`` is django-fsm-2 as its README shows it (the
+Three models: ``FsmDocument`` is django-fsm-2 as its README shows it (the
 decorated method, then ``save()``); ``ConcurrentFsmDocument`` adds
 ``ConcurrentTransitionMixin``, django-fsm-2's compare-and-set on save, which
-is what flask_statemgr always does.
+is what flask_statemgr always does; ``LoggedFsmDocument`` also writes a
+``TransitionLog`` row per transition from a ``post_transition`` receiver,
+as django-fsm-log does (the transition method takes ``by=user``), with the
+columns of flask_statemgr's history table: the same work as a perform.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import functools
 import types
 import typing as t
 
-from .workload import ARCHIVED, DRAFT, PENDING, PUBLISHED, WITHDRAWN
+from .workload import ARCHIVED, DRAFT, NAMES, PENDING, PUBLISHED, WITHDRAWN
 
 #: the Django database alias of each benchmark database
 ALIASES = {"sqlite": "default", "postgresql": "pg"}
@@ -56,6 +59,7 @@ def _models() -> types.SimpleNamespace:
     from django.db import models
     from django_fsm import ConcurrentTransitionMixin, FSMIntegerField, can_proceed, has_transition_perm
     from django_fsm import transition
+    from django_fsm.signals import post_transition
 
     def has_title(instance: t.Any) -> bool:
         return bool(instance.title)
@@ -80,27 +84,27 @@ def _models() -> types.SimpleNamespace:
             return user.roles if user is not None else frozenset()
 
         @transition(field=state, source=DRAFT, target=PENDING, permission=author)
-        def submit(self) -> None:
+        def submit(self, by: t.Any = None) -> None:
             pass
 
         @transition(field=state, source=[DRAFT, PENDING], target=PUBLISHED, conditions=[has_title], permission=editor)
-        def publish(self) -> None:
+        def publish(self, by: t.Any = None) -> None:
             pass
 
         @transition(field=state, source=PENDING, target=DRAFT, permission=editor)
-        def reject(self) -> None:
+        def reject(self, by: t.Any = None) -> None:
             pass
 
         @transition(field=state, source=PUBLISHED, target=WITHDRAWN, permission=editor)
-        def withdraw(self) -> None:
+        def withdraw(self, by: t.Any = None) -> None:
             pass
 
         @transition(field=state, source=WITHDRAWN, target=DRAFT, permission=editor)
-        def restore(self) -> None:
+        def restore(self, by: t.Any = None) -> None:
             pass
 
         @transition(field=state, source=[PUBLISHED, WITHDRAWN], target=ARCHIVED, permission=owner)
-        def archive(self) -> None:
+        def archive(self, by: t.Any = None) -> None:
             pass
 
     class FsmDocument(DocumentBase):
@@ -113,22 +117,55 @@ def _models() -> types.SimpleNamespace:
             app_label = "bench_fsm"
             db_table = "bench_fsm_concurrent_document"
 
+    class LoggedFsmDocument(ConcurrentTransitionMixin, DocumentBase):
+        class Meta:
+            app_label = "bench_fsm"
+            db_table = "bench_fsm_logged_document"
+
+    class TransitionLog(models.Model):
+        model = models.CharField(max_length=128)
+        object_id = models.CharField(max_length=64)
+        manager = models.CharField(max_length=64)
+        transition = models.CharField(max_length=64)
+        source = models.CharField(max_length=64)
+        target = models.CharField(max_length=64)
+        user_id = models.CharField(max_length=64, null=True)
+        at = models.DateTimeField(auto_now_add=True)
+        payload = models.BinaryField(null=True)
+        parent = models.ForeignKey("self", null=True, on_delete=models.CASCADE)
+
+        class Meta:
+            app_label = "bench_fsm"
+            db_table = "bench_fsm_transition_log"
+            indexes = [models.Index(fields=["model", "object_id", "id"])]
+
+    def log_transition(sender: type, instance: t.Any, name: str, source: int, target: int, **kwargs: t.Any) -> None:
+        by = kwargs.get("method_kwargs", {}).get("by")
+        TransitionLog.objects.using(instance._state.db).create(
+            model=sender.__name__, object_id=str(instance.pk), manager="state", transition=name,
+            source=NAMES[source], target=NAMES[target], user_id=str(by.id) if by is not None else None,
+        )
+
+    post_transition.connect(log_transition, sender=LoggedFsmDocument, weak=False)
+
     return types.SimpleNamespace(
         FsmDocument=FsmDocument,
         ConcurrentFsmDocument=ConcurrentFsmDocument,
+        LoggedFsmDocument=LoggedFsmDocument,
+        TransitionLog=TransitionLog,
         can_proceed=can_proceed,
         has_transition_perm=has_transition_perm,
     )
 
 
 def create_tables(alias: str) -> None:
-    """(Re)create both tables on the database ``alias``."""
+    """(Re)create the models' tables on the database ``alias``."""
     from django.db import connections
 
     ns = _models()
     connection = connections[alias]
     with connection.schema_editor() as editor:
-        for model in (ns.FsmDocument, ns.ConcurrentFsmDocument):
+        for model in (ns.FsmDocument, ns.ConcurrentFsmDocument, ns.LoggedFsmDocument, ns.TransitionLog):
             if model._meta.db_table in connection.introspection.table_names():
                 editor.delete_model(model)
             editor.create_model(model)
