@@ -479,9 +479,13 @@ def _starts_transaction(obj: t.Any) -> bool:
     state = _instance_state(obj)
     session = state.session if state is not None else None
     return (
-        session is not None
+        state is not None
+        and session is not None
         and not session.in_transaction()
         and not (session.new or session.deleted or session.dirty)
+        # a session joined to a connection's own transaction (a test
+        # fixture's, say) could roll that back too
+        and not isinstance(session.get_bind(mapper=state.mapper), sa.Connection)
     )
 
 

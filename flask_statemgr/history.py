@@ -89,10 +89,17 @@ def insert_records(session: orm.Session, rows: list[dict[str, t.Any]]) -> list[i
     # position: RETURNING in parameter order needs an insert sentinel, and
     # without one SQLAlchemy falls back to one INSERT per row on SQLite. A
     # plan visits each (object, manager) once, so the key is unique.
-    c = history_table.c
-    statement = sa.insert(history_table).returning(c.id, c.model, c.object_id, c.manager)
-    ids = {(model, object_id, manager): id_ for id_, model, object_id, manager in session.execute(statement, rows)}
+    # one row alone skips the many-rows machinery
+    result = session.execute(_INSERT_RECORDS, rows if len(rows) > 1 else rows[0])
+    ids = {(model, object_id, manager): id_ for id_, model, object_id, manager in result}
     return [ids[row["model"], row["object_id"], row["manager"]] for row in rows]
+
+
+#: built once, so SQLAlchemy finds its compiled form by a cache key it
+#: computed once too (about 60 µs a perform when built per call)
+_INSERT_RECORDS = sa.insert(history_table).returning(
+    history_table.c.id, history_table.c.model, history_table.c.object_id, history_table.c.manager
+)
 
 
 def attach_records(

@@ -255,6 +255,26 @@ def test_unflushed_changes_keep_the_savepoint(core_engine: sa.Engine) -> None:
     session.close()
 
 
+def test_session_joined_to_an_outer_transaction_keeps_it(core_engine: sa.Engine) -> None:
+    # the test-fixture pattern: a session joined to a connection whose
+    # transaction the fixture rolls back at the end
+    with core_engine.connect() as conn:
+        outer = conn.begin()
+        session = orm.Session(bind=conn)
+        project = add_project(session)
+        project.state.publish(BOB)
+        session.commit()
+        assert not session.in_transaction()
+        with pytest.raises(HookFailure):
+            project.state.withdraw(BOB, data={"fail": "no"})
+        # the failure undid the transition alone
+        assert outer.is_active
+        assert project.state.PUBLISHED
+        assert [r.transition for r in project.state.history()] == ["publish"]
+        session.close()
+        outer.rollback()
+
+
 def test_perform_plan_without_savepoint_rolls_back_the_whole_transaction(
     core_engine: sa.Engine, core_db: orm.Session
 ) -> None:
