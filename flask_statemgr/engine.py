@@ -6,7 +6,8 @@ Performing is three phases, so dependencies and chains slot into one shape:
    each checked in order (state, requires, permission, preconditions); any
    blocker refuses the whole plan before anything changes;
 2. **validate** the submitted data with the transition's form;
-3. **execute** every step inside one savepoint: signals, execute hooks, a
+3. **execute** every step all or nothing, inside one savepoint (or the
+   transaction the perform began): signals, execute hooks, a
    compare-and-set of the state column, history records.
 """
 
@@ -661,9 +662,7 @@ def _compare_and_set_recording(
     target = step.target.value
     identity = sa.inspect(step.obj).identity
     ids = list(
-        session.execute(
-            statement, {**row, "_sm_pks": [identity[0]], "_sm_seen": [step.seen], "_sm_target": target}
-        ).scalars()
+        session.execute(statement, {**row, "_sm_pk": identity[0], "_sm_seen": step.seen, "_sm_target": target}).scalars()
     )
     if not ids:
         raise _changed(describe(step.obj))
@@ -683,17 +682,18 @@ def _compare_and_set(session: orm.Session, level: list[Step]) -> None:
         groups.setdefault((type(step.obj), step.manager, step.seen, step.target.value), []).append(step)
     for (host, manager, seen, target), steps in groups.items():
         view: StateManager = getattr(host, manager)
-        assert view._hooks is not None and view._hooks.cas is not None
-        statement = view._hooks.cas
+        hooks = view._hooks
+        assert hooks is not None and hooks.cas is not None
         mapper: orm.Mapper[t.Any] = sa.inspect(host)
         size = _keys_per_statement(session, mapper, len(mapper.primary_key))
         for start in range(0, len(steps), size):
             chunk = steps[start : start + size]
             identities = [sa.inspect(s.obj).identity for s in chunk]
-            keys = [i[0] if len(i) == 1 else i for i in identities]
-            result = session.execute(
-                statement, {"_sm_pks": keys, "_sm_seen": [seen], "_sm_target": target}
-            )
+            if len(chunk) == 1 and hooks.cas_one is not None:
+                statement, keys = hooks.cas_one, {"_sm_pk": identities[0][0]}
+            else:
+                statement, keys = hooks.cas, {"_sm_pks": [i[0] if len(i) == 1 else i for i in identities]}
+            result = session.execute(statement, {**keys, "_sm_seen": seen, "_sm_target": target})
             missed = len(chunk) - result.rowcount  # type: ignore[attr-defined]
             if missed:
                 who = describe(chunk[0].obj) if len(chunk) == 1 else f"{missed} of {len(chunk)} {host.__name__} objects"

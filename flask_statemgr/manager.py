@@ -26,7 +26,9 @@ class HostHooks:
     hooks and the compiled compare-and-set statement. Built once per model
     class, on first use."""
 
-    __slots__ = ("preconditions", "executes", "validators", "expressions", "cas", "cas_recording", "default")
+    __slots__ = (
+        "preconditions", "executes", "validators", "expressions", "cas", "cas_one", "cas_recording", "default"
+    )
 
     def __init__(self, manager: type[StateManager], host: type, key: str) -> None:
         self.preconditions: dict[Transition, list[t.Callable[..., t.Any]]] = {}
@@ -44,7 +46,8 @@ class HostHooks:
             elif kind == "expression" and target in own_states:
                 self.expressions[target] = func
         self.cas = _compile_cas(host, key)
-        self.cas_recording = _compile_cas_recording(self.cas)
+        self.cas_one = _compile_cas(host, key, one=True)
+        self.cas_recording = _compile_cas_recording(self.cas_one)
         self.default = _scalar_default(host, key)
 
 
@@ -58,37 +61,43 @@ def _scalar_default(host: type, key: str) -> t.Any:
     return getattr(default, "arg", None) if default is not None and default.is_scalar else None
 
 
-def _compile_cas(host: type, key: str) -> sa.Update | None:
-    """``UPDATE table SET col = :target WHERE pk IN :pks AND col IN :seen``,
-    built once per model class; ``None`` for an unmapped class."""
+def _compile_cas(host: type, key: str, *, one: bool = False) -> sa.Update | None:
+    """``UPDATE table SET col = :target WHERE pk IN :pks AND col = :seen``,
+    built once per model class; ``None`` for an unmapped class.
+
+    :param one: for a single row, ``pk = :pk``: SQLAlchemy then sends it as
+        compiled instead of expanding a list into it on every call. ``None``
+        for a composite primary key.
+    """
     mapper: orm.Mapper[t.Any] | None = sa.inspect(host, raiseerr=False)
     if mapper is None:
         return None
     column = mapper.columns[key]
     table = column.table
     pk = list(table.primary_key.columns)
-    keys: sa.BindParameter[t.Any] = sa.bindparam("_sm_pks", expanding=True)
+    if one:
+        if len(pk) != 1:
+            return None
+        match = pk[0] == sa.bindparam("_sm_pk")
+    else:
+        keys: sa.BindParameter[t.Any] = sa.bindparam("_sm_pks", expanding=True)
+        match = pk[0].in_(keys) if len(pk) == 1 else sa.tuple_(*pk).in_(keys)
     return (
         sa.update(table)
-        .where(
-            pk[0].in_(keys) if len(pk) == 1 else sa.tuple_(*pk).in_(keys),
-            column.in_(sa.bindparam("_sm_seen", expanding=True)),
-        )
+        .where(match, column == sa.bindparam("_sm_seen"))
         .values({column.name: sa.bindparam("_sm_target")})
     )
 
 
 def _compile_cas_recording(cas: sa.Update | None) -> sa.Insert | None:
-    """The compare-and-set of one row and its history record in one
-    statement, for PostgreSQL (a data-modifying ``WITH``): the record is
-    inserted only if the ``UPDATE`` moved the row, and the answer is its id
-    or nothing. One round trip instead of two, built once per model class;
-    ``None`` for an unmapped class or a composite primary key."""
+    """The compare-and-set of one row (``cas``, from ``_compile_cas(...,
+    one=True)``) and its history record in one statement, for PostgreSQL (a
+    data-modifying ``WITH``): the record is inserted only if the ``UPDATE``
+    moved the row, and the answer is its id or nothing. One round trip
+    instead of two, built once per model class."""
     if cas is None:
         return None
     pk = list(cas.table.primary_key.columns)  # type: ignore[attr-defined]
-    if len(pk) != 1:
-        return None
     moved = cas.returning(pk[0]).cte("statemgr_moved")
     c = history_table.c
     columns = [c.model, c.object_id, c.manager, c.transition, c.source, c.target, c.user_id, c.at, c.payload, c.parent_id]

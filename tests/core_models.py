@@ -270,6 +270,23 @@ class ColourState(StateManager, enum=Colour):
     paint = Transition(RED, GREEN, "Paint")
 
 
+class SlotState(StateManager):
+    FREE = State(1, "Free")
+    TAKEN = State(2, "Taken")
+
+    take = Transition(FREE, TAKEN, "Take")
+
+
+class Slot(Base):
+    """A composite primary key."""
+
+    __tablename__ = "core_slot"
+    shelf: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    position: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    _state: Mapped[int] = SlotState.column(default=SlotState.FREE)
+    state = SlotState("_state")
+
+
 class Ticket:
     """A plain class, not mapped: performing only changes the attribute."""
 

@@ -17,6 +17,7 @@ from core_models import (
     ChapterState,
     HookFailure,
     Project,
+    Slot,
     ProjectState,
     ReviewState,
     Ticket,
@@ -358,6 +359,28 @@ def test_conflict_stores_no_blob_outside_the_transaction(
     add_project(session).state.publish(BOB, data={"note": "x" * 100})
     assert len(list(backend.scan())) == 1
     session.close()
+
+
+def test_composite_primary_key(core_engine: sa.Engine, core_db: orm.Session) -> None:
+    core_db.add_all([Slot(shelf=1, position=1), Slot(shelf=1, position=2), Slot(shelf=2, position=1)])
+    core_db.commit()
+    slot = core_db.get_one(Slot, (1, 2))
+    result = slot.state.take(BOB)
+    core_db.commit()
+    assert result.record is not None and result.record.object_id == "1,2"
+    with core_engine.connect() as conn:
+        taken = conn.execute(sa.select(Slot.shelf, Slot.position).where(Slot.state.TAKEN)).all()
+    assert taken == [(1, 2)]
+    # a stale object conflicts as with a single-column key
+    stale = orm.Session(core_engine, expire_on_commit=False)
+    mine = stale.get_one(Slot, (2, 1))
+    stale.commit()
+    core_db.get_one(Slot, (2, 1)).state.take(BOB)
+    core_db.commit()
+    with pytest.raises(StateConflict):
+        mine.state.take(BOB)
+    stale.close()
+    assert [r["object_id"] for r in history_rows(core_engine)] == ["1,2", "2,1"]
 
 
 def test_stale_plan_conflicts(core_db: orm.Session) -> None:
