@@ -188,20 +188,32 @@ def test_raising_execute_hook_rolls_everything_back(
     assert _fresh(core_engine, project.id)["_state"] == 4
 
 
-def test_raising_hook_keeps_earlier_work_in_the_transaction(
-    core_engine: sa.Engine, core_db: orm.Session
+@pytest.mark.parametrize("savepoint", [True, False])
+def test_raising_hook_and_earlier_work_in_the_transaction(
+    core_engine: sa.Engine, core_db: orm.Session, savepoint: bool
 ) -> None:
     project = add_project(core_db)
     other = add_project(core_db)
     project.state.publish(BOB)
     other.title = "edited before"
     with pytest.raises(HookFailure):
-        project.state.withdraw(BOB, data={"fail": "no"})
+        if savepoint:
+            # a transaction is open: the perform keeps its savepoint
+            project.state.withdraw(BOB, data={"fail": "no"})
+        else:
+            plan = project.state.withdraw.plan(BOB)
+            project.state.withdraw.perform_plan(plan, BOB, {"fail": "no"}, savepoint=False)
     core_db.commit()
-    # only the failed transition's savepoint was rolled back
-    assert _fresh(core_engine, project.id)["_state"] == 2
-    assert _fresh(core_engine, other.id)["title"] == "edited before"
-    assert [r["transition"] for r in history_rows(core_engine)] == ["publish"]
+    if savepoint:
+        # only the failed transition's savepoint was rolled back
+        assert _fresh(core_engine, project.id)["_state"] == 2
+        assert _fresh(core_engine, other.id)["title"] == "edited before"
+        assert [r["transition"] for r in history_rows(core_engine)] == ["publish"]
+    else:
+        # as documented: everything since the last commit is undone
+        assert _fresh(core_engine, project.id)["_state"] == 1
+        assert _fresh(core_engine, other.id)["title"] == "Project"
+        assert history_rows(core_engine) == []
 
 
 def test_perform_that_begins_the_transaction_needs_no_savepoint(
@@ -274,24 +286,6 @@ def test_session_joined_to_an_outer_transaction_keeps_it(core_engine: sa.Engine)
         assert [r.transition for r in project.state.history()] == ["publish"]
         session.close()
         outer.rollback()
-
-
-def test_perform_plan_without_savepoint_rolls_back_the_whole_transaction(
-    core_engine: sa.Engine, core_db: orm.Session
-) -> None:
-    project = add_project(core_db)
-    other = add_project(core_db)
-    project.state.publish(BOB)
-    other.title = "edited before"
-    core_db.flush()
-    plan = project.state.withdraw.plan(BOB)
-    with pytest.raises(HookFailure):
-        project.state.withdraw.perform_plan(plan, BOB, {"fail": "no"}, savepoint=False)
-    core_db.commit()
-    # as documented: everything since the last commit is undone
-    assert _fresh(core_engine, project.id)["_state"] == 1
-    assert _fresh(core_engine, other.id)["title"] == "Project"
-    assert history_rows(core_engine) == []
 
 
 def test_record_written_with_the_state_change(core_engine: sa.Engine, core_db: orm.Session) -> None:
