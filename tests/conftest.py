@@ -15,12 +15,38 @@ REDIS_URL = os.environ.get("STATEMGR_TEST_REDIS", "redis://127.0.0.1:6379/15")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
+#: how to point the suite at each service, for the closing summary
+SERVICE_HINTS = {
+    "PostgreSQL": f"STATEMGR_TEST_POSTGRES (now {POSTGRES_URL})",
+    "Redis": f"STATEMGR_TEST_REDIS (now {REDIS_URL})",
+    "Redis (client library)": "pip install -e '.[test]'",
+    "Chromium": "apt-get install chromium (/usr/bin/chromium)",
+}
+_MISSING_SERVICES: set[str] = set()
+
+
 def service_missing(what: str, error: Exception) -> t.NoReturn:
     """Skip locally when a service is down; in CI a missing service fails."""
     message = f"{what} is not reachable: {error}"
     if IN_CI:
         pytest.fail(message, pytrace=False)
+    _MISSING_SERVICES.add(what)
     pytest.skip(message)
+
+
+def pytest_terminal_summary(terminalreporter: t.Any) -> None:
+    """Say which services were missing, so skips behind a green summary are
+    not mistaken for a full run."""
+    if not _MISSING_SERVICES:
+        return
+    skipped = len(terminalreporter.stats.get("skipped", []))
+    hints = "; ".join(f"{what}: {SERVICE_HINTS.get(what, '?')}" for what in sorted(_MISSING_SERVICES))
+    terminalreporter.write_line(
+        f"NOT A FULL RUN: {skipped} tests skipped because a service was missing ({hints}). "
+        "Start them, or set CI=true to make a missing service fail.",
+        yellow=True,
+        bold=True,
+    )
 
 
 @pytest.fixture(scope="session")
