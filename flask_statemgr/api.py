@@ -380,7 +380,7 @@ def create_blueprint(ext: StateMgr) -> Blueprint:
     def on_database_error(error: Exception) -> Response:
         if ext.db is not None:
             ext.db.session.rollback()
-        return problem(503, "Service unavailable", gettext("The database is unavailable; try again"), reasons=[])
+        return problem(503, N_("Service unavailable"), gettext("The database is unavailable; try again"), reasons=[])
 
     return bp
 

@@ -15,6 +15,7 @@ Flask-Babel's ``lazy_gettext``, speaklater's, or one an app writes itself.
 
 from __future__ import annotations
 
+import contextlib
 import typing as t
 import weakref
 from pathlib import Path
@@ -111,6 +112,27 @@ def current_locale() -> str | None:
     return str(locale) if locale is not None else None
 
 
+def force_locale(locale: str | None) -> t.ContextManager[None]:
+    """A block rendering in ``locale`` (Flask-Babel's ``force_locale``);
+    ``None`` keeps the current locale.
+
+    :raises RuntimeError: a locale is given and the app has no Flask-Babel.
+    :raises ValueError: Babel knows no such locale.
+    """
+    if locale is None:
+        return contextlib.nullcontext()
+    if "babel" not in current_app.extensions:
+        raise RuntimeError("Rendering in a locale needs Flask-Babel on the app")
+    from babel import Locale, UnknownLocaleError
+    from flask_babel import force_locale as babel_force_locale
+
+    try:
+        Locale.parse(locale)
+    except UnknownLocaleError:
+        raise ValueError(f"Unknown locale {locale!r}") from None
+    return t.cast(t.ContextManager[None], babel_force_locale(locale))
+
+
 def N_(message: str) -> str:
     """Mark ``message`` for extraction; :func:`gettext` translates it where
     it is shown."""
@@ -120,7 +142,7 @@ def N_(message: str) -> str:
 def gettext(message: str, **variables: t.Any) -> str:
     """``message`` of the extension, translated into the current locale, with
     ``%(name)s`` placeholders filled from ``variables``."""
-    translated = _translate(message, message, 1)
+    translated = _translate(message, None, 1)
     return translated % variables if variables else translated
 
 
@@ -131,18 +153,22 @@ def ngettext(singular: str, plural: str, num: int, **variables: t.Any) -> str:
     return _translate(singular, plural, num) % variables
 
 
-def _translate(singular: str, plural: str, num: int) -> str:
+def _translate(singular: str, plural: str | None, num: int) -> str:
+    english = singular if plural is None or num == 1 else plural
     if not has_app_context():
-        return singular if num == 1 else plural
+        return english
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     overrides: t.Mapping[str, t.Any] = app.config.get("STATEMGR_MESSAGES") or {}
-    override = overrides.get(singular if num == 1 else plural)
+    override = overrides.get(english)
     if override is not None:
         return text(override)
     domain = _domain(app)
     if domain is None:
-        return singular if num == 1 else plural
-    return t.cast(str, domain.get_translations().ungettext(singular, plural, num))
+        return english
+    translations = domain.get_translations()
+    if plural is None:
+        return t.cast(str, translations.ugettext(singular))
+    return t.cast(str, translations.ungettext(singular, plural, num))
 
 
 def _domain(app: Flask) -> Domain | None:
