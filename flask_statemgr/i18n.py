@@ -43,7 +43,7 @@ def _lazy_types() -> tuple[type, ...]:
     else:
         found.append(LazyString)
     try:
-        from speaklater import _LazyString  # type: ignore[import-not-found]
+        from speaklater import _LazyString
     except ImportError:
         pass
     else:

@@ -9,7 +9,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
-from flask import Flask, g, request
+from flask import Flask, g, has_request_context, request
 from flask_babel import Babel, lazy_gettext
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import orm
@@ -92,6 +92,9 @@ def compile_catalog(directory: Path, locale: str, domain: str, messages: t.Mappi
 
 
 def select_locale() -> str | None:
+    # the CLI renders without a request: the default locale, or --locale
+    if not has_request_context():
+        return None
     return request.args.get("lang") or request.accept_languages.best_match(["en", "de"])
 
 
