@@ -273,11 +273,15 @@ def create_blueprint(ext: StateMgr) -> Blueprint:
     def perform(model: str, ident: str, manager: str, transition: str) -> Response:
         exposed, obj, user = viewable(model, ident)
         if manager not in bindings_of(type(obj)):
-            raise _NotFound(gettext("%(model)s has no state manager %(manager)r", model=model, manager=manager))
+            raise _NotFound(
+                gettext("%(model)s has no state manager %(manager)r", model=model, manager=manager)
+            )
         view: StateManager = getattr(obj, manager)
         declared = type(view)._declared_transitions.get(transition)
         if declared is None:
-            raise _NotFound(gettext("%(manager)s has no transition %(transition)r", manager=manager, transition=transition))
+            raise _NotFound(
+                gettext("%(manager)s has no transition %(transition)r", manager=manager, transition=transition)
+            )
         data, confirm = request_data()
         try:
             result = ext._perform_uncommitted(BoundTransition(declared, view), data, confirm)
@@ -327,7 +331,9 @@ def create_blueprint(ext: StateMgr) -> Blueprint:
         except ValueError:
             raise _BadRequest(gettext("after and limit must be whole numbers")) from None
         if not 0 <= cursor <= _MAX_INT or not 1 <= limit <= _MAX_INT:
-            raise _BadRequest(gettext("after must be from 0 and limit from 1, both at most %(max)d", max=_MAX_INT))
+            raise _BadRequest(
+                gettext("after must be from 0 and limit from 1, both at most %(max)d", max=_MAX_INT)
+            )
         if after is None:
             return json_response({"events": [], "cursor": latest_cursor(session)})
         rows = session.execute(
@@ -380,7 +386,9 @@ def create_blueprint(ext: StateMgr) -> Blueprint:
     def on_database_error(error: Exception) -> Response:
         if ext.db is not None:
             ext.db.session.rollback()
-        return problem(503, N_("Service unavailable"), gettext("The database is unavailable; try again"), reasons=[])
+        return problem(
+            503, N_("Service unavailable"), gettext("The database is unavailable; try again"), reasons=[]
+        )
 
     return bp
 

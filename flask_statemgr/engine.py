@@ -112,7 +112,9 @@ class _Checker:
         # 2. requires
         if transition.requires:
             unmet = [
-                Reason("requires", gettext("%(path)s must be %(state)s", path=path, state=state.title or state.name))
+                Reason(
+                    "requires", gettext("%(path)s must be %(state)s", path=path, state=state.title or state.name)
+                )
                 for path, state in transition.requires.items()
                 if not _requirement_holds(obj, path, state)
             ]
@@ -133,7 +135,9 @@ class _Checker:
             if not permission(obj, self.user):
                 if not explain:
                     return _REFUSED
-                return self._denied(gettext("You may not %(transition)s this", transition=text(_title(transition)).lower()))
+                return self._denied(
+                    gettext("You may not %(transition)s this", transition=text(_title(transition)).lower())
+                )
         # 4. preconditions
         assert view._hooks is not None
         preconditions = view._hooks.preconditions.get(transition)
