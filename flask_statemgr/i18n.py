@@ -35,29 +35,23 @@ _domains: weakref.WeakKeyDictionary[Flask, Domain] = weakref.WeakKeyDictionary()
 
 
 def _lazy_types() -> tuple[type, ...]:
-    found: list[type] = []
-    try:
-        from flask_babel.speaklater import LazyString
-    except ImportError:
-        pass
-    else:
-        found.append(LazyString)
+    # speaklater's lazy strings (Flask-BabelEx) have no __html__; importing
+    # flask_babel here only to name its class would slow every import down
     try:
         from speaklater import _LazyString
     except ImportError:
-        pass
-    else:
-        found.append(_LazyString)
-    return tuple(found)
+        return ()
+    return (_LazyString,)
 
 
 _LAZY_TYPES = _lazy_types()
 
 
 def is_lazy(value: t.Any) -> bool:
-    """Whether ``value`` is a lazy string: a known lazy string class, or an
-    object that renders itself as HTML (``__html__``) and text but is no
-    ``str`` yet, as every lazy string for templates does."""
+    """Whether ``value`` is a lazy string: an object that renders itself as
+    HTML (``__html__``) and text but is no ``str`` yet, as Flask-Babel's
+    ``LazyString`` and every lazy string made for templates does, or a
+    speaklater lazy string."""
     if isinstance(value, str):
         return False
     return isinstance(value, _LAZY_TYPES) or callable(getattr(value, "__html__", None))
