@@ -127,10 +127,11 @@ _SCHEMA_META = DefaultMeta()
 def form_schema(form_class: type[Form]) -> dict[str, t.Any]:
     """The JSON Schema of a form's input, described in the module docs.
 
-    It is computed once per form class, without an app or request; labels,
-    descriptions and choice titles given as lazy strings are rendered in the
-    current locale on each call. Its JSON text is stable, so it can be
-    hashed into an ETag.
+    It is computed once per form class, without an app or request, and the
+    same dict is returned on every call: treat it as read-only. Labels,
+    descriptions and choice titles given as lazy strings stay lazy in it and
+    are rendered in the current locale on each call (into a copy). Its JSON
+    text is stable, so it can be hashed into an ETag.
 
     :param form_class: A :class:`wtforms.Form` or
         :class:`flask_wtf.FlaskForm` subclass.
