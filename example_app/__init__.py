@@ -2,7 +2,8 @@
 
 Run it with ``flask --app example_app run``. It uses SQLite in the instance
 folder, or PostgreSQL when ``DATABASE_URL`` is set, and seeds demo data on
-first start. ``SECRET_KEY`` comes from the environment.
+first start. ``SECRET_KEY`` comes from the environment. It speaks English and
+German (``translations/``; the switch in the header).
 """
 
 from __future__ import annotations
@@ -13,12 +14,28 @@ import os
 import typing as t
 
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, has_request_context, request, session
+from flask_babel import Babel
 from flask_wtf import CSRFProtect
 
 from .models import Project, Session, User, db, statemgr, utcnow
 
 csrf = CSRFProtect()
+babel = Babel()
+
+#: the languages of the switch in the header
+LANGUAGES = {"en": "English", "de": "Deutsch"}
+
+
+def select_locale() -> str | None:
+    """The language chosen with the switch, else the browser's best match;
+    outside a request (the CLI) the default, English."""
+    if not has_request_context():
+        return None
+    chosen = session.get("lang")
+    if chosen in LANGUAGES:
+        return t.cast(str, chosen)
+    return request.accept_languages.best_match(list(LANGUAGES))
 
 
 def database_url(app: Flask) -> str:
@@ -49,6 +66,7 @@ def create_app(config: t.Mapping[str, t.Any] | None = None) -> Flask:
         app.config["SQLALCHEMY_DATABASE_URI"] = database_url(app)
 
     db.init_app(app)
+    babel.init_app(app, locale_selector=select_locale)
     statemgr.init_app(app)
     csrf.init_app(app)
 

@@ -7,6 +7,7 @@ import datetime
 import typing as t
 
 import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import FlaskForm
 from sqlalchemy import orm
@@ -39,31 +40,31 @@ def utcnow() -> datetime.datetime:
 
 class PublishForm(FlaskForm):
     publish_at = DateTimeLocalField(
-        "Publish at (UTC)",
+        _l("Publish at (UTC)"),
         validators=[DataRequired()],
-        description="The project goes live at this time; earlier is immediately.",
+        description=_l("The project goes live at this time; earlier is immediately."),
     )
 
     def validate_publish_at(self, field: DateTimeLocalField) -> None:
         # A rule the JSON Schema cannot state: the server is the authority.
         if field.data is not None and field.data > utcnow() + datetime.timedelta(days=365):
-            raise ValidationError("Schedule at most a year ahead.")
+            raise ValidationError(_l("Schedule at most a year ahead."))
 
 
 class WithdrawForm(FlaskForm):
     reason = TextAreaField(
-        "Reason",
+        _l("Reason"),
         validators=[DataRequired(), Length(min=10, max=500)],
-        description="Shown to readers instead of the project.",
+        description=_l("Shown to readers instead of the project."),
     )
 
 
 class RejectForm(FlaskForm):
     category = SelectField(
-        "Problem", choices=["Content", "Legal", "Style"]
+        _l("Problem"), choices=[("Content", _l("Content")), ("Legal", _l("Legal")), ("Style", _l("Style"))]
     )
-    comment = TextAreaField("Comment", validators=[Optional(), Length(max=500)])
-    notify = BooleanField("Notify the owner", default=True)
+    comment = TextAreaField(_l("Comment"), validators=[Optional(), Length(max=500)])
+    notify = BooleanField(_l("Notify the owner"), default=True)
 
 
 class ScheduleForm(FlaskForm):
@@ -71,69 +72,73 @@ class ScheduleForm(FlaskForm):
     client renders, with rules it checks in the browser before the server
     checks them again."""
 
-    day = DateField("Day", validators=[DataRequired()])
+    day = DateField(_l("Day"), validators=[DataRequired()])
     room = StringField(
-        "Room",
+        _l("Room"),
         validators=[DataRequired(), Regexp(r"^[A-Z]-\d{3}$")],
-        description="A building letter and a room number, such as B-204.",
+        description=_l("A building letter and a room number, such as B-204."),
     )
-    seats = IntegerField("Seats", validators=[InputRequired(), NumberRange(min=1, max=500)])
-    kind = SelectField("Format", choices=["Talk", "Workshop", "Panel"], default="Talk")
+    seats = IntegerField(_l("Seats"), validators=[InputRequired(), NumberRange(min=1, max=500)])
+    kind = SelectField(
+        _l("Format"),
+        choices=[("Talk", _l("Talk")), ("Workshop", _l("Workshop")), ("Panel", _l("Panel"))],
+        default="Talk",
+    )
     tracks = SelectMultipleField(
-        "Tracks",
-        choices=["Design", "Engineering", "Editorial"],
+        _l("Tracks"),
+        choices=[("Design", _l("Design")), ("Engineering", _l("Engineering")), ("Editorial", _l("Editorial"))],
         validators=[DataRequired()],
-        description="Hold Ctrl (⌘ on a Mac) to choose several.",
+        description=_l("Hold Ctrl (⌘ on a Mac) to choose several."),
     )
-    recorded = BooleanField("Recorded", default=True)
-    notes = TextAreaField("Notes for the speaker", validators=[Optional(), Length(max=300)])
+    recorded = BooleanField(_l("Recorded"), default=True)
+    notes = TextAreaField(_l("Notes for the speaker"), validators=[Optional(), Length(max=300)])
 
 
 # -- state managers ----------------------------------------------------------------
 
 
 class ReviewState(StateManager):
-    PENDING = State("pending", "Pending")
-    APPROVED = State("approved", "Approved")
-    REJECTED = State("rejected", "Rejected")
+    PENDING = State("pending", _l("Pending"))
+    APPROVED = State("approved", _l("Approved"))
+    REJECTED = State("rejected", _l("Rejected"))
 
-    approve = Transition(PENDING, APPROVED, "Approve", roles={"reviewer"})
-    reject = Transition(PENDING, REJECTED, "Reject", roles={"reviewer"}, form=RejectForm)
-    resubmit = Transition(REJECTED, PENDING, "Resubmit", roles={"owner", "editor"})
+    approve = Transition(PENDING, APPROVED, _l("Approve"), roles={"reviewer"})
+    reject = Transition(PENDING, REJECTED, _l("Reject"), roles={"reviewer"}, form=RejectForm)
+    resubmit = Transition(REJECTED, PENDING, _l("Resubmit"), roles={"owner", "editor"})
 
 
 class ProjectState(StateManager):
-    DRAFT = State(1, "Draft")
-    PUBLISHED = State(2, "Published", description="Scheduled or live")
-    WITHDRAWN = State(3, "Withdrawn")
-    DELETED = State(4, "Deleted")
-    GONE = State({WITHDRAWN, DELETED}, "Gone")
-    LIVE = PUBLISHED.conditional("Live")
+    DRAFT = State(1, _l("Draft"))
+    PUBLISHED = State(2, _l("Published"), description=_l("Scheduled or live"))
+    WITHDRAWN = State(3, _l("Withdrawn"))
+    DELETED = State(4, _l("Deleted"))
+    GONE = State({WITHDRAWN, DELETED}, _l("Gone"))
+    LIVE = PUBLISHED.conditional(_l("Live"))
 
     publish = Transition(
-        DRAFT, PUBLISHED, "Publish", "Schedule the project for readers",
+        DRAFT, PUBLISHED, _l("Publish"), _l("Schedule the project for readers"),
         roles={"owner", "editor"}, form=PublishForm, requires={"review": ReviewState.APPROVED},
     )
-    withdraw = Transition(PUBLISHED, WITHDRAWN, "Withdraw", roles={"owner", "editor"}, form=WithdrawForm)
-    redraft = Transition(WITHDRAWN, DRAFT, "Back to draft", roles={"owner", "editor"})
+    withdraw = Transition(PUBLISHED, WITHDRAWN, _l("Withdraw"), roles={"owner", "editor"}, form=WithdrawForm)
+    redraft = Transition(WITHDRAWN, DRAFT, _l("Back to draft"), roles={"owner", "editor"})
     delete = Transition(
-        {DRAFT, PUBLISHED, WITHDRAWN}, DELETED, "Delete", "Delete the project and its sessions",
+        {DRAFT, PUBLISHED, WITHDRAWN}, DELETED, _l("Delete"), _l("Delete the project and its sessions"),
         roles={"owner"}, cascade={"sessions": "delete"},
     )
 
 
 class SessionState(StateManager):
-    DRAFT = State(1, "Draft")
-    PUBLISHED = State(2, "Published")
-    DELETED = State(3, "Deleted")
+    DRAFT = State(1, _l("Draft"))
+    PUBLISHED = State(2, _l("Published"))
+    DELETED = State(3, _l("Deleted"))
 
     publish = Transition(
-        DRAFT, PUBLISHED, "Schedule", "Give the session a time and a room, and show it",
+        DRAFT, PUBLISHED, _l("Schedule"), _l("Give the session a time and a room, and show it"),
         roles={"owner", "editor"}, form=ScheduleForm,
         requires={"project.state": ProjectState.PUBLISHED},
     )
-    unpublish = Transition(PUBLISHED, DRAFT, "Unpublish", roles={"owner", "editor"})
-    delete = Transition({DRAFT, PUBLISHED}, DELETED, "Delete", roles={"owner"})
+    unpublish = Transition(PUBLISHED, DRAFT, _l("Unpublish"), roles={"owner", "editor"})
+    delete = Transition({DRAFT, PUBLISHED}, DELETED, _l("Delete"), roles={"owner"})
 
 
 # -- models ---------------------------------------------------------------------------
@@ -184,8 +189,8 @@ class Project(db.Model):  # type: ignore[name-defined,misc]
         return roles
 
     @ProjectState.publish.precondition
-    def _has_summary(self) -> bool | str:
-        return bool(self.summary.strip()) or f"“{self.title}” needs a summary before it is published"
+    def _has_summary(self) -> bool | t.Any:
+        return bool(self.summary.strip()) or _l("“%(title)s” needs a summary before it is published", title=self.title)
 
     @ProjectState.publish.execute
     def _schedule(self, data: dict[str, t.Any]) -> None:

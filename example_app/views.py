@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 from flask import (
     Blueprint, abort, flash, g, redirect, render_template, request, session, url_for,
 )
+from flask_babel import get_locale, gettext
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from werkzeug.exceptions import HTTPException
 from wtforms import StringField, TextAreaField
@@ -16,14 +18,15 @@ from wtforms.validators import DataRequired, Length
 
 from flask_statemgr import TransitionError, query_history
 
+from . import LANGUAGES
 from .models import Project, Session, User, can_view_project, db, statemgr
 
 bp = Blueprint("main", __name__)
 
 
 class NewProjectForm(FlaskForm):
-    title = StringField("Title", validators=[DataRequired(), Length(max=200)])
-    summary = TextAreaField("Summary", validators=[Length(max=2000)])
+    title = StringField(_l("Title"), validators=[DataRequired(), Length(max=200)])
+    summary = TextAreaField(_l("Summary"), validators=[Length(max=2000)])
 
 
 @bp.before_app_request
@@ -37,6 +40,8 @@ def template_globals() -> dict[str, t.Any]:
     return {
         "users": db.session.scalars(db.select(User).order_by(User.id)).all(),
         "current_user": g.get("user"),
+        "languages": LANGUAGES,
+        "locale": str(get_locale()),
     }
 
 
@@ -103,7 +108,7 @@ def withdraw(obj: Project, form: t.Any) -> t.Any:
             for reason in e.reasons:
                 flash(reason.message, "error")
         else:
-            flash(f"{obj} was withdrawn.", "success")
+            flash(gettext("“%(project)s” was withdrawn.", project=obj), "success")
             return redirect(url_for("main.project", id=obj.id))
     elif form.errors:
         status = 422
@@ -118,6 +123,15 @@ def login() -> t.Any:
         session.pop("user_id", None)
     else:
         session["user_id"] = user.id
+    return redirect(_back())
+
+
+@bp.post("/language")
+def language() -> t.Any:
+    """The language switch in the header."""
+    lang = request.form.get("lang", "")
+    if lang in LANGUAGES:
+        session["lang"] = lang
     return redirect(_back())
 
 

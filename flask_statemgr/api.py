@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from .engine import BoundTransition, _Checker
 from .exceptions import SerializationError, StateMgrError, TransitionError
 from .history import TransitionRecord, query_history
+from .i18n import N_, current_locale, gettext, json_default, text
 from .manager import StateManager, bindings_of
 from .problems import error_problem, http_problem, problem, transition_problem
 from .tables import history_table
@@ -105,7 +106,7 @@ def record_json(record: TransitionRecord) -> dict[str, t.Any]:
 
 
 def json_response(body: t.Any, status: int = 200) -> Response:
-    return Response(json.dumps(body), status=status, mimetype="application/json")
+    return Response(json.dumps(body, default=json_default), status=status, mimetype="application/json")
 
 
 def latest_cursor(session: t.Any) -> int:
@@ -126,7 +127,7 @@ def object_json(ext: StateMgr, exposed: Exposed, obj: t.Any, user: t.Any) -> dic
         for name, transition in type(view)._declared_transitions.items():
             plan = BoundTransition(transition, view)._plan(checker)
             entry: dict[str, t.Any] = {
-                "title": transition.title,
+                "title": text(transition.title),
                 "available": plan.error is None,
                 "status": plan.error.http_status if plan.error is not None else 200,
                 "reasons": [r.to_dict() for r in plan.blockers],
@@ -141,7 +142,7 @@ def object_json(ext: StateMgr, exposed: Exposed, obj: t.Any, user: t.Any) -> dic
             "value": value,
             "state": view._by_value[value].name,
             "current": current.name,
-            "title": current.title,
+            "title": text(current.title),
             "states": {n: bool(view._test(s)) for n, s in type(view)._declared_states.items()},
             "transitions": transitions,
         }
@@ -164,16 +165,16 @@ def request_data() -> tuple[t.Mapping[str, t.Any], bool]:
         try:
             body = json.loads(raw, parse_constant=_refuse_constant)
         except ValueError:
-            raise _BadRequest("The body is not valid JSON") from None
+            raise _BadRequest(gettext("The body is not valid JSON")) from None
         except RecursionError:
-            raise _BadRequest("The JSON body nests too deeply") from None
+            raise _BadRequest(gettext("The JSON body nests too deeply")) from None
         if not isinstance(body, dict):
-            raise _BadRequest("The JSON body must be an object")
+            raise _BadRequest(gettext("The JSON body must be an object"))
         confirm = body.pop("confirm", False)
         if not isinstance(confirm, (bool, str)):
             # 1, null or [true] must not pass for a confirmation, nor be
             # silently read as a refusal of one
-            raise _BadRequest("confirm must be true or false")
+            raise _BadRequest(gettext("confirm must be true or false"))
         return body, confirm is True or (isinstance(confirm, str) and confirm.lower() in _TRUE)
     if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         form = MultiDict(request.form)
@@ -193,20 +194,20 @@ def _refuse_constant(name: str) -> t.NoReturn:
 
 class _BadRequest(StateMgrError):
     http_status = 400
-    title = "Bad request"
+    title = N_("Bad request")
 
 
 class _UnprocessablePayload(StateMgrError):
     http_status = 422
-    title = "Unprocessable payload"
+    title = N_("Unprocessable payload")
 
 
 class _UnsupportedMediaType(StateMgrError):
     http_status = 415
-    title = "Unsupported media type"
+    title = N_("Unsupported media type")
 
     def __str__(self) -> str:
-        return "Send JSON (application/json) or a form (application/x-www-form-urlencoded)"
+        return gettext("Send JSON (application/json) or a form (application/x-www-form-urlencoded)")
 
 
 def create_blueprint(ext: StateMgr) -> Blueprint:
@@ -223,12 +224,12 @@ def create_blueprint(ext: StateMgr) -> Blueprint:
     def viewable(model: str, ident: str) -> tuple[Exposed, t.Any, t.Any]:
         exposed = ext.exposed.get(model)
         if exposed is None:
-            raise _NotFound(f"No model named {model!r}")
+            raise _NotFound(gettext("No model named %(model)r", model=model))
         obj = ext.load(exposed.model, ident)
         user = ext.current_user()
         # an object the user may not view is indistinguishable from none
         if obj is None or not ext.can_view(obj, user):
-            raise _NotFound(f"No {model} {ident}")
+            raise _NotFound(gettext("No %(model)s %(id)s", model=model, id=ident))
         return exposed, obj, user
 
     @bp.before_app_request
@@ -255,6 +256,12 @@ def create_blueprint(ext: StateMgr) -> Blueprint:
             response = Response(body, mimetype="application/json")
         response.set_etag(tag)
         response.headers["Cache-Control"] = "no-cache"
+        locale = current_locale()
+        if locale is not None:
+            # one representation per locale: a shared cache must key on
+            # what selects it (README, "Translations")
+            response.content_language.add(locale.replace("_", "-"))
+            response.vary.add("Accept-Language")
         return response
 
     @bp.get("/objects/<model>/<ident>")
@@ -266,11 +273,15 @@ def create_blueprint(ext: StateMgr) -> Blueprint:
     def perform(model: str, ident: str, manager: str, transition: str) -> Response:
         exposed, obj, user = viewable(model, ident)
         if manager not in bindings_of(type(obj)):
-            raise _NotFound(f"{model} has no state manager {manager!r}")
+            raise _NotFound(
+                gettext("%(model)s has no state manager %(manager)r", model=model, manager=manager)
+            )
         view: StateManager = getattr(obj, manager)
         declared = type(view)._declared_transitions.get(transition)
         if declared is None:
-            raise _NotFound(f"{manager} has no transition {transition!r}")
+            raise _NotFound(
+                gettext("%(manager)s has no transition %(transition)r", manager=manager, transition=transition)
+            )
         data, confirm = request_data()
         try:
             result = ext._perform_uncommitted(BoundTransition(declared, view), data, confirm)
@@ -318,9 +329,11 @@ def create_blueprint(ext: StateMgr) -> Blueprint:
             cursor = 0 if after is None else int(after)
             limit = int(request.args.get("limit", limit_max))
         except ValueError:
-            raise _BadRequest("after and limit must be whole numbers") from None
+            raise _BadRequest(gettext("after and limit must be whole numbers")) from None
         if not 0 <= cursor <= _MAX_INT or not 1 <= limit <= _MAX_INT:
-            raise _BadRequest(f"after must be from 0 and limit from 1, both at most {_MAX_INT}")
+            raise _BadRequest(
+                gettext("after must be from 0 and limit from 1, both at most %(max)d", max=_MAX_INT)
+            )
         if after is None:
             return json_response({"events": [], "cursor": latest_cursor(session)})
         rows = session.execute(
@@ -373,14 +386,16 @@ def create_blueprint(ext: StateMgr) -> Blueprint:
     def on_database_error(error: Exception) -> Response:
         if ext.db is not None:
             ext.db.session.rollback()
-        return problem(503, "Service unavailable", "The database is unavailable; try again", reasons=[])
+        return problem(
+            503, N_("Service unavailable"), gettext("The database is unavailable; try again"), reasons=[]
+        )
 
     return bp
 
 
 class _NotFound(StateMgrError):
     http_status = 404
-    title = "Not found"
+    title = N_("Not found")
 
 
 def _utc(at: datetime.datetime) -> datetime.datetime:

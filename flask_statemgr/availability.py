@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import typing as t
 
+from .i18n import text
+
 if t.TYPE_CHECKING:
     from .exceptions import TransitionError
     from .history import TransitionRecord
@@ -22,14 +24,15 @@ class Reason:
 
     :param code: one of ``state``, ``permission``, ``precondition``,
         ``requires``, ``cascade``.
-    :param message: a human explanation.
+    :param message: a human explanation; a lazy string is rendered when
+        the reason is read.
     """
 
     code: str
     message: str
 
     def to_dict(self) -> dict[str, str]:
-        return {"code": self.code, "message": self.message}
+        return {"code": self.code, "message": text(self.message)}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from .i18n import force_locale, text
 from .manager import StateManager, bindings_of
 
 if t.TYPE_CHECKING:
@@ -22,11 +23,26 @@ def _ext() -> StateMgr:
     return t.cast("StateMgr", current_app.extensions["statemgr"])
 
 
+def _in_locale(locale: str | None) -> t.ContextManager[None]:
+    try:
+        return force_locale(locale)
+    except (RuntimeError, ValueError) as e:
+        raise click.BadParameter(str(e), param_hint="--locale") from None
+
+
+_locale_option = click.option(
+    "--locale", default=None, help="Render titles in this locale (with Flask-Babel); default: the app's."
+)
+
+
 @statemgr_cli.command("schema")
 @click.option("--indent", default=2, show_default=True, help="JSON indentation.")
-def schema_command(indent: int) -> None:
+@_locale_option
+def schema_command(indent: int, locale: str | None) -> None:
     """Print the JSON state model."""
-    click.echo(json.dumps(_ext().schema(), indent=indent))
+    with _in_locale(locale):
+        schema = _ext().schema()
+    click.echo(json.dumps(schema, indent=indent, ensure_ascii=False))
 
 
 def _managers() -> dict[str, type[StateManager]]:
@@ -79,7 +95,7 @@ def _edges(
     base), then ``requires`` and ``cascade`` links between managers."""
     for name, manager in managers.items():
         for tname, tr in manager.transitions().items():
-            label = tr.title or tname
+            label = text(tr.title or tname)
             if tr.roles:
                 label += f" [{', '.join(sorted(tr.roles))}]"
             for source in sorted(tr.sources, key=lambda s: s.name):
@@ -94,7 +110,7 @@ def _edges(
 
 
 def _plain_states(manager: type[StateManager]) -> list[tuple[str, str]]:
-    return [(s.name, s.title or s.name) for s in manager.states().values() if s.is_plain]
+    return [(s.name, text(s.title or s.name)) for s in manager.states().values() if s.is_plain]
 
 
 def mermaid(
@@ -136,12 +152,15 @@ def dot(
 
 @statemgr_cli.command("graph")
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
-def graph_command(fmt: str) -> None:
+@_locale_option
+def graph_command(fmt: str, locale: str | None) -> None:
     """Draw the state machines of the exposed models."""
     managers = _managers()
     cascades = cascade_targets(e.model for e in _ext().exposed.values())
     draw = mermaid if fmt == "mermaid" else dot
-    click.echo(draw(managers, cascades), nl=False)
+    with _in_locale(locale):
+        graph = draw(managers, cascades)
+    click.echo(graph, nl=False)
 
 
 def check_managers(managers: t.Mapping[str, type[StateManager]]) -> list[str]:

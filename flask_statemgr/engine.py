@@ -30,6 +30,7 @@ from .exceptions import (
     TransitionError,
     ValidationFailed,
 )
+from .i18n import gettext, is_text, text
 from .history import attach_records, insert_records, record_rows
 from .manager import StateManager, bindings_of
 from .runtime import Runtime, current_runtime
@@ -98,12 +99,22 @@ class _Checker:
             state = view._by_value.get(value)
             where = state.title or state.name if state is not None else repr(value)
             return StateConflict(
-                reasons=[Reason("state", f"{_title(transition)} is not possible while {view._name} is {where}")]
+                reasons=[
+                    Reason(
+                        "state",
+                        gettext(
+                            "%(transition)s is not possible while %(manager)s is %(state)s",
+                            transition=_title(transition), manager=view._name, state=where,
+                        ),
+                    )
+                ]
             )
         # 2. requires
         if transition.requires:
             unmet = [
-                Reason("requires", f"{path} must be {state.title or state.name}")
+                Reason(
+                    "requires", gettext("%(path)s must be %(state)s", path=path, state=state.title or state.name)
+                )
                 for path, state in transition.requires.items()
                 if not _requirement_holds(obj, path, state)
             ]
@@ -114,11 +125,19 @@ class _Checker:
             if not explain:
                 return _REFUSED
             return self._denied(
-                f"{_title(transition)} needs the role {' or '.join(sorted(transition.roles))}"
+                gettext(
+                    "%(transition)s needs the role %(roles)s",
+                    transition=_title(transition),
+                    roles=gettext(" or ").join(sorted(transition.roles)),
+                )
             )
         for permission in transition.permissions:
             if not permission(obj, self.user):
-                return self._denied(f"You may not {_title(transition).lower()} this") if explain else _REFUSED
+                if not explain:
+                    return _REFUSED
+                return self._denied(
+                    gettext("You may not %(transition)s this", transition=text(_title(transition)).lower())
+                )
         # 4. preconditions
         assert view._hooks is not None
         preconditions = view._hooks.preconditions.get(transition)
@@ -126,11 +145,17 @@ class _Checker:
             failed = []
             for precondition in preconditions:
                 outcome = precondition(obj)
-                if isinstance(outcome, str):
+                if is_text(outcome):
                     failed.append(Reason("precondition", outcome))
                 elif not outcome:
                     failed.append(
-                        Reason("precondition", f"{_title(transition)}: {precondition.__name__} is not met")
+                        Reason(
+                            "precondition",
+                            gettext(
+                                "%(transition)s: %(precondition)s is not met",
+                                transition=_title(transition), precondition=precondition.__name__,
+                            ),
+                        )
                     )
             if failed:
                 return PreconditionFailed(reasons=failed) if explain else _REFUSED
@@ -139,7 +164,7 @@ class _Checker:
     def _denied(self, message: str) -> PermissionDenied:
         anonymous = is_anonymous(self.user)
         if anonymous:
-            message = f"Log in: {message[0].lower()}{message[1:]}"
+            message = gettext("Log in: %(reason)s", reason=f"{message[0].lower()}{message[1:]}")
         return PermissionDenied(reasons=[Reason("permission", message)], anonymous=anonymous)
 
 
@@ -442,8 +467,11 @@ def _expand(plan: Plan, checker: _Checker) -> None:
                         if first.target is not transition.target:
                             twice = Reason(
                                 "cascade",
-                                f"{describe(child)}: the cascade reaches it twice with "
-                                f"conflicting transitions ({first.name}, {transition.name})",
+                                gettext(
+                                    "%(object)s: the cascade reaches it twice with "
+                                    "conflicting transitions (%(first)s, %(second)s)",
+                                    object=describe(child), first=first.name, second=transition.name,
+                                ),
                             )
                             plan.blockers.append(twice)
                             plan.error = plan.error or StateConflict(reasons=[twice])
@@ -524,7 +552,7 @@ def execute(
         error: BaseException = e
         if session is not None and _is_write_conflict(e, session):
             error = StateConflict(
-                reasons=[Reason("state", "The object was changed at the same time by someone else")]
+                reasons=[Reason("state", gettext("The object was changed at the same time by someone else"))]
             )
         if isinstance(error, StateConflict) and session is not None:
             # what the checks saw is stale: read the row again next time
@@ -671,7 +699,9 @@ def _compare_and_set_recording(
 
 
 def _changed(who: str) -> StateConflict:
-    return StateConflict(reasons=[Reason("state", f"{who} changed state while the transition ran")])
+    return StateConflict(
+        reasons=[Reason("state", gettext("%(object)s changed state while the transition ran", object=who))]
+    )
 
 
 def _compare_and_set(session: orm.Session, level: list[Step]) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import typing as t
 
+from .i18n import N_, gettext, text
+
 if t.TYPE_CHECKING:
     from .availability import Reason
 
@@ -25,13 +27,13 @@ class TransitionError(StateMgrError):
     """
 
     http_status: int = 400
-    title: str = "Transition refused"
+    title: str = N_("Transition refused")
 
     def __init__(self, message: str = "", reasons: t.Sequence[Reason] = ()) -> None:
         self.reasons: list[Reason] = list(reasons)
         if not message and self.reasons:
-            message = "; ".join(r.message for r in self.reasons)
-        super().__init__(message or self.title)
+            message = "; ".join(text(r.message) for r in self.reasons)
+        super().__init__(message or gettext(self.title))
 
     @property
     def message(self) -> str:
@@ -43,21 +45,21 @@ class StateConflict(TransitionError):
     worker changed it first."""
 
     http_status = 409
-    title = "State conflict"
+    title = N_("State conflict")
 
 
 class RequirementsUnmet(TransitionError):
     """Another state manager is not in the state the transition requires."""
 
     http_status = 409
-    title = "Requirements unmet"
+    title = N_("Requirements unmet")
 
 
 class PermissionDenied(TransitionError):
     """The user may not perform the transition (401 when anonymous)."""
 
     http_status = 403
-    title = "Permission denied"
+    title = N_("Permission denied")
 
     def __init__(
         self,
@@ -70,14 +72,14 @@ class PermissionDenied(TransitionError):
         self.anonymous = anonymous
         if anonymous:
             self.http_status = 401
-            self.title = "Authentication required"
+            self.title = N_("Authentication required")
 
 
 class PreconditionFailed(TransitionError):
     """A precondition declared on the model refused the transition."""
 
     http_status = 409
-    title = "Precondition failed"
+    title = N_("Precondition failed")
 
 
 class ValidationFailed(TransitionError):
@@ -87,7 +89,7 @@ class ValidationFailed(TransitionError):
     """
 
     http_status = 422
-    title = "Validation failed"
+    title = N_("Validation failed")
 
     def __init__(
         self,
@@ -97,7 +99,7 @@ class ValidationFailed(TransitionError):
         errors: t.Mapping[str, t.Sequence[str]] | None = None,
     ) -> None:
         self.errors: dict[str, list[str]] = {k: list(v) for k, v in (errors or {}).items()}
-        super().__init__(message or "The submitted data is not valid", reasons)
+        super().__init__(message or gettext("The submitted data is not valid"), reasons)
 
 
 class ConfirmationRequired(TransitionError):
@@ -108,11 +110,11 @@ class ConfirmationRequired(TransitionError):
     """
 
     http_status = 409
-    title = "Confirmation required"
+    title = N_("Confirmation required")
 
     def __init__(self, message: str = "", reasons: t.Sequence[Reason] = (), *, plan: t.Mapping[str, int]) -> None:
         self.plan = dict(plan)
-        super().__init__(message or "This changes more than one object; confirm it", reasons)
+        super().__init__(message or gettext("This changes more than one object; confirm it"), reasons)
 
 
 class SerializationError(StateMgrError, TypeError):

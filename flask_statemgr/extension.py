@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import types
 import typing as t
 import weakref
 from pathlib import Path
@@ -13,6 +14,7 @@ from markupsafe import Markup, escape
 
 from .dialects import configure_engine
 from .engine import BoundTransition
+from .i18n import current_locale, gettext, ngettext
 from .manager import bindings_of
 from .runtime import Runtime, default_roles
 from .schema import build_schema, dump, etag
@@ -38,6 +40,8 @@ DEFAULTS: dict[str, t.Any] = {
     "STATEMGR_STORE_CACHE_SIZE": 1024,
     "STATEMGR_EVENTS_LIMIT": 100,
     "STATEMGR_CONFIRM_CASCADE": True,
+    #: the extension's own messages replaced, English text to replacement
+    "STATEMGR_MESSAGES": types.MappingProxyType({}),
 }
 
 
@@ -65,7 +69,8 @@ class _AppState:
     def __init__(self, app: Flask) -> None:
         self.config = app.config
         self._store: DataStore | None = None
-        self._schema: tuple[dict[str, t.Any], bytes, str] | None = None
+        #: per locale (``None`` without Flask-Babel)
+        self._schemas: dict[str | None, tuple[dict[str, t.Any], bytes, str]] = {}
 
 
 class StateMgr(Runtime):
@@ -107,6 +112,8 @@ class StateMgr(Runtime):
         app.jinja_env.globals.update(
             statemgr_script=statemgr_script,
             statemgr_csrf_meta=statemgr_csrf_meta,
+            statemgr_gettext=gettext,
+            statemgr_locale=current_locale,
             statemgr_transitions=self.transition_choices,
             statemgr_transition_url=self.transition_url,
         )
@@ -190,7 +197,7 @@ class StateMgr(Runtime):
         self.exposed[name] = exposed
         self._exposed_by_class[model] = exposed
         for state in self._apps.values():
-            state._schema = None
+            state._schemas.clear()
 
     def exposed_for(self, model: type) -> Exposed | None:
         """The exposure of ``model`` or of its nearest exposed base class."""
@@ -210,16 +217,19 @@ class StateMgr(Runtime):
     # -- the state model -----------------------------------------------------------
 
     def schema(self) -> dict[str, t.Any]:
-        """The JSON state model (DESIGN §8), computed once per app."""
+        """The JSON state model (DESIGN §8) in the current locale, computed
+        once per app and locale."""
         return self._schema_entry()[0]
 
     def _schema_entry(self) -> tuple[dict[str, t.Any], bytes, str]:
         state = self._state()
-        if state._schema is None:
+        locale = current_locale()
+        entry = state._schemas.get(locale)
+        if entry is None:
             schema = build_schema({n: e.model for n, e in self.exposed.items()})
             body = dump(schema)
-            state._schema = (schema, body, etag(body))
-        return state._schema
+            entry = state._schemas[locale] = (schema, body, etag(body, locale))
+        return entry
 
     # -- views ---------------------------------------------------------------------
 
@@ -312,7 +322,12 @@ class StateMgr(Runtime):
         if len(plan.steps) > 1 and not confirm and self._state().config["STATEMGR_CONFIRM_CASCADE"]:
             summary = plan.summary()
             raise ConfirmationRequired(
-                f"{bound.title or bound.name} changes {len(plan.steps)} objects",
+                ngettext(
+                    "%(transition)s changes %(num)d object",
+                    "%(transition)s changes %(num)d objects",
+                    len(plan.steps),
+                    transition=bound.title or bound.name,
+                ),
                 plan=summary,
             )
         try:

@@ -62,7 +62,7 @@ from collections.abc import Callable, Mapping
 from datetime import date, datetime, time, tzinfo
 from decimal import Decimal
 
-from flask import has_app_context, has_request_context, request
+from flask import current_app, has_app_context, has_request_context, request
 from flask_wtf import FlaskForm
 from werkzeug.datastructures import CombinedMultiDict, FileStorage, MultiDict
 from wtforms import Form, validators, widgets
@@ -91,6 +91,8 @@ from wtforms.fields import (
 from wtforms.fields.core import UnboundField
 from wtforms.meta import DefaultMeta
 
+from .i18n import N_, gettext, keep_lazy, resolve
+
 __all__ = ["bind_form", "form_schema", "validate_form_data"]
 
 _F = t.TypeVar("_F", bound=Form)
@@ -115,7 +117,7 @@ class _Pairs(list[tuple[str, t.Any]]):
 
 
 _Encoder = Callable[[_Pairs, str, t.Any], None]
-_NOT_A_VALUE = "Not a valid value."
+_NOT_A_VALUE = N_("Not a valid value.")
 
 _DIALECT = "https://json-schema.org/draft/2020-12/schema"
 _SUBMIT_METHODS = frozenset(("POST", "PUT", "PATCH", "DELETE"))
@@ -126,13 +128,15 @@ def form_schema(form_class: type[Form]) -> dict[str, t.Any]:
     """The JSON Schema of a form's input, described in the module docs.
 
     It is computed once per form class, without an app or request, and the
-    same dict is returned on every call: treat it as read-only. Its JSON text
-    is stable, so it can be hashed into an ETag.
+    same dict is returned on every call: treat it as read-only. Labels,
+    descriptions and choice titles given as lazy strings stay lazy in it and
+    are rendered in the current locale on each call (into a copy). Its JSON
+    text is stable, so it can be hashed into an ETag.
 
     :param form_class: A :class:`wtforms.Form` or
         :class:`flask_wtf.FlaskForm` subclass.
     """
-    return _info(form_class).document
+    return resolve(_info(form_class).document)
 
 
 def validate_form_data(
@@ -163,7 +167,10 @@ def validate_form_data(
     """
     info = _info(form_class)
     # Flask-WTF reads its translations setting from current_app.
-    meta = _NO_CSRF if not info.flask or has_app_context() else _NO_CSRF_NO_APP
+    if info.flask:
+        meta = _NO_CSRF if has_app_context() else _NO_CSRF_NO_APP
+    else:
+        meta = _NO_CSRF_I18N if has_app_context() else _NO_CSRF
     formdata, refused = _formdata(info, data)
     form = form_class(formdata=formdata, meta=meta)
     valid = form.validate()
@@ -175,7 +182,7 @@ def validate_form_data(
 
     if not valid and not errors:
         # A custom validate() may refuse without saying why.
-        errors[""] = ["The form is not valid."]
+        errors[""] = [gettext("The form is not valid.")]
 
     values = {key: value for key, value in form.data.items() if key not in info.skip}
     return values, errors
@@ -219,7 +226,17 @@ def _no_translations(form: Form) -> None:
     return None
 
 
+def _flask_wtf_translations(form: Form) -> t.Any:
+    # a plain WTForms form follows the locale as a FlaskForm does
+    if not current_app.config.get("WTF_I18N_ENABLED", True):
+        return None
+    from flask_wtf.i18n import translations
+
+    return translations
+
+
 _NO_CSRF: dict[str, t.Any] = {"csrf": False}
+_NO_CSRF_I18N: dict[str, t.Any] = {"csrf": False, "get_translations": _flask_wtf_translations}
 _NO_CSRF_NO_APP: dict[str, t.Any] = {
     "csrf": False,
     "get_translations": _no_translations,
@@ -382,10 +399,10 @@ def _field_schema(field: t.Any) -> tuple[dict[str, t.Any], bool] | None:
 
     _add_validators(field, schema, required)
 
-    if label := str(field.label.text):
+    if label := keep_lazy(field.label.text):
         schema["title"] = label
 
-    if description := str(field.description):
+    if description := keep_lazy(field.description):
         schema["description"] = description
 
     default = _default(field)
@@ -436,7 +453,7 @@ def _choice_schema(field: t.Any) -> dict[str, t.Any]:
 
     for choice in field.iter_choices():
         values.append(_choice_value(field, choice[0]))
-        titles.append(str(choice[1]))
+        titles.append(keep_lazy(choice[1]))
 
     schema: dict[str, t.Any] = {}
     kinds = {_json_type(value) for value in values}
@@ -819,7 +836,7 @@ def _refuse(fields: t.Iterable[t.Any], names: list[str]) -> None:
             if any(entries):
                 field.errors = entries
         elif field.name in names:
-            field.errors[:] = [_NOT_A_VALUE]
+            field.errors[:] = [gettext(_NOT_A_VALUE)]
 
 
 def _flatten_errors(errors: t.Any, path: str, out: dict[str, list[str]]) -> None:

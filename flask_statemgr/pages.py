@@ -10,6 +10,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 
 from .engine import BoundTransition
 from .exceptions import TransitionError, ValidationFailed
+from .i18n import gettext
 from .manager import StateManager, bindings_of
 
 if t.TYPE_CHECKING:
@@ -83,7 +84,7 @@ def create_pages_blueprint(ext: StateMgr) -> Blueprint:
                 status = e.http_status
                 reasons = e.reasons
             else:
-                flash(f"{bound.title or bound.name}: done", "success")
+                flash(gettext("%(transition)s: done", transition=bound.title or bound.name), "success")
                 return redirect(back)
         elif plan.error is not None:
             status = plan.error.http_status

@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
 from .exceptions import ConfirmationRequired, StateMgrError, TransitionError, ValidationFailed
+from .i18n import gettext, json_default, text
 
 MIMETYPE = "application/problem+json"
 TYPE_PREFIX = "urn:statemgr:problem:"
@@ -21,15 +22,19 @@ def _slug(title: str) -> str:
 
 def problem(status: int, title: str, detail: str = "", **extra: t.Any) -> Response:
     """A problem document; ``extra`` members (``reasons``, ``errors``,
-    ``plan``) are added as given."""
+    ``plan``) are added as given.
+
+    :param title: the English title, which names the ``type``; the document
+        carries its translation into the request's locale.
+    """
     body: dict[str, t.Any] = {
         "type": TYPE_PREFIX + _slug(title),
-        "title": title,
+        "title": gettext(title),
         "status": status,
-        "detail": detail or title,
+        "detail": text(detail) or gettext(title),
     }
     body.update(extra)
-    return Response(json.dumps(body), status=status, mimetype=MIMETYPE)
+    return Response(json.dumps(body, default=json_default), status=status, mimetype=MIMETYPE)
 
 
 def transition_problem(error: TransitionError) -> Response:

@@ -1,5 +1,6 @@
 """The JSON state model (DESIGN §8) that the frontend fetches instead of
-keeping its own copy of the rules."""
+keeping its own copy of the rules. Titles, descriptions and labels are
+rendered in the current locale, so a schema is built once per locale."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import hashlib
 import json
 import typing as t
 
+from .i18n import json_default, resolve, text
 from .manager import StateManager, bindings_of
 from .states import State
 from .transitions import Transition
@@ -18,15 +20,15 @@ def state_json(state: State) -> dict[str, t.Any]:
     data: dict[str, t.Any] = {"kind": state.kind}
     if state.is_plain:
         data["value"] = state.value
-    data["title"] = state.title
-    data["description"] = state.description
+    data["title"] = text(state.title)
+    data["description"] = text(state.description)
     if state.is_group:
         assert state.manager is not None
         data["states"] = [n for n, s in state.manager.states().items() if s in state.members]
     elif state.base is not None:
         data["base"] = state.base.name
     if state.metadata:
-        data["metadata"] = state.metadata
+        data["metadata"] = resolve(state.metadata)
     return data
 
 
@@ -40,15 +42,15 @@ def transition_json(manager: type[StateManager], transition: Transition) -> dict
     from .forms import form_schema
 
     return {
-        "title": transition.title,
-        "description": transition.description,
+        "title": text(transition.title),
+        "description": text(transition.description),
         "from": [n for n, s in manager.states().items() if s in transition.sources],
         "to": transition.target.name,
         "roles": sorted(transition.roles) if transition.roles is not None else None,
         "form": form_schema(transition.form) if transition.form is not None else None,
         "requires": {path: state_ref(s) for path, s in transition.requires.items()},
         "cascade": dict(transition.cascade),
-        "metadata": {k: v for k, v in transition.metadata.items() if _is_json(v)},
+        "metadata": {k: v for k, v in resolve(transition.metadata).items() if _is_json(v)},
     }
 
 
@@ -99,8 +101,14 @@ def _collect(manager: type[StateManager], into: dict[str, type[StateManager]]) -
 def dump(schema: t.Mapping[str, t.Any]) -> bytes:
     """The canonical JSON bytes: key order as built, so equal models give
     equal bytes in every process."""
-    return json.dumps(schema, separators=(",", ":"), ensure_ascii=False).encode()
+    return json.dumps(schema, separators=(",", ":"), ensure_ascii=False, default=json_default).encode()
 
 
-def etag(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()
+def etag(body: bytes, locale: str | None = None) -> str:
+    """The content hash of ``body`` in ``locale``: the locale is hashed too,
+    so one locale's ETag never revalidates another's representation, even
+    where their texts happen to be equal."""
+    digest = hashlib.sha256(body)
+    if locale is not None:
+        digest.update(b"\0" + locale.encode())
+    return digest.hexdigest()

@@ -133,7 +133,9 @@ export class StateClient {
    * The state model (DESIGN §8). Fetched once, then kept; `revalidate`
    * asks the server again with `If-None-Match`, which costs a 304 when it
    * did not change. The ETag and body are kept in sessionStorage so the
-   * next page revalidates instead of downloading it again.
+   * next page revalidates instead of downloading it again, one copy per
+   * page language (`<html lang>`): the schema's titles are translated and
+   * each locale's representation has its own ETag.
    * @param {{revalidate?: boolean}} [options]
    * @returns {Promise<object>}
    */
@@ -148,7 +150,8 @@ export class StateClient {
   }
 
   async _loadSchema() {
-    const storageKey = `statemgr:schema:${this.prefix}`;
+    const lang = this.document?.documentElement?.lang || "";
+    const storageKey = `statemgr:schema:${this.prefix}:${lang}`;
     if (!this._schema) {
       const stored = readStorage(storageKey);
       if (stored) {

@@ -253,3 +253,25 @@ def example(tmp_path: t.Any) -> t.Iterator[t.Any]:
         db.session.remove()
         for engine in db.engines.values():
             engine.dispose()
+
+
+@pytest.fixture
+def i18n(tmp_path: t.Any) -> t.Iterator[t.Any]:
+    """The translated app (tests/i18n_app.py) on SQLite: every title, label
+    and app reason a lazy string, in English and German. Article 1 is
+    titled, article 2 is not (its publish precondition fails)."""
+    from i18n_app import Article, create_app, db
+
+    app, statemgr = create_app(f"sqlite:///{tmp_path / 'i18n.sqlite'}", tmp_path / "translations")
+    with app.app_context():
+        db.create_all()
+        db.session.add_all([Article(title="Spring"), Article()])
+        db.session.commit()
+        db.session.remove()
+    app.statemgr = statemgr  # type: ignore[attr-defined]
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.drop_all()
+        for engine in db.engines.values():
+            engine.dispose()

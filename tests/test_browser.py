@@ -810,3 +810,52 @@ def test_script_tag_options_and_csp_nonce(pages: Pages, live: Live) -> None:
     blocked.wait_for_function("window.__csp.length > 0")
     assert blocked.evaluate("window.statemgr") is None
     assert blocked.get_attribute(obj("project", project), "data-state") is None
+
+
+@sqlite_only
+def test_the_app_in_german(pages: Pages, live: Live) -> None:
+    """The header's switch turns the app, the extension's messages, the
+    client's copy of the schema and WTForms' messages German."""
+    pending = live.add_project("Sprache ausstehend")
+    approved = live.add_project("Sprache freigegeben", review="approved")
+    published = live.add_project("Sprache online", review="approved", live=True)
+    page = pages.open("Eddie", f"/projects/{pending}")
+    rendered(page, "project", pending)
+    assert buttons(page, "project", pending)["state.publish"] == (False, "review must be Approved")
+    with page.expect_navigation():
+        page.click('.language button[value="de"]')
+    expect(page.locator("html")).to_have_attribute("lang", "de")
+    rendered(page, "project", pending)
+    # a refusal reason: the extension's sentence around the app's lazy title
+    assert buttons(page, "project", pending)["state.publish"] == (False, "review muss Freigegeben sein")
+    expect(page.locator(button("project", pending, "state.publish"))).to_have_text("Veröffentlichen")
+    expect(page.locator(f'{obj("project", pending)} [data-statemgr-badge="review"]')).to_have_text("Ausstehend")
+    expect(page.locator("h2", has_text="Verlauf")).to_be_visible()
+    storage = page.evaluate("Object.keys(sessionStorage).filter(k => k.startsWith('statemgr:schema:'))")
+    # one copy of the schema per language, each with its own ETag
+    assert sorted(storage) == ["statemgr:schema:/_statemgr:de", "statemgr:schema:/_statemgr:en"]
+    etags = page.evaluate("[':en', ':de'].map(l => JSON.parse(sessionStorage['statemgr:schema:/_statemgr' + l]).etag)")
+    assert etags[0] != etags[1]
+
+    # a form's field errors: the dialog rendered from the German schema, and
+    # the server's 422 for a rule only it knows
+    page.goto(f"{live.url}/projects/{approved}")
+    page.click(button("project", approved, "state.publish"))
+    dialog = page.locator("dialog.statemgr-dialog")
+    expect(dialog.locator('.statemgr-field[data-field="publish_at"] label')).to_contain_text("Veröffentlichen am (UTC)")
+    later = datetime.datetime.now() + datetime.timedelta(days=800)
+    dialog.locator("input[type=datetime-local]").fill(later.strftime("%Y-%m-%dT%H:%M"))
+    dialog.locator("button[type=submit]").click()
+    error = dialog.locator('.statemgr-field[data-field="publish_at"] .statemgr-error')
+    expect(error).to_have_text("Höchstens ein Jahr im Voraus planen.")
+
+    # WTForms' own messages on the classic server-rendered form
+    page.goto(f"{live.url}/projects/{published}/withdraw")
+    expect(page.locator("h1")).to_have_text("„Sprache online“ zurückziehen")
+    page.fill("textarea[name=reason]", "Zu kurz")
+    with page.expect_navigation():
+        page.click("form.statemgr-form button[type=submit]")
+    expect(page.locator('.statemgr-error[data-field="reason"]')).to_have_text(
+        "Feld muss zwischen 10 und 500 Zeichen beinhalten."
+    )
+    screenshot(page, "withdraw-german-422")

@@ -19,6 +19,7 @@ def test_wheel_carries_and_serves_templates_and_static(tmp_path: Path) -> None:
     assert "flask_statemgr/templates/statemgr/transition.html" in names
     assert "flask_statemgr/templates/statemgr/macros.html" in names
     assert "flask_statemgr/static/statemgr.js" in names
+    assert "flask_statemgr/translations/de/LC_MESSAGES/flask_statemgr.mo" in names
     target = tmp_path / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
@@ -41,6 +42,14 @@ assert js.status_code == 200 and b"StateClient" in js.data, js.status_code
 with app.test_request_context():
     html = render_template_string('{% from "statemgr/macros.html" import transition_form %}{{ transition_form(None, "/x") }}')
 assert 'action="/x"' in html, html
+# the compiled German catalog travels in the wheel and is found there
+from flask_babel import Babel
+from flask_statemgr.i18n import gettext
+german = Flask("german")
+Babel(german, locale_selector=lambda: "de")
+StateMgr(german)
+with german.test_request_context():
+    assert gettext("State conflict") == "Zustandskonflikt", gettext("State conflict")
 print("ok")
 """
     result = subprocess.run(

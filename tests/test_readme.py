@@ -25,3 +25,10 @@ def test_cascade_example_runs_as_written(tmp_path: Path) -> None:
     # a process of its own: the example declares models on its own Base
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_translations_example_runs_as_written(tmp_path: Path) -> None:
+    script = tmp_path / "translations.py"
+    script.write_text(readme_example("translations"))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

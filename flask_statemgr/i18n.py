@@ -1,0 +1,177 @@
+"""Translations: the extension's own messages in a gettext domain of its
+own, and the lazy strings an app declares its titles and labels with.
+
+Flask-Babel is optional. When the app uses it, the extension's messages are
+translated into the request's locale through a :class:`flask_babel.Domain`
+named ``flask_statemgr`` over the catalogs shipped in ``translations/``,
+followed by the app's own translation directories, so a
+``flask_statemgr.mo`` of the app's overrides the shipped one. Without it,
+they are English. ``STATEMGR_MESSAGES`` (English message to replacement,
+which may itself be a lazy string) replaces single messages either way.
+
+A lazy string is any object that renders its text with ``str()`` when read:
+Flask-Babel's ``lazy_gettext``, speaklater's, or one an app writes itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import typing as t
+import weakref
+from pathlib import Path
+
+from flask import Flask, current_app, has_app_context
+
+if t.TYPE_CHECKING:
+    from flask_babel import Domain
+
+#: the gettext domain of the extension's own messages
+DOMAIN = "flask_statemgr"
+#: the shipped catalogs, ``<locale>/LC_MESSAGES/flask_statemgr.mo``
+TRANSLATIONS = Path(__file__).parent / "translations"
+
+_T = t.TypeVar("_T")
+_domains: weakref.WeakKeyDictionary[Flask, Domain] = weakref.WeakKeyDictionary()
+
+
+def _lazy_types() -> tuple[type, ...]:
+    # speaklater's lazy strings (Flask-BabelEx) have no __html__; importing
+    # flask_babel here only to name its class would slow every import down
+    try:
+        from speaklater import _LazyString
+    except ImportError:
+        return ()
+    return (_LazyString,)
+
+
+_LAZY_TYPES = _lazy_types()
+
+
+def is_lazy(value: t.Any) -> bool:
+    """Whether ``value`` is a lazy string: an object that renders itself as
+    HTML (``__html__``) and text but is no ``str`` yet, as Flask-Babel's
+    ``LazyString`` and every lazy string made for templates does, or a
+    speaklater lazy string."""
+    if isinstance(value, str):
+        return False
+    return isinstance(value, _LAZY_TYPES) or callable(getattr(value, "__html__", None))
+
+
+def is_text(value: t.Any) -> bool:
+    """Whether ``value`` is a string or a lazy string."""
+    return isinstance(value, str) or is_lazy(value)
+
+
+def text(value: t.Any) -> str:
+    """A title, label or message as text in the current locale."""
+    return value if isinstance(value, str) else str(value)
+
+
+def keep_lazy(value: t.Any) -> t.Any:
+    """``value`` as it is when lazy, else its text: for what is computed
+    once and rendered per locale later (with :func:`resolve`)."""
+    return value if is_lazy(value) else str(value)
+
+
+def resolve(value: _T) -> _T:
+    """``value`` with every lazy string in it (through dicts and lists)
+    rendered in the current locale, ready for JSON: a copy where it holds
+    one, else ``value`` itself."""
+    if isinstance(value, dict):
+        items = {k: resolve(v) for k, v in value.items()}
+        changed = any(items[k] is not v for k, v in value.items())
+        return t.cast(_T, items) if changed else value
+    if isinstance(value, list):
+        entries = [resolve(v) for v in value]
+        changed = any(a is not b for a, b in zip(entries, value))
+        return t.cast(_T, entries) if changed else value
+    return t.cast(_T, str(value)) if is_lazy(value) else value
+
+
+def json_default(value: t.Any) -> str:
+    """``json.dumps(default=...)``: a lazy string is its text."""
+    if is_lazy(value):
+        return str(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def current_locale() -> str | None:
+    """The locale of the current request (or app context) when the app
+    uses Flask-Babel, else ``None``."""
+    if not has_app_context() or "babel" not in current_app.extensions:
+        return None
+    from flask_babel import get_locale
+
+    locale = get_locale()
+    return str(locale) if locale is not None else None
+
+
+def force_locale(locale: str | None) -> t.ContextManager[None]:
+    """A block rendering in ``locale`` (Flask-Babel's ``force_locale``);
+    ``None`` keeps the current locale.
+
+    :raises RuntimeError: a locale is given and the app has no Flask-Babel.
+    :raises ValueError: Babel knows no such locale.
+    """
+    if locale is None:
+        return contextlib.nullcontext()
+    if "babel" not in current_app.extensions:
+        raise RuntimeError("Rendering in a locale needs Flask-Babel on the app")
+    from babel import Locale, UnknownLocaleError
+    from flask_babel import force_locale as babel_force_locale
+
+    try:
+        Locale.parse(locale)
+    except UnknownLocaleError:
+        raise ValueError(f"Unknown locale {locale!r}") from None
+    return t.cast(t.ContextManager[None], babel_force_locale(locale))
+
+
+def N_(message: str) -> str:
+    """Mark ``message`` for extraction; :func:`gettext` translates it where
+    it is shown."""
+    return message
+
+
+def gettext(message: str, **variables: t.Any) -> str:
+    """``message`` of the extension, translated into the current locale, with
+    ``%(name)s`` placeholders filled from ``variables``."""
+    translated = _translate(message, None, 1)
+    return translated % variables if variables else translated
+
+
+def ngettext(singular: str, plural: str, num: int, **variables: t.Any) -> str:
+    """The singular or plural form for ``num`` (also available as
+    ``%(num)d``)."""
+    variables.setdefault("num", num)
+    return _translate(singular, plural, num) % variables
+
+
+def _translate(singular: str, plural: str | None, num: int) -> str:
+    english = singular if plural is None or num == 1 else plural
+    if not has_app_context():
+        return english
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    overrides: t.Mapping[str, t.Any] = app.config.get("STATEMGR_MESSAGES") or {}
+    override = overrides.get(english)
+    if override is not None:
+        return text(override)
+    domain = _domain(app)
+    if domain is None:
+        return english
+    translations = domain.get_translations()
+    if plural is None:
+        return t.cast(str, translations.ugettext(singular))
+    return t.cast(str, translations.ungettext(singular, plural, num))
+
+
+def _domain(app: Flask) -> Domain | None:
+    if "babel" not in app.extensions:
+        return None
+    domain = _domains.get(app)
+    if domain is None:
+        from flask_babel import Domain, get_babel
+
+        directories = [str(TRANSLATIONS), *get_babel(app).translation_directories]
+        domain = _domains[app] = Domain(directories, domain=DOMAIN)
+    return domain
