@@ -308,13 +308,12 @@ class StateMgr(Runtime):
         user = self.current_user()
         plan = bound.plan(user)
         if plan.error is not None:
-            raise plan.error
-        if len(plan.steps) > 1 and not confirm and self._state().config["STATEMGR_CONFIRM_CASCADE"]:
-            summary = plan.summary()
-            raise ConfirmationRequired(
-                f"{bound.title or bound.name} changes {len(plan.steps)} objects",
-                plan=summary,
-            )
+            raise bound._refused(plan.error, user, data)
+        # objects, not steps: moving two managers of one object changes one
+        summary = plan.summary()
+        changed = sum(summary.values())
+        if changed > 1 and not confirm and self._state().config["STATEMGR_CONFIRM_CASCADE"]:
+            raise ConfirmationRequired(f"{bound.title or bound.name} changes {changed} objects", plan=summary)
         try:
             # the whole transaction is rolled back on failure: no savepoint
             return bound.perform_plan(plan, user, data, savepoint=self.db is None)
