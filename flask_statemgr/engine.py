@@ -123,7 +123,7 @@ class _Checker:
         # 2. requires
         if transition.requires:
             unmet = [
-                Reason("requires", f"{path} must be {state.title or state.name}")
+                Reason("requires", f"{_path_words(path)} must be {state.title or state.name}")
                 for path, state in transition.requires.items()
                 if not _requirement_holds(obj, path, state)
             ]
@@ -169,6 +169,12 @@ class _Checker:
 
 def _title(transition: Transition) -> str:
     return transition.title or transition.name
+
+
+def _path_words(path: str) -> str:
+    """An attribute path as a person reads it: ``project.state`` is
+    "project's state"."""
+    return "'s ".join(part.replace("_", " ") for part in path.split("."))
 
 
 def _unmet(transition: Transition, precondition: t.Callable[..., t.Any]) -> str:

@@ -264,7 +264,7 @@ def test_each_role_sees_its_buttons(pages: Pages, live: Live) -> None:
     # a session requires its project published, whoever looks
     schedule = page.locator('[data-statemgr^="session:"] button[data-statemgr-transition="state.publish"]')
     expect(schedule).to_be_disabled()
-    expect(schedule).to_have_attribute("title", "project.state must be Published")
+    expect(schedule).to_have_attribute("title", "project's state must be Published")
 
     # anonymous readers see only live projects, and are asked to log in
     live_project = live.add_project("Roles live", review="approved", live=True)

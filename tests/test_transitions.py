@@ -134,7 +134,7 @@ def test_requires_through_a_relationship() -> None:
     assert Book(chapter).edition.press.is_available()
     chapter.project._state = 1
     reasons = _failure(Book(chapter).edition.press, None, RequirementsUnmet, 409)
-    assert reasons == [Reason("requires", "chapter.project.state must be Published")]
+    assert reasons == [Reason("requires", "chapter's project's state must be Published")]
     # a missing related object is an unmet requirement, not a crash
     assert not Book(None).edition.press.is_available()
 
