@@ -10,7 +10,7 @@ import datetime
 import typing as t
 
 import sqlalchemy as sa
-from flask import Flask, g, request
+from flask import Flask, g, render_template_string, request
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import orm
 from sqlalchemy.orm import Mapped, mapped_column
@@ -106,5 +106,12 @@ def create_app(database_url: str) -> tuple[Flask, StateMgr]:
     @app.before_request
     def load_user() -> None:
         g.user = USERS.get(request.headers.get("X-User", ""))
+
+    @app.get("/posts/<int:id>")
+    def post_page(id: int) -> str:
+        # what the JS client renders by itself, for the browser test
+        return render_template_string(
+            '<!doctype html><div data-statemgr="post:{{ id }}"></div>{{ statemgr_script() }}', id=id
+        )
 
     return app, statemgr

@@ -810,3 +810,43 @@ def test_script_tag_options_and_csp_nonce(pages: Pages, live: Live) -> None:
     blocked.wait_for_function("window.__csp.length > 0")
     assert blocked.evaluate("window.statemgr") is None
     assert blocked.get_attribute(obj("project", project), "data-state") is None
+
+
+@pytest.fixture(scope="module")
+def coaster_live(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[str]:
+    """The two-manager app of tests/coaster_app.py with post 1 (a draft),
+    served on 127.0.0.1 in a thread; its URL."""
+    from coaster_app import Post, create_app, db
+
+    app, _ = create_app(f"sqlite:///{tmp_path_factory.mktemp('coaster') / 'coaster.sqlite'}")
+    with app.app_context():
+        db.create_all()
+        db.session.add(Post(body="Hello"))
+        db.session.commit()
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join()
+    server.server_close()
+    with app.app_context():
+        db.drop_all()
+        for engine in db.engines.values():
+            engine.dispose()
+
+
+def test_the_client_offers_no_internal_half(browser: t.Any, coaster_live: str) -> None:
+    # rita holds the internal submit's role and the post is where it starts
+    context = browser.new_context(extra_http_headers={"X-User": "rita"})
+    context.set_default_timeout(5000)
+    errors: list[str] = []
+    try:
+        page = context.new_page()
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(f"{coaster_live}/posts/1")
+        rendered(page, "post", 1)
+        assert set(buttons(page, "post", 1)) == {"state.publish", "state.undo", "review.review"}
+    finally:
+        context.close()
+    assert errors == []
