@@ -20,11 +20,12 @@ from .exceptions import (
     StateMgrError,
     StoreUnavailable,
     TransitionError,
+    UnknownStateValue,
     ValidationFailed,
 )
 from .history import TransitionRecord, query_history
 from .manager import StateManager
-from .signals import transition_after, transition_before, transition_failed
+from .signals import transition_after, transition_before, transition_failed, transition_refused
 from .states import State, StateCheck
 from .transitions import Transition
 
@@ -56,11 +57,13 @@ __all__ = [
     "TransitionError",
     "TransitionRecord",
     "TransitionResult",
+    "UnknownStateValue",
     "ValidationFailed",
     "query_history",
     "transition_after",
     "transition_before",
     "transition_failed",
+    "transition_refused",
 ]
 
 

@@ -124,7 +124,7 @@ def object_json(ext: StateMgr, exposed: Exposed, obj: t.Any, user: t.Any) -> dic
         view: StateManager = getattr(obj, attr)
         value = view.value
         transitions = {}
-        for name, transition in type(view)._declared_transitions.items():
+        for name, transition in type(view)._public_transitions.items():
             plan = BoundTransition(transition, view)._plan(checker)
             entry: dict[str, t.Any] = {
                 "title": text(transition.title),
@@ -140,7 +140,7 @@ def object_json(ext: StateMgr, exposed: Exposed, obj: t.Any, user: t.Any) -> dic
         managers[attr] = {
             "manager": type(view).__name__,
             "value": value,
-            "state": view._by_value[value].name,
+            "state": view._plain_state(obj).name,
             "current": current.name,
             "title": text(current.title),
             "states": {n: bool(view._test(s)) for n, s in type(view)._declared_states.items()},

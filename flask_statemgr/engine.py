@@ -34,7 +34,7 @@ from .i18n import gettext, is_text, text
 from .history import attach_records, insert_records, record_rows
 from .manager import StateManager, bindings_of
 from .runtime import Runtime, current_runtime
-from .signals import send_safely, transition_after, transition_before, transition_failed
+from .signals import send_safely, transition_after, transition_before, transition_failed, transition_refused
 
 if t.TYPE_CHECKING:
     from .states import State
@@ -80,14 +80,32 @@ class _Checker:
         return roles
 
     def failure(
-        self, view: StateManager, transition: Transition, obj: t.Any, value: t.Any, explain: bool = True
+        self,
+        view: StateManager,
+        transition: Transition,
+        obj: t.Any,
+        value: t.Any,
+        explain: bool = True,
+        cascaded: bool = False,
     ) -> TransitionError | None:
         """The first failing stage for one step, or ``None``.
 
         :param explain: build the error and its reasons. Without, a failure
             is the shared :data:`_REFUSED`: a yes/no answer (a listing)
             would spend more on messages than on the checks.
+        :param cascaded: the step is caused by another's cascade. An
+            internal transition is refused unless it is; when it is, its
+            own roles and permission hooks are not asked (the cause's were).
         """
+        if transition.internal and not cascaded:
+            # before the state: that it is never performed directly does
+            # not depend on the object
+            if not explain:
+                return _REFUSED
+            message = gettext(
+                "%(transition)s only happens as a step of another transition", transition=_title(transition)
+            )
+            return PermissionDenied(reasons=[Reason("permission", message)])
         # 1. state
         if value not in transition.source_values and not (
             # tested first: an empty any() still builds its generator
@@ -97,47 +115,58 @@ class _Checker:
             if not explain:
                 return _REFUSED
             state = view._by_value.get(value)
-            where = state.title or state.name if state is not None else repr(value)
-            return StateConflict(
-                reasons=[
-                    Reason(
-                        "state",
-                        gettext(
-                            "%(transition)s is not possible while %(manager)s is %(state)s",
-                            transition=_title(transition), manager=view._name, state=where,
-                        ),
-                    )
-                ]
-            )
+            if state is None:
+                message = gettext(
+                    "%(transition)s is not possible: %(manager)s holds %(value)s, which is not a declared state",
+                    transition=_title(transition), manager=view._name, value=repr(value),
+                )
+            else:
+                message = gettext(
+                    "%(transition)s is not possible while %(manager)s is %(state)s",
+                    transition=_title(transition), manager=view._name, state=state.title or state.name,
+                )
+            return StateConflict(reasons=[Reason("state", message)])
         # 2. requires
         if transition.requires:
             unmet = [
                 Reason(
-                    "requires", gettext("%(path)s must be %(state)s", path=path, state=state.title or state.name)
+                    "requires",
+                    gettext("%(path)s must be %(state)s", path=_path_words(path), state=state.title or state.name),
                 )
                 for path, state in transition.requires.items()
                 if not _requirement_holds(obj, path, state)
             ]
             if unmet:
                 return RequirementsUnmet(reasons=unmet) if explain else _REFUSED
-        # 3. permission
-        if transition.roles is not None and transition.roles.isdisjoint(self.roles(obj)):
-            if not explain:
-                return _REFUSED
-            return self._denied(
-                gettext(
-                    "%(transition)s needs the role %(roles)s",
-                    transition=_title(transition),
-                    roles=gettext(" or ").join(sorted(transition.roles)),
-                )
-            )
-        for permission in transition.permissions:
-            if not permission(obj, self.user):
+        # 3. permission: an internal step's is its cause's
+        if not (cascaded and transition.internal):
+            if transition.roles is not None and transition.roles.isdisjoint(self.roles(obj)):
                 if not explain:
                     return _REFUSED
+                if not transition.roles:
+                    # logging in would not help either
+                    return PermissionDenied(
+                        reasons=[
+                            Reason(
+                                "permission",
+                                gettext("No one may %(transition)s this", transition=text(_title(transition)).lower()),
+                            )
+                        ]
+                    )
                 return self._denied(
-                    gettext("You may not %(transition)s this", transition=text(_title(transition)).lower())
+                    gettext(
+                        "%(transition)s needs the role %(roles)s",
+                        transition=_title(transition),
+                        roles=gettext(" or ").join(sorted(transition.roles)),
+                    )
                 )
+            for permission in transition.permissions:
+                if not permission(obj, self.user):
+                    if not explain:
+                        return _REFUSED
+                    return self._denied(
+                        gettext("You may not %(transition)s this", transition=text(_title(transition)).lower())
+                    )
         # 4. preconditions
         assert view._hooks is not None
         preconditions = view._hooks.preconditions.get(transition)
@@ -148,15 +177,7 @@ class _Checker:
                 if is_text(outcome):
                     failed.append(Reason("precondition", outcome))
                 elif not outcome:
-                    failed.append(
-                        Reason(
-                            "precondition",
-                            gettext(
-                                "%(transition)s: %(precondition)s is not met",
-                                transition=_title(transition), precondition=precondition.__name__,
-                            ),
-                        )
-                    )
+                    failed.append(Reason("precondition", _unmet(transition, precondition)))
             if failed:
                 return PreconditionFailed(reasons=failed) if explain else _REFUSED
         return None
@@ -170,6 +191,25 @@ class _Checker:
 
 def _title(transition: Transition) -> str:
     return transition.title or transition.name
+
+
+def _path_words(path: str) -> str:
+    """An attribute path as a person reads it: ``project.state`` is
+    "project's state"."""
+    return "'s ".join(part.replace("_", " ") for part in path.split("."))
+
+
+def _unmet(transition: Transition, precondition: t.Callable[..., t.Any]) -> str:
+    """The reason for a precondition that answered ``False``: the first line
+    of its docstring, else its name in words (``_has_title``: "has
+    title")."""
+    doc = (precondition.__doc__ or "").strip()
+    if doc:
+        return doc.splitlines()[0]
+    words = precondition.__name__.strip("_").replace("_", " ")
+    return gettext(
+        "%(transition)s is not possible yet: “%(precondition)s” is not met", transition=_title(transition), precondition=words
+    )
 
 
 def _requirement_holds(obj: t.Any, path: str, state: State) -> bool:
@@ -364,8 +404,19 @@ class BoundTransition:
         self, plan: Plan, user: t.Any, data: t.Mapping[str, t.Any] | None, runtime: Runtime, savepoint: bool
     ) -> TransitionResult:
         if plan.error is not None:
-            raise plan.error
-        return execute(plan, user, validate_data(self.transition, data), runtime, savepoint)
+            raise self._refused(plan.error, user, data)
+        try:
+            cleaned = validate_data(self.transition, data)
+        except ValidationFailed as e:
+            raise self._refused(e, user, data) from None
+        return execute(plan, user, cleaned, runtime, savepoint)
+
+    def _refused(self, error: TransitionError, user: t.Any, data: t.Mapping[str, t.Any] | None) -> TransitionError:
+        """Send :data:`transition_refused` for a perform of it that the
+        checks (stages 1 to 5) refused with ``error``; return ``error`` for
+        the caller to raise."""
+        send_safely(transition_refused, self.transition, obj=self.obj, user=user, data=data, error=error)
+        return error
 
     def __repr__(self) -> str:
         return f"<BoundTransition {self.transition.name} of {self.manager!r}>"
@@ -376,7 +427,7 @@ def available_transitions(view: StateManager, user: t.Any) -> dict[str, BoundTra
     now, in declaration order; on a class, every transition. One checker
     serves them all, so the roles loader runs once per object."""
     if view._obj is None:
-        return {name: BoundTransition(tr, view) for name, tr in view._declared_transitions.items()}
+        return {name: BoundTransition(tr, view) for name, tr in view._public_transitions.items()}
     checker = _Checker(current_runtime(), user)
     value = view._read(view._obj)
     # only those that may start from this state: most refusals cost nothing
@@ -481,7 +532,7 @@ def _expand(plan: Plan, checker: _Checker) -> None:
                     value = view._read(child)
                     if value == transition.target.value:
                         continue
-                    error = checker.failure(view, transition, child, value)
+                    error = checker.failure(view, transition, child, value, cascaded=True)
                     if error is not None:
                         for reason in error.reasons:
                             blocker = Reason("cascade", f"{describe(child)}: {reason.message}")
@@ -490,7 +541,12 @@ def _expand(plan: Plan, checker: _Checker) -> None:
                                 plan.error = _as_cascade_error(error, blocker)
                     next_frontier.append(len(steps))
                     steps.append(
-                        Step(child, manager_name, transition, view._by_value[value], value, parent=i, depth=parent.depth + 1)
+                        # an undeclared value is a blocker above; the step is
+                        # listed, never run
+                        Step(
+                            child, manager_name, transition, view._by_value.get(value, transition.target), value,
+                            parent=i, depth=parent.depth + 1,
+                        )
                     )
         frontier = next_frontier
 

@@ -117,6 +117,34 @@ class ConfirmationRequired(TransitionError):
         super().__init__(message or gettext("This changes more than one object; confirm it"), reasons)
 
 
+class UnknownStateValue(StateMgrError, LookupError):
+    """A state column holds a value that no state of its manager declares:
+    a row written around the manager, or one left behind when a state was
+    dropped. ``flask statemgr check`` lists such rows.
+
+    :param manager: the manager class's name.
+    :param model: the model class's name.
+    :param attribute: the mapped attribute the manager is bound to.
+    :param column: the column, as ``table.column``.
+    :param value: the stored value.
+    :param obj: the object, as ``Model id``.
+    """
+
+    http_status = 500
+    title = "Unknown state value"
+
+    def __init__(self, *, manager: str, model: str, attribute: str, column: str, value: t.Any, obj: str) -> None:
+        self.manager = manager
+        self.model = model
+        self.attribute = attribute
+        self.column = column
+        self.value = value
+        super().__init__(
+            f"{obj}: {model}.{attribute} (column {column}) holds {value!r}, "
+            f"which no state of {manager} declares"
+        )
+
+
 class SerializationError(StateMgrError, TypeError):
     """A value cannot be serialized (names the field and the type)."""
 

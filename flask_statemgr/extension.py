@@ -318,14 +318,16 @@ class StateMgr(Runtime):
         user = self.current_user()
         plan = bound.plan(user)
         if plan.error is not None:
-            raise plan.error
-        if len(plan.steps) > 1 and not confirm and self._state().config["STATEMGR_CONFIRM_CASCADE"]:
-            summary = plan.summary()
+            raise bound._refused(plan.error, user, data)
+        # objects, not steps: moving two managers of one object changes one
+        summary = plan.summary()
+        changed = sum(summary.values())
+        if changed > 1 and not confirm and self._state().config["STATEMGR_CONFIRM_CASCADE"]:
             raise ConfirmationRequired(
                 ngettext(
                     "%(transition)s changes %(num)d object",
                     "%(transition)s changes %(num)d objects",
-                    len(plan.steps),
+                    changed,
                     transition=bound.title or bound.name,
                 ),
                 plan=summary,

@@ -9,6 +9,7 @@ from enum import Enum
 import sqlalchemy as sa
 from sqlalchemy import orm
 
+from .exceptions import UnknownStateValue
 from .hooks import collect_marks
 from .states import _MISSING, State, StateValue
 from .tables import history_table
@@ -120,8 +121,9 @@ def bindings_of(model: type) -> dict[str, StateManager]:
 
 
 class _TransitionsAccess:
-    """``Manager.transitions()`` lists every declared transition;
-    ``obj.state.transitions(user)`` lists those available to that user now."""
+    """``Manager.transitions()`` lists every declared transition, internal
+    ones included (introspection); ``obj.state.transitions(user)`` lists
+    those available to that user now, never an internal one."""
 
     @t.overload
     def __get__(
@@ -151,14 +153,41 @@ class _CurrentAccess:
         obj = instance._obj if instance is not None else None
         if instance is None or obj is None:
             raise AttributeError("current is only available on an instance")
-        plain = instance._by_value[instance._read(obj)]
+        plain = instance._plain_state(obj)
         for conditional in instance._conditionals.get(plain, ()):
             if instance._holds(conditional, obj):
                 return conditional
         return plain
 
 
-class StateManager:
+class _Declarations(dict[str, t.Any]):
+    """The namespace of a manager's class body. It refuses to rebind a name
+    that holds a state or a transition: a plain class body would silently
+    keep the second declaration and lose the first."""
+
+    def __init__(self, owner: str) -> None:
+        super().__init__()
+        self._owner = owner
+
+    def __setitem__(self, key: str, value: t.Any) -> None:
+        previous = self.get(key)
+        if isinstance(previous, (State, Transition)) and previous is not value:
+            kind = "state" if isinstance(previous, State) else "transition"
+            raise ValueError(
+                f"{self._owner}.{key}: declared twice in the class body; the first {kind} would be lost"
+            )
+        super().__setitem__(key, value)
+
+
+class _ManagerType(type):
+    """The metaclass of :class:`StateManager`, for :class:`_Declarations`."""
+
+    @classmethod
+    def __prepare__(mcs, name: str, bases: tuple[type, ...], /, **kwargs: t.Any) -> dict[str, t.Any]:
+        return _Declarations(name)
+
+
+class StateManager(metaclass=_ManagerType):
     """Declare states and transitions as class attributes of a subclass, then
     bind an instance to a model's column::
 
@@ -176,6 +205,8 @@ class StateManager:
 
     _declared_states: t.ClassVar[dict[str, State]] = {}
     _declared_transitions: t.ClassVar[dict[str, Transition]] = {}
+    #: the declared transitions that are not internal: what is offered
+    _public_transitions: t.ClassVar[dict[str, Transition]] = {}
     _by_value: t.ClassVar[dict[t.Any, State]] = {}
     _conditionals: t.ClassVar[dict[State, tuple[State, ...]]] = {}
     #: state value -> (name, transition) of those that may start from it, in
@@ -204,6 +235,7 @@ class StateManager:
         states: dict[str, State] = dict(cls._declared_states)
         transitions: dict[str, Transition] = dict(cls._declared_transitions)
         reserved = set(dir(StateManager))
+        bound_as: dict[int, str] = {}
         for name, value in list(vars(cls).items()):
             if isinstance(value, (State, Transition)) and name in reserved:
                 raise ValueError(f"{cls.__name__}.{name}: the name {name!r} is reserved")
@@ -218,17 +250,31 @@ class StateManager:
                 value.manager = cls
                 states[name] = value
             elif isinstance(value, Transition):
+                if value.manager is not None and value.manager is not cls:
+                    raise ValueError(
+                        f"{cls.__name__}.{name}: {value!r} already belongs to "
+                        f"{value.manager.__name__}; declare a Transition of its own"
+                    )
+                first = bound_as.setdefault(id(value), name)
+                if first != name:
+                    # one object cannot carry two names (``.name`` would be
+                    # the last) nor be performed as two transitions
+                    raise ValueError(
+                        f"{cls.__name__}.{name}: the same Transition is already bound "
+                        f"to {cls.__name__}.{first}; declare one Transition per name"
+                    )
                 transitions[name] = value
         cls._declared_states = states
         cls._resolve_states()
         cls._declared_transitions = transitions
+        cls._public_transitions = {name: tr for name, tr in transitions.items() if not tr.internal}
         for name, transition in transitions.items():
             if transition.manager is None or name in vars(cls):
                 transition._resolve(cls, name)
         cls._transitions_from = {
             value: tuple(
                 (name, tr)
-                for name, tr in transitions.items()
+                for name, tr in cls._public_transitions.items()
                 if value in tr.source_values or any(value in c.values for c in tr.conditional_sources)
             )
             for value in cls._by_value
@@ -256,6 +302,13 @@ class StateManager:
                     if member not in own:
                         raise ValueError(
                             f"{where}: group member {member!r} is not a state of {cls.__name__}"
+                        )
+                leaves = state.leaves()
+                for leaf in sorted(leaves, key=lambda s: s.name):
+                    if leaf.base is not None and leaf.base in leaves:
+                        raise ValueError(
+                            f"{where}: the group holds {leaf.name} and its base {leaf.base.name}, "
+                            f"which already covers it; keep one of them"
                         )
             elif state.is_conditional:
                 if state.base not in own:
@@ -471,6 +524,27 @@ class StateManager:
         if expression is None:
             raise TypeError(f"{state!r} has no SQL expression on {getattr(host, '__name__', host)}")
         return sa.and_(column == state.base.value, expression(host))
+
+    def _plain_state(self, obj: t.Any) -> State:
+        """The plain state ``obj`` is in.
+
+        :raise UnknownStateValue: the column holds a value no state declares.
+        """
+        value = self._read(obj)
+        state = self._by_value.get(value)
+        if state is None:
+            host = type(obj)
+            mapper: orm.Mapper[t.Any] | None = sa.inspect(host, raiseerr=False)
+            column = mapper.columns[self._key] if mapper is not None else None
+            raise UnknownStateValue(
+                manager=type(self).__name__,
+                model=host.__name__,
+                attribute=self._key,
+                column=f"{column.table.name}.{column.name}" if column is not None else self._key,
+                value=value,
+                obj=_engine.describe(obj),
+            )
+        return state
 
     @property
     def value(self) -> t.Any:

@@ -32,7 +32,7 @@ def transition_choices(ext: StateMgr, obj: t.Any) -> list[dict[str, t.Any]]:
     choices = []
     for attr in bindings_of(type(obj)):
         view: StateManager = getattr(obj, attr)
-        for transition in type(view)._declared_transitions.values():
+        for transition in type(view)._public_transitions.values():
             bound = BoundTransition(transition, view)
             availability = bound.check(user)
             choices.append(
@@ -88,6 +88,8 @@ def create_pages_blueprint(ext: StateMgr) -> Blueprint:
                 return redirect(back)
         elif plan.error is not None:
             status = plan.error.http_status
+            if request.method == "POST":
+                bound._refused(plan.error, user, request.form)
         return (
             render_template(
                 "statemgr/transition.html",

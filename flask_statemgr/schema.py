@@ -50,6 +50,7 @@ def transition_json(manager: type[StateManager], transition: Transition) -> dict
         "form": form_schema(transition.form) if transition.form is not None else None,
         "requires": {path: state_ref(s) for path, s in transition.requires.items()},
         "cascade": dict(transition.cascade),
+        "internal": transition.internal,
         "metadata": {k: v for k, v in resolve(transition.metadata).items() if _is_json(v)},
     }
 

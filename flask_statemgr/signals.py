@@ -2,7 +2,8 @@
 
 The sender is the :class:`~flask_statemgr.Transition`; keyword arguments are
 ``obj``, ``user``, ``data``, ``source``, ``target`` and, for
-``transition_failed``, ``exception``.
+``transition_failed``, ``exception``. ``transition_refused`` carries ``obj``,
+``user``, ``data`` and ``error``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ transition_before = namespace.signal("transition-before")
 transition_after = namespace.signal("transition-after")
 #: sent after the savepoint was rolled back
 transition_failed = namespace.signal("transition-failed")
+#: sent when the checks (state, requires, permission, preconditions, form)
+#: refuse a perform, before anything ran; a receiver that raises is logged
+#: and the refusal stands
+transition_refused = namespace.signal("transition-refused")
 
 logger = logging.getLogger("flask_statemgr")
 

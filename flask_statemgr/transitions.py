@@ -30,6 +30,10 @@ class Transition:
         the state that manager must be in.
     :param cascade: attribute (a relationship, or another manager on the same
         object) to the name of the transition to perform there.
+    :param internal: it only happens as a cascaded step of another
+        transition: never listed or offered, refused when performed
+        directly, and its own roles and permission hooks are not asked of
+        the user the cause was checked for.
     :param metadata: free extra fields, exported with the schema.
 
     Subclass it to add fields or default hooks.
@@ -49,6 +53,7 @@ class Transition:
         form: type[t.Any] | None = None,
         requires: t.Mapping[str, State] | None = None,
         cascade: t.Mapping[str, str] | None = None,
+        internal: bool = False,
         **metadata: t.Any,
     ) -> None:
         self.name = ""
@@ -58,9 +63,13 @@ class Transition:
         self.title = title
         self.description = description
         self.roles: frozenset[str] | None = frozenset(roles) if roles is not None else None
+        # kept as given: a string has become a set of letters above, which
+        # the class creation refuses naming the attribute
+        self._given_roles = roles
         self.form = form
         self.requires: dict[str, State] = dict(requires or {})
         self.cascade: dict[str, str] = dict(cascade or {})
+        self.internal = internal
         self.metadata = metadata
         self.permissions: list[Permission] = []
         #: filled by the manager when the class is created
@@ -93,6 +102,14 @@ class Transition:
         self.name = name
         self.manager = manager
         where = f"{manager.__name__}.{name}"
+        roles = self._given_roles
+        if isinstance(roles, (str, bytes)):
+            raise TypeError(
+                f"{where}: roles must be a set of role names, not the string {roles!r} "
+                f"(write roles={{{roles!r}}})"
+            )
+        if self.roles is not None and not all(isinstance(role, str) for role in self.roles):
+            raise TypeError(f"{where}: roles must be role names (str), not {sorted(map(repr, self.roles))}")
         source = self._source
         if isinstance(source, State):
             given: frozenset[State] = frozenset({source})

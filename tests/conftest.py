@@ -275,3 +275,24 @@ def i18n(tmp_path: t.Any) -> t.Iterator[t.Any]:
         db.drop_all()
         for engine in db.engines.values():
             engine.dispose()
+
+
+@pytest.fixture
+def coaster_api(database_url: str) -> t.Iterator[t.Any]:
+    """The two-manager app of tests/coaster_app.py on each database, with
+    post 1 (with a body) and post 2 (without), both drafts."""
+    from coaster_app import ASKED, Post, create_app, db
+
+    app, _ = create_app(database_url)
+    with app.app_context():
+        db.create_all()
+        db.session.add_all([Post(body="Hello"), Post(body="")])
+        db.session.commit()
+        db.session.remove()
+    yield app
+    ASKED.clear()
+    with app.app_context():
+        db.session.remove()
+        db.drop_all()
+        for engine in db.engines.values():
+            engine.dispose()

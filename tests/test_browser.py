@@ -264,7 +264,7 @@ def test_each_role_sees_its_buttons(pages: Pages, live: Live) -> None:
     # a session requires its project published, whoever looks
     schedule = page.locator('[data-statemgr^="session:"] button[data-statemgr-transition="state.publish"]')
     expect(schedule).to_be_disabled()
-    expect(schedule).to_have_attribute("title", "project.state must be Published")
+    expect(schedule).to_have_attribute("title", "project's state must be Published")
 
     # anonymous readers see only live projects, and are asked to log in
     live_project = live.add_project("Roles live", review="approved", live=True)
@@ -859,3 +859,43 @@ def test_the_app_in_german(pages: Pages, live: Live) -> None:
         "Feld muss zwischen 10 und 500 Zeichen beinhalten."
     )
     screenshot(page, "withdraw-german-422")
+
+
+@pytest.fixture(scope="module")
+def coaster_live(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[str]:
+    """The two-manager app of tests/coaster_app.py with post 1 (a draft),
+    served on 127.0.0.1 in a thread; its URL."""
+    from coaster_app import Post, create_app, db
+
+    app, _ = create_app(f"sqlite:///{tmp_path_factory.mktemp('coaster') / 'coaster.sqlite'}")
+    with app.app_context():
+        db.create_all()
+        db.session.add(Post(body="Hello"))
+        db.session.commit()
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join()
+    server.server_close()
+    with app.app_context():
+        db.drop_all()
+        for engine in db.engines.values():
+            engine.dispose()
+
+
+def test_the_client_offers_no_internal_half(browser: t.Any, coaster_live: str) -> None:
+    # rita holds the internal submit's role and the post is where it starts
+    context = browser.new_context(extra_http_headers={"X-User": "rita"})
+    context.set_default_timeout(5000)
+    errors: list[str] = []
+    try:
+        page = context.new_page()
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(f"{coaster_live}/posts/1")
+        rendered(page, "post", 1)
+        assert set(buttons(page, "post", 1)) == {"state.publish", "state.undo", "review.review"}
+    finally:
+        context.close()
+    assert errors == []

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
@@ -19,10 +21,11 @@ def readme_example(name: str) -> str:
     return found.group(1)
 
 
-def test_cascade_example_runs_as_written(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["cascade", "coaster"])
+def test_example_runs_as_written(tmp_path: Path, name: str) -> None:
     script = tmp_path / "example.py"
-    script.write_text(readme_example("cascade"))
-    # a process of its own: the example declares models on its own Base
+    script.write_text(readme_example(name))
+    # a process of its own: each example declares models on its own Base
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
 

@@ -105,14 +105,14 @@ def test_state_is_checked_before_requires_and_requires_before_permission(chain_d
     # a stranger may not delete it either, but the requirement is reported
     with pytest.raises(RequirementsUnmet) as unmet:
         comment.state.delete(STRANGER)
-    assert unmet.value.reasons == [Reason("requires", "session.state must be Active")]
+    assert unmet.value.reasons == [Reason("requires", "session's state must be Active")]
 
 
 def test_requirement_on_a_related_object(chain_db: orm.Session) -> None:
     project = add_project(chain_db, sessions=2)
     session = project.sessions[0]
     assert requires_reasons(session.state.publish) == [
-        Reason("requires", "project.state must be Published")
+        Reason("requires", "project's state must be Published")
     ]
     with pytest.raises(RequirementsUnmet):
         session.state.publish()
@@ -136,7 +136,7 @@ def test_missing_related_object_is_unmet_not_a_crash(chain_db: orm.Session) -> N
     chain_db.add(orphan)
     chain_db.commit()
     assert orphan.project is None
-    assert requires_reasons(orphan.state.publish) == [Reason("requires", "project.state must be Published")]
+    assert requires_reasons(orphan.state.publish) == [Reason("requires", "project's state must be Published")]
     with pytest.raises(RequirementsUnmet):
         orphan.state.publish()
     assert orphan.state.DRAFT
@@ -150,7 +150,7 @@ def test_requirement_of_a_comment_reaches_two_levels(chain_db: orm.Session) -> N
     assert comment.state.delete.is_available(OWNER)
     project.sessions[0].state.archive()
     assert requires_reasons(comment.state.delete, OWNER) == [
-        Reason("requires", "session.state must be Active")
+        Reason("requires", "session's state must be Active")
     ]
 
 

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from core_models import (
     ALICE,
     BOB,
+    CAROL,
     Chapter,
     ChapterState,
     Project,
@@ -23,10 +24,15 @@ from sqlalchemy import orm
 import flask_statemgr
 from flask_statemgr import (
     PermissionDenied,
+    PreconditionFailed,
+    RequirementsUnmet,
     StateConflict,
+    TransitionError,
+    ValidationFailed,
     transition_after,
     transition_before,
     transition_failed,
+    transition_refused,
 )
 from flask_statemgr.signals import namespace
 
@@ -48,7 +54,9 @@ def test_signals_are_in_the_extensions_namespace() -> None:
     assert transition_before is namespace.signal("transition-before")
     assert transition_after is namespace.signal("transition-after")
     assert transition_failed is namespace.signal("transition-failed")
+    assert transition_refused is namespace.signal("transition-refused")
     assert flask_statemgr.transition_after is transition_after
+    assert flask_statemgr.transition_refused is transition_refused
 
 
 def test_before_and_after_with_sender(core_db: orm.Session) -> None:
@@ -206,3 +214,79 @@ def test_raising_after_receiver_is_logged(
     assert record.exc_info is not None and isinstance(record.exc_info[1], ValueError)
     core_db.commit()
     assert [r["transition"] for r in history_rows(core_engine)] == ["publish"]
+
+
+#: (project attributes, transition, user, data) refused at each stage 1 to 5
+REFUSALS = {
+    "state": ({"_state": 2}, "publish", BOB, None, StateConflict),
+    "requires": ({}, "submit", BOB, {"priority": 1}, RequirementsUnmet),
+    "permission": ({}, "publish", CAROL, {"k": "v"}, PermissionDenied),
+    "precondition": ({"title": ""}, "publish", BOB, None, PreconditionFailed),
+    "form": ({"_review": "approved"}, "submit", BOB, {"priority": 9}, ValidationFailed),
+}
+
+
+@pytest.mark.parametrize("stage", list(REFUSALS))
+def test_refused_is_sent_for_every_refusing_stage(core_engine: sa.Engine, core_db: orm.Session, stage: str) -> None:
+    attributes, name, user, data, error_class = REFUSALS[stage]
+    project = add_project(core_db, **attributes)
+    bound = getattr(project.state, name)
+    refused, others = Recorder("refused", []), Recorder("other", [])
+    with (
+        transition_refused.connected_to(refused, sender=getattr(ProjectState, name)),
+        transition_before.connected_to(others),
+        transition_failed.connected_to(others),
+    ):
+        # asking is no attempt
+        bound.check(user)
+        bound.is_available(user)
+        bound.plan(user)
+        assert refused.calls == []
+        with pytest.raises(error_class) as info:
+            bound(user, data=data)
+    assert refused.calls == [
+        {"sender": getattr(ProjectState, name), "obj": project, "user": user, "data": data, "error": info.value}
+    ]
+    assert others.calls == []
+    core_db.commit()
+    assert history_rows(core_engine) == []
+
+
+def test_refused_is_not_sent_for_a_perform_that_runs(core_db: orm.Session) -> None:
+    project = add_project(core_db)
+    refused = Recorder("refused", [])
+    with transition_refused.connected_to(refused):
+        project.state.publish(BOB)
+    assert refused.calls == []
+
+
+def test_a_raising_refused_receiver_leaves_the_refusal(core_db: orm.Session, caplog: pytest.LogCaptureFixture) -> None:
+    project = add_project(core_db)
+
+    def broken(sender: t.Any, **kwargs: t.Any) -> None:
+        raise ValueError("receiver bug")
+
+    with caplog.at_level(logging.ERROR, logger="flask_statemgr"), transition_refused.connected_to(broken):
+        with pytest.raises(PermissionDenied):
+            project.state.publish(CAROL)
+    (record,) = [r for r in caplog.records if r.name == "flask_statemgr"]
+    assert "transition-refused" in record.getMessage()
+
+
+def test_refused_is_sent_through_the_api(coaster_api: t.Any) -> None:
+    from coaster_app import Post, ReviewState
+
+    refused = Recorder("refused", [])
+    client = coaster_api.test_client()
+    with transition_refused.connected_to(refused):
+        response = client.post("/_statemgr/objects/post/1/review/submit", json={"why": "direct"}, headers={"X-User": "rita"})
+        # and a page's POST
+        page = client.post("/_statemgr/pages/post/1/state/publish", data={}, headers={"X-User": "rita"})
+    assert response.status_code == 403
+    first = refused.calls[0]
+    error = first.pop("error")
+    assert isinstance(error, TransitionError) and error.http_status == 403
+    assert first["sender"] is ReviewState.submit and isinstance(first["obj"], Post) and first["obj"].id == 1
+    assert first["user"].name == "rita" and first["data"] == {"why": "direct"}
+    assert page.status_code == 403
+    assert [c["sender"].name for c in refused.calls] == ["submit", "publish"]

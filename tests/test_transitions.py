@@ -134,7 +134,7 @@ def test_requires_through_a_relationship() -> None:
     assert Book(chapter).edition.press.is_available()
     chapter.project._state = 1
     reasons = _failure(Book(chapter).edition.press, None, RequirementsUnmet, 409)
-    assert reasons == [Reason("requires", "chapter.project.state must be Published")]
+    assert reasons == [Reason("requires", "chapter's project's state must be Published")]
     # a missing related object is an unmet requirement, not a crash
     assert not Book(None).edition.press.is_available()
 
@@ -203,13 +203,55 @@ def test_preconditions() -> None:
     project = _project(title="")
     reasons = _failure(project.state.publish, BOB, PreconditionFailed, 409)
     assert reasons == [Reason("precondition", "A title is required")]
-    # a precondition returning False gets a message naming it
+    # a precondition returning False gets a message naming it in words
     project.title = "forbidden"
     reasons = _failure(project.state.publish, BOB, PreconditionFailed, 409)
-    assert reasons == [Reason("precondition", "Publish: _not_forbidden is not met")]
+    assert reasons == [Reason("precondition", "Publish is not possible yet: “not forbidden” is not met")]
     # the marked methods stay ordinary methods
     assert project._has_title() is True
     assert project._not_forbidden() is False
+
+
+def test_a_precondition_docstring_is_its_reason() -> None:
+    class Vault(StateManager):
+        LOCKED = State(0, "Locked")
+        OPEN = State(1, "Open")
+        unlock = Transition(LOCKED, OPEN, "Unlock")
+
+    class Bank:
+        vault = Vault("_vault")
+
+        def __init__(self) -> None:
+            self._vault = 0
+
+        @Vault.unlock.precondition
+        def _in_hours(self) -> bool:
+            """The vault opens during office hours only.
+
+            Not shown: only the first line is the reason.
+            """
+            return False
+
+    reasons = _failure(Bank().vault.unlock, None, PreconditionFailed, 409)
+    assert reasons == [Reason("precondition", "The vault opens during office hours only.")]
+
+
+@pytest.mark.parametrize("user", [None, ALICE])
+def test_empty_roles_read_well(user: t.Any) -> None:
+    class Vault(StateManager):
+        LOCKED = State(0, "Locked")
+        OPEN = State(1, "Open")
+        unlock = Transition(LOCKED, OPEN, "Unlock", roles=set())
+
+    class Bank:
+        vault = Vault("_vault")
+
+        def __init__(self) -> None:
+            self._vault = 0
+
+    # no role list to name, and logging in would not help: 403 for anyone
+    reasons = _failure(Bank().vault.unlock, user, PermissionDenied, 403)
+    assert reasons == [Reason("permission", "No one may unlock this")]
 
 
 def test_permission_comes_before_preconditions() -> None:
