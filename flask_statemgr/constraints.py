@@ -34,7 +34,7 @@ class StateCheck:
 
     @property
     def table(self) -> sa.Table:
-        return t.cast(sa.Table, self.column.table)
+        return self.column.table
 
 
 def table_checks(table: sa.Table) -> list[StateCheck]:
@@ -105,11 +105,11 @@ def _values(values: t.Iterable[t.Any]) -> str:
 
 def live_checks(inspector: sa.Inspector, table: str, schema: str | None = None) -> dict[str, str]:
     """The named CHECK constraints of a live ``table``: name to SQL."""
-    return {
-        ck["name"]: ck["sqltext"]
-        for ck in inspector.get_check_constraints(table, schema=schema)
-        if ck.get("name")
-    }
+    found = {}
+    for ck in inspector.get_check_constraints(table, schema=schema):
+        if ck["name"]:
+            found[ck["name"]] = ck["sqltext"]
+    return found
 
 
 def drift(check: StateCheck, live: t.Mapping[str, str]) -> Drift | None:
@@ -132,12 +132,12 @@ class Undeclared:
     keys: list[t.Any]
 
     def describe(self) -> str:
-        rows = "1 row" if self.count == 1 else f"{self.count} rows"
+        rows = "1 row holds" if self.count == 1 else f"{self.count} rows hold"
         listed = ", ".join(str(k) for k in self.keys)
         more = ", …" if self.count > len(self.keys) else ""
         return (
             f"{self.check.table.name}.{self.check.column.name} ({self.check.manager}): "
-            f"{rows} hold {self.value!r}, which no state declares (keys {listed}{more})"
+            f"{rows} {self.value!r}, which no state declares (keys {listed}{more})"
         )
 
 
@@ -157,3 +157,25 @@ def undeclared_values(connection: sa.Connection, check: StateCheck) -> list[Unde
         ).all()
         found.append(Undeclared(check, value, count, [k[0] if len(k) == 1 else tuple(k) for k in keys]))
     return found
+
+
+def database_problems(connection: sa.Connection, metadata: sa.MetaData) -> list[str]:
+    """What ``flask statemgr check`` reports of one live database: each state
+    column whose table is missing, whose CHECK constraint is missing or
+    differs from the declared states, and the rows holding a value that no
+    state declares."""
+    inspector = sa.inspect(connection)
+    problems: list[str] = []
+    live: dict[str, dict[str, str]] = {}
+    for check in metadata_checks(metadata):
+        table = check.table
+        if not inspector.has_table(table.name, schema=table.schema):
+            problems.append(f"{table.name}.{check.column.name} ({check.manager}): the table {table.name} does not exist")
+            continue
+        if table.key not in live:
+            live[table.key] = live_checks(inspector, table.name, table.schema)
+        found = drift(check, live[table.key])
+        if found is not None:
+            problems.append(found.describe())
+        problems += [u.describe() for u in undeclared_values(connection, check)]
+    return problems
