@@ -38,6 +38,7 @@ DEFAULTS: dict[str, t.Any] = {
     "STATEMGR_STORE_CACHE_SIZE": 1024,
     "STATEMGR_EVENTS_LIMIT": 100,
     "STATEMGR_CONFIRM_CASCADE": True,
+    "STATEMGR_SQLITE_SAVEPOINTS": True,
 }
 
 
@@ -96,6 +97,11 @@ class StateMgr(Runtime):
         from .cli import statemgr_cli
         from .pages import create_pages_blueprint
 
+        if "statemgr" in app.extensions:
+            raise RuntimeError(
+                "A 'StateMgr' instance has already been registered on this Flask app."
+                " Import and use that instance instead."
+            )
         for key, value in DEFAULTS.items():
             app.config.setdefault(key, value)
         app.extensions["statemgr"] = self
@@ -119,8 +125,9 @@ class StateMgr(Runtime):
                     raise RuntimeError(
                         "Call db.init_app(app) before statemgr.init_app(app)"
                     ) from None
-                for engine in engines:
-                    configure_engine(engine)
+                if app.config["STATEMGR_SQLITE_SAVEPOINTS"]:
+                    for engine in engines:
+                        configure_engine(engine)
 
     def _state(self) -> _AppState:
         app = current_app._get_current_object()  # type: ignore[attr-defined]
