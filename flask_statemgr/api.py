@@ -249,13 +249,12 @@ def create_blueprint(ext: StateMgr) -> Blueprint:
     @bp.get("/schema")
     def schema() -> Response:
         _, body, tag = ext._schema_entry()
-        if request.if_none_match.contains(tag):
-            response = Response(status=304)
-        else:
-            response = Response(body, mimetype="application/json")
+        response = Response(body, mimetype="application/json")
         response.set_etag(tag)
         response.headers["Cache-Control"] = "no-cache"
-        return response
+        # RFC 9110's weak comparison for If-None-Match: W/"…" (what a
+        # compressing proxy sends back), a list of tags and * all match
+        return response.make_conditional(request)
 
     @bp.get("/objects/<model>/<ident>")
     def get_object(model: str, ident: str) -> Response:
