@@ -254,7 +254,8 @@ def create_blueprint(ext: StateMgr) -> Blueprint:
         response.headers["Cache-Control"] = "no-cache"
         # RFC 9110's weak comparison for If-None-Match: W/"…" (what a
         # compressing proxy sends back), a list of tags and * all match
-        return response.make_conditional(request)
+        response.make_conditional(request)
+        return response
 
     @bp.get("/objects/<model>/<ident>")
     def get_object(model: str, ident: str) -> Response:

@@ -388,7 +388,10 @@ class StateManager:
                 )
         type(self)._hosts.add(owner)
         metadata = getattr(owner, "metadata", None)
-        if isinstance(metadata, sa.MetaData):
+        # Flask-SQLAlchemy sends the extension's tables (which name no bind)
+        # to the default database, so a model on another bind
+        # (``__bind_key__``) does not take them into its database
+        if isinstance(metadata, sa.MetaData) and metadata.info.get("bind_key") is None:
             from .tables import ensure_tables
 
             ensure_tables(metadata)
