@@ -9,8 +9,9 @@ A new table's constraint is rendered with its ``create_table`` as any table
 constraint is. Alembic does not compare CHECK constraints of existing tables
 by itself; the comparator registered here does for the state columns: a
 missing constraint is created, and one whose legal values differ from the
-manager's states is dropped and created again (in a batch operation when the
-environment uses ``render_as_batch``, as SQLite needs).
+manager's states, or that still has the name flask_statemgr 0.1 gave it
+(``ck_<table>_<column>_state``), is dropped and created again (in a batch
+operation when the environment uses ``render_as_batch``, as SQLite needs).
 """
 
 from __future__ import annotations
@@ -54,9 +55,11 @@ def _compare_state_checks(
         found = drift(check, live)
         if found is None:
             continue
-        if found.sqltext is not None:
+        if found.sqltext is not None and found.live_name is not None:
             # from the live constraint, so the downgrade restores it as it was
-            old = sa.CheckConstraint(sa.text(found.sqltext), name=sa.sql.elements.conv(check.name), table=conn_table)
+            old = sa.CheckConstraint(
+                sa.text(found.sqltext), name=sa.sql.elements.conv(found.live_name), table=conn_table
+            )
             modify_table_ops.ops.append(ops.DropConstraintOp.from_constraint(old))
         modify_table_ops.ops.append(ops.CreateCheckConstraintOp.from_constraint(check.constraint))
     return PriorityDispatchResult.CONTINUE

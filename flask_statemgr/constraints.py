@@ -33,6 +33,13 @@ class StateCheck:
         return str(self.constraint.name)
 
     @property
+    def legacy_name(self) -> str:
+        """The name flask_statemgr 0.1 gave this constraint (bound to the
+        column's type, which migrations never saw), which a database built
+        with ``create_all`` then still has."""
+        return f"{self.name}_state"
+
+    @property
     def table(self) -> sa.Table:
         return self.column.table
 
@@ -80,16 +87,21 @@ def reflected_values(sqltext: str, check: StateCheck) -> frozenset[t.Any]:
 @dataclasses.dataclass(frozen=True)
 class Drift:
     """How a live state column's CHECK constraint differs from its
-    declaration: ``live`` is ``None`` when the constraint is missing."""
+    declaration: ``live`` is ``None`` when the constraint is missing;
+    ``live_name`` is the live constraint's name (its legacy name, or the
+    declared one)."""
 
     check: StateCheck
     live: frozenset[t.Any] | None
     sqltext: str | None
+    live_name: str | None = None
 
     def describe(self) -> str:
         where = f"{self.check.table.name}.{self.check.column.name} ({self.check.manager})"
         if self.live is None:
             return f"{where}: the CHECK constraint {self.check.name} is missing"
+        if self.live_name != self.check.name:
+            return f"{where}: the CHECK constraint is named {self.live_name} instead of {self.check.name}"
         declared = set(self.check.values)
         parts = []
         if declared - self.live:
@@ -115,11 +127,14 @@ def live_checks(inspector: sa.Inspector, table: str, schema: str | None = None) 
 def drift(check: StateCheck, live: t.Mapping[str, str]) -> Drift | None:
     """How ``check`` differs from the ``live`` constraints of its table
     (:func:`live_checks`), or ``None`` when it matches."""
-    sqltext = live.get(check.name)
-    if sqltext is None:
-        return Drift(check, None, None)
-    values = reflected_values(sqltext, check)
-    return None if values == frozenset(check.values) else Drift(check, values, sqltext)
+    for name in (check.name, check.legacy_name):
+        sqltext = live.get(name)
+        if sqltext is not None:
+            values = reflected_values(sqltext, check)
+            if name == check.name and values == frozenset(check.values):
+                return None
+            return Drift(check, values, sqltext, name)
+    return Drift(check, None, None)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -152,6 +152,28 @@ def test_autogenerate_adds_a_missing_check(connection: sa.Connection, tmp_path: 
     assert (accepts(connection, 1), accepts(connection, 3)) == (True, False)
 
 
+LEGACY_TICKET = (
+    "CREATE TABLE ticket (id INTEGER PRIMARY KEY, _state INTEGER NOT NULL,"
+    " CONSTRAINT ck_ticket__state_state CHECK (_state IN (1, 2)))"
+)
+
+
+def test_autogenerate_replaces_the_legacy_check(connection: sa.Connection, tmp_path: Path) -> None:
+    """A database that ``create_all`` built with flask_statemgr 0.1 has the
+    CHECK under its old name; the migration renames it as it widens it."""
+    connection.execute(sa.text(LEGACY_TICKET))
+    connection.commit()
+    metadata = ticket_models(1, 2, 3)
+    metadata.create_all(connection, tables=[t for t in metadata.sorted_tables if t.name != "ticket"])
+    connection.commit()
+    upgrade = Migrations(tmp_path / "migrations", connection).autogenerate(metadata, "rename").split("def downgrade")[0]
+    assert "drop_constraint(" in upgrade and "'ck_ticket__state_state'" in upgrade
+    assert "'_state IN (1, 2, 3)'" in upgrade
+    assert accepts(connection, 3)
+    names = [c["name"] for c in sa.inspect(connection).get_check_constraints("ticket")]
+    assert names == ["ck_ticket__state"]
+
+
 def test_naming_convention_keeps_the_final_name() -> None:
     table = ticket_models(1, 2).tables["ticket"]
     names = [c.name for c in table.constraints if isinstance(c, sa.CheckConstraint)]
@@ -221,3 +243,14 @@ def test_check_reports_a_missing_constraint(connection: sa.Connection, database_
         "error: ticket._state (TicketState): the CHECK constraint ck_ticket__state is missing",
         "error: ticket._state (TicketState): 1 row holds 7, which no state declares (keys 1)",
     ]
+
+
+def test_check_reports_the_legacy_name(connection: sa.Connection, database_url: str) -> None:
+    connection.execute(sa.text(LEGACY_TICKET))
+    connection.commit()
+    result = check(ticket_app(database_url, 1, 2))
+    assert result.exit_code == 1
+    assert result.output == (
+        "error: ticket._state (TicketState): the CHECK constraint is named ck_ticket__state_state"
+        " instead of ck_ticket__state\n"
+    )
