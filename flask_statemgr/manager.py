@@ -341,7 +341,8 @@ class StateManager:
     @classmethod
     def column(cls, default: State | StateValue | None = None, **kwargs: t.Any) -> orm.MappedColumn[t.Any]:
         """A ``mapped_column`` of the right type, NOT NULL, indexed, with a
-        CHECK constraint on the legal values."""
+        CHECK constraint on the legal values named ``ck_<table>_<column>``
+        (see :mod:`flask_statemgr.alembic` for migrations)."""
         values = list(cls._by_value)
         if values and all(isinstance(v, int) for v in values):
             type_: sa.types.TypeEngine[t.Any] = sa.Integer()
