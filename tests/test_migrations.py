@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from alembic import command
+from alembic.autogenerate import compare_metadata
 from alembic.config import Config
+from alembic.migration import MigrationContext
 from sqlalchemy import orm
 
 from flask_statemgr import State, StateManager
@@ -120,6 +122,11 @@ def test_autogenerate_creates_changes_and_restores_the_check(connection: sa.Conn
     # rendered with the table, under its final name
     assert "sa.CheckConstraint('_state IN (1, 2)', name=op.f('ck_ticket__state'))" in first
     assert (accepts(connection, 2), accepts(connection, 3)) == (True, False)
+
+    # what autogenerate compares, through its API
+    context = MigrationContext.configure(connection)
+    diffs = [(kind, c.name) for kind, c, *_ in compare_metadata(context, ticket_models(1, 2, 3))]
+    assert diffs == [("remove_constraint", "ck_ticket__state"), ("add_constraint", "ck_ticket__state")]
 
     second = migrations.autogenerate(ticket_models(1, 2, 3), "a third state")
     assert "drop_constraint(" in second and "'ck_ticket__state'" in second
