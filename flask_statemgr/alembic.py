@@ -49,6 +49,9 @@ def _compare_state_checks(
         return PriorityDispatchResult.CONTINUE
     assert autogen_context.inspector is not None
     live = live_checks(autogen_context.inspector, tname, schema)
+    if live is None:
+        # a dialect that cannot reflect CHECK constraints: nothing to compare
+        return PriorityDispatchResult.CONTINUE
     for check in checks:
         if not autogen_context.run_object_filters(check.constraint, check.name, "check_constraint", False, None):
             continue

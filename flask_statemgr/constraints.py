@@ -115,10 +115,15 @@ def _values(values: t.Iterable[t.Any]) -> str:
     return ", ".join(repr(v) for v in sorted(values, key=repr))
 
 
-def live_checks(inspector: sa.Inspector, table: str, schema: str | None = None) -> dict[str, str]:
-    """The named CHECK constraints of a live ``table``: name to SQL."""
+def live_checks(inspector: sa.Inspector, table: str, schema: str | None = None) -> dict[str, str] | None:
+    """The named CHECK constraints of a live ``table``: name to SQL;
+    ``None`` when the dialect cannot reflect them."""
     found = {}
-    for ck in inspector.get_check_constraints(table, schema=schema):
+    try:
+        reflected = inspector.get_check_constraints(table, schema=schema)
+    except NotImplementedError:
+        return None
+    for ck in reflected:
         if ck["name"]:
             found[ck["name"]] = ck["sqltext"]
     return found
@@ -181,16 +186,21 @@ def database_problems(connection: sa.Connection, metadata: sa.MetaData) -> list[
     state declares."""
     inspector = sa.inspect(connection)
     problems: list[str] = []
-    live: dict[str, dict[str, str]] = {}
+    live: dict[str, dict[str, str] | None] = {}
     for check in metadata_checks(metadata):
         table = check.table
+        where = f"{table.name}.{check.column.name} ({check.manager})"
         if not inspector.has_table(table.name, schema=table.schema):
-            problems.append(f"{table.name}.{check.column.name} ({check.manager}): the table {table.name} does not exist")
+            problems.append(f"{where}: the table {table.name} does not exist")
             continue
         if table.key not in live:
             live[table.key] = live_checks(inspector, table.name, table.schema)
-        found = drift(check, live[table.key])
-        if found is not None:
-            problems.append(found.describe())
+        constraints = live[table.key]
+        if constraints is None:
+            problems.append(f"{where}: {connection.dialect.name} cannot list CHECK constraints to compare")
+        else:
+            found = drift(check, constraints)
+            if found is not None:
+                problems.append(found.describe())
         problems += [u.describe() for u in undeclared_values(connection, check)]
     return problems

@@ -261,3 +261,24 @@ def test_check_reports_the_legacy_name(connection: sa.Connection, database_url: 
         "error: ticket._state (TicketState): the CHECK constraint is named ck_ticket__state_state"
         " instead of ck_ticket__state\n"
     )
+
+
+def test_a_database_that_cannot_list_checks(
+    connection: sa.Connection, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dialect without CHECK reflection (MySQL before 8.0.16, say):
+    autogenerate compares nothing, and check says it could not compare."""
+    metadata = ticket_models(1, 2)
+    metadata.create_all(connection)
+    connection.commit()
+
+    def unsupported(*args: t.Any, **kwargs: t.Any) -> t.NoReturn:
+        raise NotImplementedError
+
+    monkeypatch.setattr(sa.engine.reflection.Inspector, "get_check_constraints", unsupported)
+    context = MigrationContext.configure(connection)
+    assert [d for d in compare_metadata(context, ticket_models(1, 2, 3)) if "constraint" in d[0]] == []
+    result = check(ticket_app(database_url, 1, 2, 3))
+    assert result.exit_code == 1
+    name = connection.dialect.name
+    assert result.output == f"error: ticket._state (TicketState): {name} cannot list CHECK constraints to compare\n"
