@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import comparators
 from alembic.operations import ops
 from alembic.util import PriorityDispatchResult
+from sqlalchemy.sql.elements import conv
 
 from .constraints import drift, live_checks, table_checks
 
@@ -61,7 +62,7 @@ def _compare_state_checks(
         if found.sqltext is not None and found.live_name is not None:
             # from the live constraint, so the downgrade restores it as it was
             old = sa.CheckConstraint(
-                sa.text(found.sqltext), name=sa.sql.elements.conv(found.live_name), table=conn_table
+                sa.text(found.sqltext), name=conv(found.live_name), table=conn_table
             )
             modify_table_ops.ops.append(ops.DropConstraintOp.from_constraint(old))
         modify_table_ops.ops.append(ops.CreateCheckConstraintOp.from_constraint(check.constraint))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typing as t
 
 import sqlalchemy as sa
+from sqlalchemy import event
 
 
 def _sqlite_savepoint(connection: sa.Connection, name: str) -> None:
@@ -39,7 +40,7 @@ def configure_engine(engine: sa.Engine) -> None:
     the app's own code behaves as it did. Other databases need nothing.
     Calling it twice is harmless.
     """
-    if engine.dialect.name != "sqlite" or sa.event.contains(engine, "savepoint", _sqlite_savepoint):
+    if engine.dialect.name != "sqlite" or event.contains(engine, "savepoint", _sqlite_savepoint):
         return
-    sa.event.listen(engine, "savepoint", _sqlite_savepoint)
-    sa.event.listen(engine, "checkin", _sqlite_checkin)
+    event.listen(engine, "savepoint", _sqlite_savepoint)
+    event.listen(engine, "checkin", _sqlite_checkin)

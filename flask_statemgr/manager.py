@@ -7,7 +7,7 @@ import weakref
 from enum import Enum
 
 import sqlalchemy as sa
-from sqlalchemy import orm
+from sqlalchemy import event, orm
 from sqlalchemy.sql.elements import conv
 
 from .hooks import collect_marks
@@ -137,7 +137,7 @@ class _StateColumn(orm.MappedColumn[t.Any]):
 
     def _copy(self, **kw: t.Any) -> t.Self:
         new = super()._copy(**kw)
-        sa.event.listen(new.column, "after_parent_attach", _add_check)
+        event.listen(new.column, "after_parent_attach", _add_check)
         return new
 
 
@@ -357,7 +357,7 @@ class StateManager:
         mapped = _StateColumn(type_, default=default, **kwargs)
         mapped.column.info["statemgr"] = cls.__name__
         mapped.column.info["statemgr_values"] = tuple(values)
-        sa.event.listen(mapped.column, "after_parent_attach", _add_check)
+        event.listen(mapped.column, "after_parent_attach", _add_check)
         return mapped
 
     # -- binding to a model ----------------------------------------------------
