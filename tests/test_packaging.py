@@ -5,6 +5,8 @@ import email.parser
 import importlib.metadata
 import subprocess
 import sys
+import tarfile
+import typing as t
 import zipfile
 from pathlib import Path
 
@@ -82,6 +84,17 @@ def test_wheel_metadata_declares_license_and_dependencies(tmp_path: Path) -> Non
     for module, needed in imported_distributions().items():
         allowed = core | ({"alembic"} if module == "alembic" else set())
         assert needed <= allowed, f"flask_statemgr/{module}.py imports undeclared {needed - allowed}"
+
+
+def test_sdist_carries_the_license(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, "-m", "hatchling", "build", "-t", "sdist", "-d", str(tmp_path)], cwd=ROOT, check=True)
+    (sdist,) = tmp_path.glob("flask_statemgr-*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        names = archive.getnames()
+        assert f"{sdist.name.removesuffix('.tar.gz')}/LICENSE" in names
+        (info,) = [n for n in names if n.endswith("/PKG-INFO")]
+        metadata = email.parser.BytesParser().parsebytes(t.cast(t.IO[bytes], archive.extractfile(info)).read())
+    assert metadata["License-Expression"] == "BSD-3-Clause"
 
 
 def imported_distributions() -> dict[str, set[str]]:
