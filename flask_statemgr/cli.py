@@ -10,6 +10,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from .constraints import database_problems
 from .manager import StateManager, bindings_of
 
 if t.TYPE_CHECKING:
@@ -170,7 +171,7 @@ def check_command() -> None:
     problems = check_managers(_managers())
     for problem in problems:
         click.echo(f"warning: {problem}")
-    errors = database_problems()
+    errors = app_database_problems()
     for error in errors:
         click.echo(f"error: {error}")
     if problems or errors:
@@ -178,11 +179,9 @@ def check_command() -> None:
     click.echo("ok")
 
 
-def database_problems() -> list[str]:
+def app_database_problems() -> list[str]:
     """:func:`~flask_statemgr.constraints.database_problems` of each of the
     app's databases (Flask-SQLAlchemy's binds)."""
-    from .constraints import database_problems
-
     db = _ext().db
     if db is None:
         return []
