@@ -205,7 +205,9 @@ def request_body(form: dict[str, t.Any] | None) -> dict[str, t.Any]:
         # the dialect is the document's (jsonSchemaDialect)
         schema = {k: v for k, v in form.items() if k != "$schema"}
     confirm = {
-        "type": "boolean",
+        # a string too, as a form-encoded body sends it: "true", "yes", "on"
+        # or "1" confirm, any other text does not
+        "type": ["boolean", "string"],
         "description": "Confirm a cascade that changes more than this object (409 asks for it)",
     }
     schema = {**schema, "properties": {**schema.get("properties", {}), "confirm": confirm}}
