@@ -132,6 +132,7 @@ def test_generated_client_performs_transitions_with_typed_bodies(
     publish = importlib.import_module(f"{package}.api.default.perform_project_state_publish")
     withdraw = importlib.import_module(f"{package}.api.default.perform_project_state_withdraw")
     get_object = importlib.import_module(f"{package}.api.default.get_object")
+    delete = importlib.import_module(f"{package}.api.default.perform_project_state_delete")
 
     client = client_module.Client(base_url=live, headers={"X-User": "alice"}, raise_on_unexpected_status=True)
     with client:
@@ -162,3 +163,11 @@ def test_generated_client_performs_transitions_with_typed_bodies(
         state = get_object.sync("project", "1", client=client)
         assert isinstance(state, models.Object)
         assert state.managers["state"].state == "WITHDRAWN"
+
+        # form-encoded, as a page's form posts it; the cascade asks first
+        asked = delete.sync("1", client=client, body=models.PerformProjectStateDeleteDataBody())
+        assert isinstance(asked, models.Problem) and asked.status == 409
+        assert asked.plan.to_dict() == {"Project": 1, "Session": 2}
+        deleted = delete.sync("1", client=client, body=models.PerformProjectStateDeleteDataBody(confirm=True))
+        assert isinstance(deleted, models.PerformResult)
+        assert (deleted.result.target, deleted.result.steps) == ("DELETED", 3)
