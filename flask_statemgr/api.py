@@ -250,10 +250,7 @@ def create_blueprint(ext: StateMgr) -> Blueprint:
     @bp.get("/schema")
     def schema() -> Response:
         _, body, tag = ext._schema_entry()
-        if request.if_none_match.contains(tag):
-            response = Response(status=304)
-        else:
-            response = Response(body, mimetype="application/json")
+        response = Response(body, mimetype="application/json")
         response.set_etag(tag)
         response.headers["Cache-Control"] = "no-cache"
         locale = current_locale()
@@ -262,6 +259,9 @@ def create_blueprint(ext: StateMgr) -> Blueprint:
             # what selects it (README, "Translations")
             response.content_language.add(locale.replace("_", "-"))
             response.vary.add("Accept-Language")
+        # RFC 9110's weak comparison for If-None-Match: W/"…" (what a
+        # compressing proxy sends back), a list of tags and * all match
+        response.make_conditional(request)
         return response
 
     @bp.get("/objects/<model>/<ident>")

@@ -11,6 +11,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from .i18n import force_locale, text
+from .constraints import database_problems
 from .manager import StateManager, bindings_of
 
 if t.TYPE_CHECKING:
@@ -182,13 +183,32 @@ def check_managers(managers: t.Mapping[str, type[StateManager]]) -> list[str]:
 
 @statemgr_cli.command("check")
 def check_command() -> None:
-    """Validate the definitions and bindings of the exposed models."""
+    """Validate the definitions of the exposed models, and compare every
+    database with the declared states: a state column's CHECK constraint
+    missing or allowing other values, and rows holding a value no state
+    declares. Exit status 1 when anything is reported."""
     problems = check_managers(_managers())
     for problem in problems:
         click.echo(f"warning: {problem}")
-    if problems:
+    errors = app_database_problems()
+    for error in errors:
+        click.echo(f"error: {error}")
+    if problems or errors:
         raise SystemExit(1)
     click.echo("ok")
+
+
+def app_database_problems() -> list[str]:
+    """:func:`~flask_statemgr.constraints.database_problems` of each of the
+    app's databases (Flask-SQLAlchemy's binds)."""
+    db = _ext().db
+    if db is None:
+        return []
+    problems = []
+    for bind_key, metadata in db.metadatas.items():
+        with db.engines[bind_key].connect() as connection:
+            problems += database_problems(connection, metadata)
+    return problems
 
 
 @statemgr_cli.command("history")

@@ -5,42 +5,42 @@ from __future__ import annotations
 import typing as t
 
 import sqlalchemy as sa
+from sqlalchemy import event
 
 
-def _sqlite_connect(dbapi_connection: t.Any, connection_record: t.Any) -> None:
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA busy_timeout = 5000")
-    cursor.execute("PRAGMA foreign_keys = ON")
-    cursor.close()
-
-
-def _sqlite_begin(connection: sa.Connection) -> None:
-    connection.exec_driver_sql("BEGIN")
+def _sqlite_savepoint(connection: sa.Connection, name: str) -> None:
+    # Python's sqlite3 (in its default, legacy transaction control) opens a
+    # transaction only before INSERT, UPDATE, DELETE or REPLACE. A SAVEPOINT
+    # sent outside one starts a transaction of its own, and releasing it
+    # commits: the enclosing session could no longer roll it back. Open the
+    # transaction first. Everything else keeps the driver's behaviour: no
+    # BEGIN on every checkout (SQLAlchemy's "begin" recipe would hold a lock
+    # from the first SELECT, and a second connection to an in-memory
+    # database, which Flask-SQLAlchemy shares, fails with "cannot start a
+    # transaction within a transaction").
+    dbapi_connection = connection.connection.dbapi_connection
+    if dbapi_connection is not None and not dbapi_connection.in_transaction:
+        dbapi_connection.execute("BEGIN")
 
 
 def _sqlite_checkin(dbapi_connection: t.Any, connection_record: t.Any) -> None:
     # A COMMIT refused with "database is locked" leaves the transaction open,
     # and the pool skips its rollback because SQLAlchemy counts the
-    # transaction as ended; the next BEGIN on this connection would fail.
+    # transaction as ended; the next user of this connection would find
+    # itself inside it.
     if dbapi_connection is not None and dbapi_connection.in_transaction:
         dbapi_connection.rollback()
 
 
 def configure_engine(engine: sa.Engine) -> None:
-    """Make ``engine`` honour savepoints and concurrent writers correctly.
+    """Make ``engine`` honour savepoints on SQLite: a savepoint opens the
+    transaction it belongs to, so releasing it never commits.
 
-    Python's ``sqlite3`` (before 3.12's ``autocommit`` attribute) starts
-    transactions lazily and lets ``SAVEPOINT`` open one, so releasing the
-    outermost savepoint would commit; SQLAlchemy's documented remedy is to
-    turn the driver's own handling off and emit ``BEGIN`` ourselves. A busy
-    timeout makes a second writer wait for the first instead of failing.
-    Other databases need nothing. Calling it twice is harmless.
+    Nothing else of the engine changes (no ``PRAGMA``, no isolation level):
+    the app's own code behaves as it did. Other databases need nothing.
+    Calling it twice is harmless.
     """
-    if engine.dialect.name != "sqlite" or sa.event.contains(engine, "begin", _sqlite_begin):
+    if engine.dialect.name != "sqlite" or event.contains(engine, "savepoint", _sqlite_savepoint):
         return
-    sa.event.listen(engine, "connect", _sqlite_connect)
-    sa.event.listen(engine, "begin", _sqlite_begin)
-    sa.event.listen(engine, "checkin", _sqlite_checkin)
-    # connections opened before this call keep the old behaviour
-    engine.dispose()
+    event.listen(engine, "savepoint", _sqlite_savepoint)
+    event.listen(engine, "checkin", _sqlite_checkin)

@@ -35,6 +35,7 @@ from .history import attach_records, insert_records, record_rows
 from .manager import StateManager, bindings_of
 from .runtime import Runtime, current_runtime
 from .signals import send_safely, transition_after, transition_before, transition_failed, transition_refused
+from .tables import history_table
 
 if t.TYPE_CHECKING:
     from .states import State
@@ -730,7 +731,9 @@ def _recording_statement(
     step = level[0]
     state = _instance_state(step.obj)
     assert state is not None
-    if session.get_bind(mapper=state.mapper).dialect.name != "postgresql":
+    bind = session.get_bind(mapper=state.mapper)
+    # one statement only when the model and the history share a database
+    if bind.dialect.name != "postgresql" or bind is not session.get_bind(clause=history_table):
         return None
     view: StateManager = getattr(type(step.obj), step.manager)
     assert view._hooks is not None

@@ -42,6 +42,7 @@ DEFAULTS: dict[str, t.Any] = {
     "STATEMGR_CONFIRM_CASCADE": True,
     #: the extension's own messages replaced, English text to replacement
     "STATEMGR_MESSAGES": types.MappingProxyType({}),
+    "STATEMGR_SQLITE_SAVEPOINTS": True,
 }
 
 
@@ -101,6 +102,11 @@ class StateMgr(Runtime):
         from .cli import statemgr_cli
         from .pages import create_pages_blueprint
 
+        if "statemgr" in app.extensions:
+            raise RuntimeError(
+                "A 'StateMgr' instance has already been registered on this Flask app."
+                " Import and use that instance instead."
+            )
         for key, value in DEFAULTS.items():
             app.config.setdefault(key, value)
         app.extensions["statemgr"] = self
@@ -126,8 +132,9 @@ class StateMgr(Runtime):
                     raise RuntimeError(
                         "Call db.init_app(app) before statemgr.init_app(app)"
                     ) from None
-                for engine in engines:
-                    configure_engine(engine)
+                if app.config["STATEMGR_SQLITE_SAVEPOINTS"]:
+                    for engine in engines:
+                        configure_engine(engine)
 
     def _state(self) -> _AppState:
         app = current_app._get_current_object()  # type: ignore[attr-defined]

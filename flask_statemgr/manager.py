@@ -7,7 +7,8 @@ import weakref
 from enum import Enum
 
 import sqlalchemy as sa
-from sqlalchemy import orm
+from sqlalchemy import event, orm
+from sqlalchemy.sql.elements import conv
 
 from .exceptions import UnknownStateValue
 from .hooks import collect_marks
@@ -107,6 +108,38 @@ def _compile_cas_recording(cas: sa.Update | None) -> sa.Insert | None:
         *(sa.cast(sa.bindparam(column.name, type_=column.type), column.type) for column in columns)
     ).select_from(moved)
     return sa.insert(history_table).from_select(columns, record).returning(c.id)
+
+
+def _add_check(column: sa.Column[t.Any], table: sa.Table) -> None:
+    """Give a state column's table the CHECK constraint on its legal values:
+    a table constraint, which Alembic renders and compares."""
+    info = column.info
+    table.append_constraint(
+        sa.CheckConstraint(
+            column.in_(info["statemgr_values"]),
+            # final: a MetaData naming convention must not rewrite the name
+            # that migrations and ``flask statemgr check`` look for
+            name=conv(f"ck_{table.name}_{column.name}"),
+            info={"statemgr": info["statemgr"], "statemgr_values": info["statemgr_values"]},
+        )
+    )
+
+
+class _StateColumn(orm.MappedColumn[t.Any]):
+    """The ``mapped_column`` of :meth:`StateManager.column`.
+
+    A copy of the table (``to_metadata``, Alembic's operations) copies the
+    CHECK constraint with it, so the column's copy must not add another; but
+    declarative copies a column declared on an abstract base or mixin into
+    each subclass's table without any constraint, and that copy needs its
+    own. Only this copy re-attaches the listener (an event with
+    ``propagate=True`` would fire for every copy and double the CHECK).
+    """
+
+    def _copy(self, **kw: t.Any) -> t.Self:
+        new = super()._copy(**kw)
+        event.listen(new.column, "after_parent_attach", _add_check)
+        return new
 
 
 def bindings_of(model: type) -> dict[str, StateManager]:
@@ -361,7 +394,8 @@ class StateManager(metaclass=_ManagerType):
     @classmethod
     def column(cls, default: State | StateValue | None = None, **kwargs: t.Any) -> orm.MappedColumn[t.Any]:
         """A ``mapped_column`` of the right type, NOT NULL, indexed, with a
-        CHECK constraint on the legal values."""
+        CHECK constraint on the legal values named ``ck_<table>_<column>``
+        (see :mod:`flask_statemgr.alembic` for migrations)."""
         values = list(cls._by_value)
         if values and all(isinstance(v, int) for v in values):
             type_: sa.types.TypeEngine[t.Any] = sa.Integer()
@@ -373,24 +407,10 @@ class StateManager(metaclass=_ManagerType):
             default = default.value
         kwargs.setdefault("nullable", False)
         kwargs.setdefault("index", True)
-        mapped = orm.mapped_column(type_, default=default, **kwargs)
-        manager_name = cls.__name__
-
-        def add_check(column: sa.Column[t.Any], table: sa.Table) -> None:
-            # Bound to the column like an Enum type's CHECK, so that copying
-            # the table (``to_metadata``) recreates it once, not twice.
-            table.append_constraint(
-                sa.CheckConstraint(
-                    column.in_(values),
-                    name=f"ck_{table.name}_{column.name}_state",
-                    _type_bound=True,
-                )
-            )
-
-        # propagate: declarative copies a column declared on an abstract base
-        # or mixin into each subclass's table, and the copy needs its CHECK too
-        sa.event.listen(mapped.column, "after_parent_attach", add_check, propagate=True)
-        mapped.column.info["statemgr"] = manager_name
+        mapped = _StateColumn(type_, default=default, **kwargs)
+        mapped.column.info["statemgr"] = cls.__name__
+        mapped.column.info["statemgr_values"] = tuple(values)
+        event.listen(mapped.column, "after_parent_attach", _add_check)
         return mapped
 
     # -- binding to a model ----------------------------------------------------
@@ -422,7 +442,10 @@ class StateManager(metaclass=_ManagerType):
                 )
         type(self)._hosts.add(owner)
         metadata = getattr(owner, "metadata", None)
-        if isinstance(metadata, sa.MetaData):
+        # Flask-SQLAlchemy sends the extension's tables (which name no bind)
+        # to the default database, so a model on another bind
+        # (``__bind_key__``) does not take them into its database
+        if isinstance(metadata, sa.MetaData) and metadata.info.get("bind_key") is None:
             from .tables import ensure_tables
 
             ensure_tables(metadata)

@@ -1,4 +1,10 @@
-"""An OpenAPI 3.1 document describing the JSON API of one app."""
+"""An OpenAPI 3.1 document describing the JSON API of one app.
+
+Each exposed transition is an operation of its own
+(``POST /objects/project/{ident}/state/publish``, operation id
+``perform_project_state_publish``) whose request body is its form's JSON
+Schema, so a generated client has a typed method and body per transition.
+"""
 
 from __future__ import annotations
 
@@ -14,112 +20,290 @@ if t.TYPE_CHECKING:
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
 
 
-def _json(schema: dict[str, t.Any], description: str) -> dict[str, t.Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, t.Any], description: str, **extra: t.Any) -> dict[str, t.Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}, **extra}
+
+
+def _object(properties: dict[str, t.Any], required: t.Iterable[str] = (), **extra: t.Any) -> dict[str, t.Any]:
+    """An object schema; other members may appear (the API may grow), so
+    ``additionalProperties`` stays open."""
+    return {"type": "object", "properties": properties, "required": list(required), **extra}
+
+
+def _map(values: dict[str, t.Any]) -> dict[str, t.Any]:
+    return {"type": "object", "additionalProperties": values}
+
+
+_STRING = {"type": "string"}
+_INTEGER = {"type": "integer"}
+_BOOLEAN = {"type": "boolean"}
+_STRINGS = {"type": "array", "items": _STRING}
+_VALUE = {"type": ["integer", "string"]}
+
+#: the response bodies, by component name
+SCHEMAS: dict[str, dict[str, t.Any]] = {
+    "Reason": _object({"code": _STRING, "message": _STRING}, ["code", "message"]),
+    "Problem": _object(
+        {
+            "type": _STRING,
+            "title": _STRING,
+            "status": _INTEGER,
+            "detail": _STRING,
+            "reasons": {"type": "array", "items": _ref("Reason")},
+            "errors": _map(_STRINGS),
+            "plan": _map(_INTEGER),
+        },
+        ["type", "title", "status"],
+    ),
+    "State": _object(
+        {
+            "kind": {"type": "string", "enum": ["state", "group", "conditional"]},
+            "value": _VALUE,
+            "title": _STRING,
+            "description": _STRING,
+            "states": _STRINGS,
+            "base": _STRING,
+            "metadata": {"type": "object"},
+        },
+        ["kind", "title"],
+    ),
+    "TransitionInfo": _object(
+        {
+            "title": _STRING,
+            "description": _STRING,
+            "from": _STRINGS,
+            "to": _STRING,
+            "roles": {"type": ["array", "null"], "items": _STRING},
+            "form": {"type": ["object", "null"], "description": "The form's JSON Schema (2020-12)"},
+            "requires": _map(_STRING),
+            "cascade": _map(_STRING),
+            "internal": _BOOLEAN,
+            "metadata": {"type": "object"},
+        },
+        ["title", "from", "to"],
+    ),
+    "Manager": _object(
+        {"states": _map(_ref("State")), "transitions": _map(_ref("TransitionInfo"))},
+        ["states", "transitions"],
+    ),
+    "StateModel": _object(
+        {
+            "version": _INTEGER,
+            "managers": _map(_ref("Manager")),
+            "models": _map(_object({"managers": _map(_STRING)}, ["managers"])),
+        },
+        ["version", "managers", "models"],
+    ),
+    "TransitionState": _object(
+        {
+            "title": _STRING,
+            "available": _BOOLEAN,
+            "status": _INTEGER,
+            "reasons": {"type": "array", "items": _ref("Reason")},
+            "form": _BOOLEAN,
+            "changes": _map(_INTEGER),
+        },
+        ["title", "available", "status", "reasons", "form"],
+    ),
+    "ManagerState": _object(
+        {
+            "manager": _STRING,
+            "value": _VALUE,
+            "state": _STRING,
+            "current": _STRING,
+            "title": _STRING,
+            "states": _map(_BOOLEAN),
+            "transitions": _map(_ref("TransitionState")),
+        },
+        ["manager", "value", "state", "current", "title", "states", "transitions"],
+    ),
+    "Object": _object(
+        {
+            "model": _STRING,
+            "id": _STRING,
+            "label": _STRING,
+            "managers": _map(_ref("ManagerState")),
+            "cursor": _INTEGER,
+        },
+        ["model", "id", "managers"],
+    ),
+    "Record": _object(
+        {
+            "id": _INTEGER,
+            "model": _STRING,
+            "object_id": _STRING,
+            "manager": _STRING,
+            "transition": _STRING,
+            "source": _STRING,
+            "target": _STRING,
+            "user_id": {"type": ["string", "null"]},
+            "at": {"type": "string", "format": "date-time"},
+            "payload": {"type": ["object", "null"]},
+            "parent_id": {"type": ["integer", "null"]},
+        },
+        ["id", "model", "object_id", "manager", "transition", "source", "target", "at"],
+    ),
+    "Performed": _object(
+        {
+            "transition": _STRING,
+            "manager": _STRING,
+            "source": _STRING,
+            "target": _STRING,
+            "record": {"oneOf": [_ref("Record"), {"type": "null"}]},
+            "steps": _INTEGER,
+        },
+        ["transition", "manager", "source", "target", "steps"],
+    ),
+    "PerformResult": {
+        "allOf": [_ref("Object"), _object({"result": _ref("Performed")}, ["result"])],
+    },
+    "History": _object({"records": {"type": "array", "items": _ref("Record")}}, ["records"]),
+    "Event": _object(
+        {
+            "id": _INTEGER,
+            "model": _STRING,
+            "object_id": _STRING,
+            "manager": _STRING,
+            "transition": _STRING,
+            "source": _STRING,
+            "target": _STRING,
+            "at": {"type": "string", "format": "date-time"},
+        },
+        ["id", "model", "object_id", "manager", "transition", "source", "target", "at"],
+    ),
+    "Events": _object({"events": {"type": "array", "items": _ref("Event")}, "cursor": _INTEGER}, ["events", "cursor"]),
+}
+
+_ETAG = {
+    "description": "The content hash of the state model; send it back in If-None-Match",
+    "schema": _STRING,
+}
+
+
+def _csrf_header(required: bool) -> dict[str, t.Any]:
+    return {
+        "name": "X-CSRFToken",
+        "in": "header",
+        "required": required,
+        "description": (
+            "Flask-WTF's CSRF token (the page's <meta name=\"csrf-token\">), "
+            "required when the app uses CSRFProtect"
+        ),
+        "schema": _STRING,
+    }
+
+
+def request_body(form: dict[str, t.Any] | None) -> dict[str, t.Any]:
+    """A transition's body: its form's schema, and ``confirm`` for a
+    cascade that asks for it."""
+    schema: dict[str, t.Any] = {"type": "object", "properties": {}}
+    if form is not None:
+        # the dialect is the document's (jsonSchemaDialect)
+        schema = {k: v for k, v in form.items() if k != "$schema"}
+    confirm = {
+        # a string too, as a form-encoded body sends it: "true", "yes", "on"
+        # or "1" confirm, any other text does not
+        "type": ["boolean", "string"],
+        "description": "Confirm a cascade that changes more than this object (409 asks for it)",
+    }
+    schema = {**schema, "properties": {**schema.get("properties", {}), "confirm": confirm}}
+    return {
+        "required": False,
+        "content": {
+            "application/json": {"schema": schema},
+            "application/x-www-form-urlencoded": {"schema": schema},
+        },
+    }
 
 
 def openapi_document(ext: StateMgr) -> dict[str, t.Any]:
-    """The document, with the exposed model names, their managers and
-    transitions as enums so clients and fuzzers see the real URL space."""
+    """The document, with one operation per exposed transition and the
+    exposed model names as an enum, so clients and fuzzers see the real URL
+    space."""
     schema = ext.schema()
     models = sorted(schema["models"])
-    managers = sorted({m for info in schema["models"].values() for m in info["managers"]})
-    transitions = sorted(
-        {n for manager in schema["managers"].values() for n in manager["transitions"]}
-    )
+    csrf = "csrf" in current_app.extensions
 
-    def param(name: str, schema: dict[str, t.Any]) -> dict[str, t.Any]:
-        return {"name": name, "in": "path", "required": True, "schema": schema}
+    def path_param(name: str, param_schema: dict[str, t.Any]) -> dict[str, t.Any]:
+        return {"name": name, "in": "path", "required": True, "schema": param_schema}
 
-    object_params = [
-        param("model", {"type": "string", "enum": models}),
-        param("ident", {"type": "string"}),
-    ]
-    reason = {
-        "type": "object",
-        "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
-        "required": ["code", "message"],
-    }
-    problem = {
-        "type": "object",
-        "properties": {
-            "type": {"type": "string"},
-            "title": {"type": "string"},
-            "status": {"type": "integer"},
-            "detail": {"type": "string"},
-            "reasons": {"type": "array", "items": reason},
-            "errors": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
-            "plan": {"type": "object", "additionalProperties": {"type": "integer"}},
+    ident = path_param("ident", {"type": "string"})
+    object_params = [path_param("model", {"type": "string", "enum": models}), ident]
+    paths: dict[str, t.Any] = {
+        "/schema": {
+            "get": {
+                "operationId": "getSchema",
+                "parameters": [
+                    {"name": "If-None-Match", "in": "header", "required": False, "schema": _STRING},
+                ],
+                "responses": {
+                    "200": _json(_ref("StateModel"), "The state model", headers={"ETag": _ETAG}),
+                    "304": {"description": "Not modified", "headers": {"ETag": _ETAG}},
+                },
+            }
         },
-        "required": ["type", "title", "status"],
+        "/objects/{model}/{ident}": {
+            "get": {
+                "operationId": "getObject",
+                "parameters": object_params,
+                "responses": {"200": _json(_ref("Object"), "The object's states and transitions"), "404": _PROBLEM},
+            }
+        },
+        "/objects/{model}/{ident}/history": {
+            "get": {
+                "operationId": "getHistory",
+                "parameters": object_params,
+                "responses": {"200": _json(_ref("History"), "The object's history"), "404": _PROBLEM},
+            }
+        },
+        "/events": {
+            "get": {
+                "operationId": "getEvents",
+                "parameters": [
+                    {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": _MAX_INT}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": _MAX_INT}},
+                ],
+                "responses": {"200": _json(_ref("Events"), "Transitions after the cursor"), "400": _PROBLEM},
+            }
+        },
     }
-    # the fields are the transition's form's (its JSON Schema is in /schema)
-    body = {"type": "object", "properties": {"confirm": {"type": ["boolean", "string"]}}}
-    obj = {"type": "object", "properties": {"model": {"type": "string"}, "id": {"type": "string"}, "managers": {"type": "object"}, "cursor": {"type": "integer"}}, "required": ["model", "id", "managers"]}
+    for model in models:
+        for manager, manager_name in schema["models"][model]["managers"].items():
+            for name, transition in schema["managers"][manager_name]["transitions"].items():
+                if transition.get("internal"):
+                    continue
+                paths[f"/objects/{model}/{{ident}}/{manager}/{name}"] = {
+                    "post": {
+                        "operationId": f"perform_{model}_{manager}_{name}",
+                        "summary": transition["title"] or name,
+                        "description": transition["description"],
+                        "parameters": [ident, _csrf_header(csrf)],
+                        "requestBody": request_body(transition["form"]),
+                        "responses": {
+                            "200": _json(_ref("PerformResult"), "Performed; the new state"),
+                            **{
+                                code: _PROBLEM
+                                for code in ("400", "401", "403", "404", "409", "413", "415", "422", "503")
+                            },
+                        },
+                    }
+                }
     return {
         "openapi": "3.1.0",
         "info": {"title": "flask_statemgr JSON API", "version": str(schema["version"])},
         # the paths below are relative to the blueprint's prefix
         "servers": [{"url": request.script_root + current_app.config["STATEMGR_URL_PREFIX"]}],
-        "paths": {
-            "/schema": {
-                "get": {
-                    "operationId": "getSchema",
-                    "responses": {"200": _json({"type": "object"}, "The state model"), "304": {"description": "Not modified"}},
-                }
-            },
-            "/objects/{model}/{ident}": {
-                "get": {
-                    "operationId": "getObject",
-                    "parameters": object_params,
-                    "responses": {"200": _json(obj, "The object's states and transitions"), "404": _PROBLEM},
-                }
-            },
-            "/objects/{model}/{ident}/{manager}/{transition}": {
-                "post": {
-                    "operationId": "performTransition",
-                    "parameters": object_params
-                    + [
-                        param("manager", {"type": "string", "enum": managers}),
-                        param("transition", {"type": "string", "enum": transitions}),
-                    ],
-                    "requestBody": {
-                        "required": False,
-                        "content": {
-                            "application/json": {"schema": body},
-                            "application/x-www-form-urlencoded": {"schema": body},
-                        },
-                    },
-                    "responses": {
-                        "200": _json(obj, "Performed; the new state"),
-                        **{code: _PROBLEM for code in ("400", "401", "403", "404", "409", "413", "415", "422", "503")},
-                    },
-                }
-            },
-            "/objects/{model}/{ident}/history": {
-                "get": {
-                    "operationId": "getHistory",
-                    "parameters": object_params,
-                    "responses": {"200": _json({"type": "object"}, "The object's history"), "404": _PROBLEM},
-                }
-            },
-            "/events": {
-                "get": {
-                    "operationId": "getEvents",
-                    "parameters": [
-                        {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": _MAX_INT}},
-                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": _MAX_INT}},
-                    ],
-                    "responses": {"200": _json({"type": "object"}, "Transitions after the cursor"), "400": _PROBLEM},
-                }
-            },
-        },
+        "paths": paths,
         "components": {
-            "schemas": {"Problem": problem, "Reason": reason},
+            "schemas": SCHEMAS,
             "responses": {
                 "Problem": {
                     "description": "A problem (RFC 9457)",
-                    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                    "content": {"application/problem+json": {"schema": _ref("Problem")}},
                 }
             },
         },

@@ -178,7 +178,9 @@ def test_sqlite_connection_survives_a_refused_commit(core_engine: sa.Engine) -> 
     try:
         with core_engine.connect() as reader:
             reader.begin()
-            # a read transaction keeps writers from committing on SQLite
+            # a read transaction keeps writers from committing on SQLite;
+            # the driver opens none for a SELECT alone
+            reader.exec_driver_sql("BEGIN")
             reader.execute(sa.select(Project.id)).all()
             with orm.Session(hasty) as writer:
                 writer.get_one(Project, project_id).title = "changed"

@@ -50,6 +50,17 @@ def test_init_app_before_db_is_a_clear_error() -> None:
         StateMgr(app, db=SQLAlchemy())
 
 
+def test_init_app_twice_on_one_app_is_a_clear_error() -> None:
+    app = make_app("sqlite://")
+    statemgr = StateMgr(app, db=db)
+    for again in (lambda: statemgr.init_app(app), lambda: StateMgr(app, db=db)):
+        with pytest.raises(RuntimeError, match="already been registered on this Flask app"):
+            again()
+    assert app.extensions["statemgr"] is statemgr
+    with app.app_context():
+        db.engine.dispose()
+
+
 def test_user_and_roles_loaders(api: Flask) -> None:
     statemgr: StateMgr = api.statemgr  # type: ignore[attr-defined]
     calls: list[tuple[int, str]] = []

@@ -1,9 +1,17 @@
 from __future__ import annotations
 
+import ast
+import email.parser
+import importlib.metadata
 import subprocess
 import sys
+import tarfile
+import typing as t
 import zipfile
 from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).parent.parent
 
@@ -59,3 +67,57 @@ print("ok")
         cwd=tmp_path,
     )
     assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_wheel_metadata_declares_license_and_dependencies(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
+        check=True,
+    )
+    (wheel,) = tmp_path.glob("flask_statemgr-*.whl")
+    archive = zipfile.ZipFile(wheel)
+    (license_name,) = [n for n in archive.namelist() if n.endswith(".dist-info/licenses/LICENSE")]
+    assert archive.read(license_name) == (ROOT / "LICENSE").read_bytes()
+    assert b"BSD 3-Clause License" in archive.read(license_name)
+    (metadata_name,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+    metadata = email.parser.BytesParser().parsebytes(archive.read(metadata_name))
+    assert metadata["License-Expression"] == "BSD-3-Clause"
+    assert metadata.get_all("License-File") == ["LICENSE"]
+    requires = [Requirement(r) for r in metadata.get_all("Requires-Dist")]
+    core = {canonicalize_name(r.name) for r in requires if r.marker is None}
+    assert "blinker" in core
+    (postgres,) = [r for r in requires if r.marker is not None and r.marker.evaluate({"extra": "postgres"})]
+    # a library leaves psycopg's implementation (binary, c, or pure Python
+    # on the system's libpq) to the app: psycopg's own advice
+    assert (postgres.name, postgres.extras) == ("psycopg", set())
+    for module, needed in imported_distributions().items():
+        allowed = core | ({"alembic"} if module == "alembic" else set())
+        assert needed <= allowed, f"flask_statemgr/{module}.py imports undeclared {needed - allowed}"
+
+
+def test_sdist_carries_the_license(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, "-m", "hatchling", "build", "-t", "sdist", "-d", str(tmp_path)], cwd=ROOT, check=True)
+    (sdist,) = tmp_path.glob("flask_statemgr-*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        names = archive.getnames()
+        assert f"{sdist.name.removesuffix('.tar.gz')}/LICENSE" in names
+        (info,) = [n for n in names if n.endswith("/PKG-INFO")]
+        metadata = email.parser.BytesParser().parsebytes(t.cast(t.IO[bytes], archive.extractfile(info)).read())
+    assert metadata["License-Expression"] == "BSD-3-Clause"
+
+
+def imported_distributions() -> dict[str, set[str]]:
+    """The distributions each module of the package imports when it is
+    imported (module-level imports outside ``if TYPE_CHECKING``)."""
+    providers = importlib.metadata.packages_distributions()
+    found = {}
+    for path in sorted((ROOT / "flask_statemgr").glob("*.py")):
+        names = set()
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.Import):
+                names |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+        third_party = names - set(sys.stdlib_module_names) - {"__future__"}
+        found[path.stem] = {canonicalize_name(d) for n in third_party for d in providers[n]}
+    return found
