@@ -5,6 +5,7 @@ from __future__ import annotations
 import typing as t
 
 import sqlalchemy as sa
+from sqlalchemy import event
 
 
 def _sqlite_connect(dbapi_connection: t.Any, connection_record: t.Any) -> None:
@@ -37,10 +38,10 @@ def configure_engine(engine: sa.Engine) -> None:
     timeout makes a second writer wait for the first instead of failing.
     Other databases need nothing. Calling it twice is harmless.
     """
-    if engine.dialect.name != "sqlite" or sa.event.contains(engine, "begin", _sqlite_begin):
+    if engine.dialect.name != "sqlite" or event.contains(engine, "begin", _sqlite_begin):
         return
-    sa.event.listen(engine, "connect", _sqlite_connect)
-    sa.event.listen(engine, "begin", _sqlite_begin)
-    sa.event.listen(engine, "checkin", _sqlite_checkin)
+    event.listen(engine, "connect", _sqlite_connect)
+    event.listen(engine, "begin", _sqlite_begin)
+    event.listen(engine, "checkin", _sqlite_checkin)
     # connections opened before this call keep the old behaviour
     engine.dispose()

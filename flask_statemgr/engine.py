@@ -18,7 +18,7 @@ import typing as t
 from collections import abc
 
 import sqlalchemy as sa
-from sqlalchemy import orm
+from sqlalchemy import exc, orm
 from sqlalchemy.orm.attributes import instance_state, set_committed_value
 
 from .availability import Availability, Plan, Reason, Step, TransitionResult
@@ -577,7 +577,7 @@ _PG_CONFLICTS = {"40P01", "40001"}
 def _is_write_conflict(error: BaseException, session: orm.Session) -> bool:
     """Whether the database refused a write because of a concurrent
     transaction, which the user sees as any other concurrent change."""
-    if not isinstance(error, sa.exc.OperationalError):
+    if not isinstance(error, exc.OperationalError):
         return False
     if session.get_bind().dialect.name == "sqlite":
         # SQLite reports a concurrent writer as "database is locked" rather

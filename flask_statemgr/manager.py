@@ -7,7 +7,7 @@ import weakref
 from enum import Enum
 
 import sqlalchemy as sa
-from sqlalchemy import orm
+from sqlalchemy import event, orm
 
 from .hooks import collect_marks
 from .states import _MISSING, State, StateValue
@@ -119,6 +119,13 @@ def bindings_of(model: type) -> dict[str, StateManager]:
     return found
 
 
+class AvailableTransitions(t.Protocol):
+    """``obj.state.transitions``: a callable keeping its parameter's name
+    (so ``transitions(bogus=1)`` is a type error)."""
+
+    def __call__(self, user: t.Any = None) -> dict[str, BoundTransition]: ...
+
+
 class _TransitionsAccess:
     """``Manager.transitions()`` lists every declared transition;
     ``obj.state.transitions(user)`` lists those available to that user now."""
@@ -129,9 +136,7 @@ class _TransitionsAccess:
     ) -> t.Callable[[], dict[str, Transition]]: ...
 
     @t.overload
-    def __get__(
-        self, instance: StateManager, owner: type[StateManager]
-    ) -> t.Callable[..., dict[str, BoundTransition]]: ...
+    def __get__(self, instance: StateManager, owner: type[StateManager]) -> AvailableTransitions: ...
 
     def __get__(self, instance: StateManager | None, owner: type[StateManager]) -> t.Any:
         if instance is None:
@@ -336,7 +341,7 @@ class StateManager:
 
         # propagate: declarative copies a column declared on an abstract base
         # or mixin into each subclass's table, and the copy needs its CHECK too
-        sa.event.listen(mapped.column, "after_parent_attach", add_check, propagate=True)
+        event.listen(mapped.column, "after_parent_attach", add_check, propagate=True)
         mapped.column.info["statemgr"] = manager_name
         return mapped
 
@@ -351,7 +356,7 @@ class StateManager:
         self._binding = self
         self._hooks = None
         self._hooks_by_host: dict[type, HostHooks] = {}
-        self._class_views: dict[type, t.Self] = {}
+        self._class_views: dict[type, StateManager] = {}
 
     def __set_name__(self, owner: type, name: str) -> None:
         self._name = name
@@ -391,20 +396,24 @@ class StateManager:
         view._hooks = self.hooks_for(host)
         return view
 
+    # On the model class the view is typed as the manager class, on an
+    # instance as the manager instance: the two types that carry the
+    # manager's names, which State.__get__ tells apart (see the states
+    # module's docstring for why nothing else can).
     @t.overload
-    def __get__(self, obj: None, owner: type) -> t.Self: ...
+    def __get__(self, obj: None, owner: type) -> type[t.Self]: ...
 
     @t.overload
     def __get__(self, obj: object, owner: type) -> t.Self: ...
 
-    def __get__(self, obj: t.Any, owner: type) -> t.Self:
+    def __get__(self, obj: t.Any, owner: type) -> t.Any:
         if obj is None:
             view = self._class_views.get(owner)
             if view is None:
                 view = self._class_views[owner] = self._view(owner, None)
             return view
         instance_dict = obj.__dict__
-        cached: t.Self | None = instance_dict.get(self._cache_key)
+        cached: StateManager | None = instance_dict.get(self._cache_key)
         if cached is None:
             cached = instance_dict[self._cache_key] = self._view(type(obj), obj)
         return cached

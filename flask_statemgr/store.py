@@ -47,7 +47,7 @@ from decimal import Decimal
 from urllib.parse import unquote, urlsplit
 
 import sqlalchemy as sa
-from sqlalchemy import orm
+from sqlalchemy import exc, orm
 from sqlalchemy.dialects import postgresql, sqlite
 
 from . import serialization
@@ -416,7 +416,7 @@ class RedisBackend(StoreBackend):
         self._errors = (redis.ConnectionError, redis.TimeoutError)
 
     @contextlib.contextmanager
-    def _unavailable(self) -> cabc.Iterator[None]:
+    def _unavailable(self) -> cabc.Generator[None, None, None]:
         try:
             yield
         except self._errors as e:
@@ -528,7 +528,7 @@ class DatabaseBackend(StoreBackend):
     @contextlib.contextmanager
     def _executor(
         self, session: Executor | None, *, commit: bool
-    ) -> cabc.Iterator[Executor]:
+    ) -> cabc.Generator[Executor, None, None]:
         try:
             if session is not None:
                 yield session
@@ -537,7 +537,7 @@ class DatabaseBackend(StoreBackend):
             elif self._engine is not None:
                 try:
                     connection = self._engine.connect()
-                except sa.exc.DBAPIError as e:
+                except exc.DBAPIError as e:
                     raise StoreUnavailable(f"The database is not reachable: {e}") from e
                 with connection:
                     if commit:
@@ -550,7 +550,7 @@ class DatabaseBackend(StoreBackend):
                     "This DatabaseBackend has no engine or session getter;"
                     " pass session= to every store call."
                 )
-        except sa.exc.DBAPIError as e:
+        except exc.DBAPIError as e:
             if e.connection_invalidated:
                 raise StoreUnavailable(f"The database connection was lost: {e}") from e
             raise
