@@ -238,9 +238,11 @@ class BoundTransition:
     __slots__ = ("transition", "manager")
 
     def __init__(self, transition: Transition, manager: StateManager) -> None:
-        self.transition = transition
+        # declared here, not in the class body: there a checker would treat
+        # these as the Transition and StateManager descriptors they hold
+        self.transition: Transition = transition
         #: the manager view this transition was reached through
-        self.manager = manager
+        self.manager: StateManager = manager
 
     @property
     def name(self) -> str:

@@ -56,8 +56,8 @@ class RequirementsUnmet(TransitionError):
 class PermissionDenied(TransitionError):
     """The user may not perform the transition (401 when anonymous)."""
 
-    http_status = 403
-    title = "Permission denied"
+    http_status: int = 403
+    title: str = "Permission denied"
 
     def __init__(
         self,
@@ -111,7 +111,7 @@ class ConfirmationRequired(TransitionError):
     title = "Confirmation required"
 
     def __init__(self, message: str = "", reasons: t.Sequence[Reason] = (), *, plan: t.Mapping[str, int]) -> None:
-        self.plan = dict(plan)
+        self.plan: dict[str, int] = dict(plan)
         super().__init__(message or "This changes more than one object; confirm it", reasons)
 
 

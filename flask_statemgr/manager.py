@@ -30,6 +30,11 @@ class HostHooks:
         "preconditions", "executes", "validators", "expressions", "cas", "cas_one", "cas_recording", "default"
     )
 
+    cas: sa.Update | None
+    cas_one: sa.Update | None
+    cas_recording: sa.Insert | None
+    default: t.Any
+
     def __init__(self, manager: type[StateManager], host: type, key: str) -> None:
         self.preconditions: dict[Transition, list[t.Callable[..., t.Any]]] = {}
         self.executes: dict[Transition, list[t.Callable[..., t.Any]]] = {}
@@ -199,7 +204,7 @@ class StateManager:
     _binding: t.Any
     _hooks: HostHooks | None
 
-    transitions = _TransitionsAccess()
+    transitions: _TransitionsAccess = _TransitionsAccess()
 
     def __init_subclass__(cls, enum: type[Enum] | None = None, **kwargs: t.Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -486,7 +491,7 @@ class StateManager:
         """The raw value stored in the column."""
         return self._read(self._obj)
 
-    current = _CurrentAccess()
+    current: _CurrentAccess = _CurrentAccess()
 
     @property
     def title(self) -> str:

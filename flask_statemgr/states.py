@@ -93,6 +93,9 @@ class State:
     name: str
     #: what the column stores (a plain state's; nothing useful on others)
     value: t.Any
+    title: str
+    description: str
+    metadata: dict[str, t.Any]
     manager: type[StateManager] | None
     #: raw column values this state covers (one for a plain state)
     values: frozenset[StateValue]

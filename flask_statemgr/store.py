@@ -47,7 +47,10 @@ from decimal import Decimal
 from urllib.parse import unquote, urlsplit
 
 import sqlalchemy as sa
-from sqlalchemy import exc, orm
+# not ``from sqlalchemy import orm``: pyright --verifytypes then types
+# the session aliases below as unknown (microsoft/pyright#11196)
+import sqlalchemy.orm as orm
+from sqlalchemy import exc
 from sqlalchemy.dialects import postgresql, sqlite
 
 from . import serialization
@@ -63,7 +66,7 @@ from .tables import blob_table
 if t.TYPE_CHECKING:
     import redis
 
-logger = logging.getLogger("flask_statemgr.store")
+logger: logging.Logger = logging.getLogger("flask_statemgr.store")
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -266,7 +269,7 @@ class FileSystemBackend(StoreBackend):
     def __init__(
         self, directory: str | os.PathLike[str], *, fsync: bool = True
     ) -> None:
-        self.directory = os.path.abspath(os.fspath(directory))
+        self.directory: str = os.path.abspath(os.fspath(directory))
         self.fsync = fsync
         os.makedirs(self.directory, exist_ok=True)
 
