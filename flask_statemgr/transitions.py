@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import typing as t
 
+from typing_extensions import TypeVar
+
 from .hooks import mark
 from .states import State
 
@@ -18,9 +20,11 @@ Permission = t.Callable[[t.Any, t.Any], bool]
 _Pre = t.TypeVar("_Pre", bound=t.Callable[[t.Any], bool | str])
 _Exec = t.TypeVar("_Exec", bound=t.Callable[[t.Any, dict[str, t.Any]], object])
 _Perm = t.TypeVar("_Perm", bound=Permission)
+#: the form class's instances, which a guarded view receives
+_Form = TypeVar("_Form", default=t.Any)
 
 
-class Transition:
+class Transition(t.Generic[_Form]):
     """A transition from one or more source states to one target state.
 
     :param source: a state, a group, or a set of states.
@@ -50,7 +54,7 @@ class Transition:
         description: str = "",
         *,
         roles: t.AbstractSet[str] | None = None,
-        form: type[t.Any] | None = None,
+        form: type[_Form] | None = None,
         requires: t.Mapping[str, State] | None = None,
         cascade: t.Mapping[str, str] | None = None,
         **metadata: t.Any,
