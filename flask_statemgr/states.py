@@ -253,10 +253,10 @@ class State:
         return State({self, other})
 
     def _unbound(self) -> TypeError:
-        owner = self.manager.__name__ if self.manager is not None else "StateManager"
+        owner = self.manager.__name__ if self.manager is not None else "its manager"
         return TypeError(
-            f"{self!r} is not bound to a model: in SQL write Model.<manager>."
-            f"{self.name or '<state>'} (a test of {owner} on that model)"
+            f"{self!r} is not bound to a model: in SQL, test it through the model "
+            f"(Model.<manager attribute>.{self.name or '<state>'}), not through {owner}"
         )
 
     def __repr__(self) -> str:

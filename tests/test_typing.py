@@ -14,6 +14,9 @@ import sys
 import typing as t
 
 import pytest
+import sqlalchemy as sa
+
+from flask_statemgr import State, StateManager
 
 ROOT = pathlib.Path(__file__).parent.parent
 TYPE_CHECK = ROOT / "tests" / "type_check"
@@ -113,3 +116,31 @@ def test_public_api_is_typed(tmp_path: pathlib.Path) -> None:
     unknown = [s["name"] for s in report["symbols"] if s["isExported"] and not s["isTypeKnown"]]
     assert report["packageRootDirectory"] == str(ROOT / "flask_statemgr")
     assert report["completenessScore"] >= 0.95, unknown
+
+
+class Publication(StateManager):
+    DRAFT = State(1, "Draft")
+    LIVE = State(2, "Live")
+
+
+@pytest.mark.parametrize(
+    "use",
+    [
+        lambda: sa.select(sa.column("x")).where(Publication.DRAFT),
+        lambda: sa.and_(Publication.DRAFT, sa.true()),
+        lambda: ~Publication.DRAFT,
+        lambda: Publication.DRAFT & Publication.LIVE,
+        lambda: Publication.DRAFT | sa.true(),
+    ],
+    ids=["where", "and_", "invert", "and", "or"],
+)
+def test_a_state_of_the_manager_in_sql_names_the_right_spelling(use: t.Callable[[], object]) -> None:
+    # typed as SQL (it is what ``Model.state.DRAFT`` is typed as), but not
+    # bound to a model
+    with pytest.raises(TypeError, match=r"Publication\.DRAFT> is not bound to a model.*Model\.<manager attribute>\.DRAFT"):
+        use()
+
+
+def test_two_states_of_the_manager_still_make_a_group() -> None:
+    group = Publication.DRAFT | Publication.LIVE
+    assert group.is_group and group.members == {Publication.DRAFT, Publication.LIVE}
