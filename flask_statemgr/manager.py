@@ -352,7 +352,9 @@ class StateManager:
 
     # -- binding to a model ----------------------------------------------------
 
-    def __init__(self, attribute: str | orm.MappedColumn[t.Any]) -> None:
+    # ``Mapped``: in the class body a checker sees the mapped_column as the
+    # ``Mapped[int]`` it is annotated with
+    def __init__(self, attribute: str | orm.MappedColumn[t.Any] | orm.Mapped[t.Any]) -> None:
         self._attribute = attribute
         self._key = attribute if isinstance(attribute, str) else ""
         self._name = ""

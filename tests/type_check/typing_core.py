@@ -88,6 +88,13 @@ class Project(db.Model):  # type: ignore[name-defined, misc]
         return cls.published_at.is_not(None)
 
 
+class Review(db.Model):  # type: ignore[name-defined, misc]
+    id: Mapped[int] = mapped_column(primary_key=True)
+    _state: Mapped[int] = ProjectState.column(default=ProjectState.DRAFT)
+    # the mapped column itself in place of its name
+    state = ProjectState(_state)
+
+
 @ProjectState.publish.permission
 def may_publish(obj: Project, user: object) -> bool:
     return user is not None
@@ -184,8 +191,10 @@ def instance_access(project: Project, user: object) -> None:
 # -- the model class: SQL ----------------------------------------------------------------
 
 
-def class_access(session: orm.Session) -> None:
+def class_access(session: orm.Session, review: Review) -> None:
     assert_type(Project.state, type[ProjectState])
+    assert_type(Review.state, type[ProjectState])
+    assert_type(review.state.DRAFT, bool)
     query = sa.select(Project).where(Project.state.DRAFT)
     assert_type(query, sa.Select[Project])
     assert_type(~Project.state.GONE, sa.ColumnElement[bool])
