@@ -207,6 +207,12 @@ def class_access(session: orm.Session, review: Review) -> None:
     session.scalars(sa.select(Project.id).where(sa.not_(Project.state.GONE)))
     session.execute(sa.update(Project).where(Project.state.DRAFT).values(title="x"))
     session.execute(sa.delete(Project).where(Project.state.GONE | sa.false()))
+    session.execute(sa.select(Project.id, Project.state.DRAFT).order_by(Project.state.LIVE))
+    session.execute(sa.select(sa.case((Project.state.DRAFT, "draft"), else_="other")))
+    session.query(Project).filter(Project.state.LIVE)
+    db.session.scalars(db.select(Project).where(Project.state.GONE))
+    # the clause's own methods, through the clause
+    assert_type(Project.state.DRAFT.__clause_element__().label("draft"), sa.Label[bool])
 
 
 # -- the extension's view guard ------------------------------------------------------------
