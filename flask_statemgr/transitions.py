@@ -20,7 +20,8 @@ Permission = t.Callable[[t.Any, t.Any], bool]
 _Pre = t.TypeVar("_Pre", bound=t.Callable[[t.Any], bool | str])
 _Exec = t.TypeVar("_Exec", bound=t.Callable[[t.Any, dict[str, t.Any]], object])
 _Perm = t.TypeVar("_Perm", bound=Permission)
-#: the form class's instances, which a guarded view receives
+#: the form class's instances, which a guarded view receives (a default
+#: needs ``typing_extensions`` on Python 3.11)
 _Form = TypeVar("_Form", default=t.Any)
 
 
