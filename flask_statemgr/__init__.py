@@ -26,7 +26,7 @@ from .exceptions import (
 from .history import TransitionRecord, query_history
 from .manager import StateManager
 from .signals import transition_after, transition_before, transition_failed, transition_refused
-from .states import State, StateCheck
+from .states import State
 from .transitions import Transition
 
 if t.TYPE_CHECKING:
@@ -46,7 +46,6 @@ __all__ = [
     "RequirementsUnmet",
     "SerializationError",
     "State",
-    "StateCheck",
     "StateConflict",
     "StateManager",
     "StateMgr",

@@ -11,6 +11,7 @@ import typing as t
 import uuid
 
 import sqlalchemy as sa
+from sqlalchemy import exc
 from flask import Blueprint, Response, request
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
@@ -381,8 +382,8 @@ def create_blueprint(ext: StateMgr) -> Blueprint:
     def on_http_error(error: HTTPException) -> Response:
         return http_problem(error)
 
-    @bp.errorhandler(sa.exc.OperationalError)
-    @bp.errorhandler(sa.exc.InterfaceError)
+    @bp.errorhandler(exc.OperationalError)
+    @bp.errorhandler(exc.InterfaceError)
     def on_database_error(error: Exception) -> Response:
         if ext.db is not None:
             ext.db.session.rollback()

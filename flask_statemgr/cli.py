@@ -17,7 +17,7 @@ from .manager import StateManager, bindings_of
 if t.TYPE_CHECKING:
     from .extension import StateMgr
 
-statemgr_cli = AppGroup("statemgr", help="Inspect and maintain state managers.")
+statemgr_cli: AppGroup = AppGroup("statemgr", help="Inspect and maintain state managers.")
 
 
 def _ext() -> StateMgr:

@@ -18,7 +18,7 @@ import typing as t
 from collections import abc
 
 import sqlalchemy as sa
-from sqlalchemy import orm
+from sqlalchemy import exc, orm
 from sqlalchemy.orm.attributes import instance_state, set_committed_value
 
 from .availability import Availability, Plan, Reason, Step, TransitionResult
@@ -304,9 +304,11 @@ class BoundTransition:
     __slots__ = ("transition", "manager")
 
     def __init__(self, transition: Transition, manager: StateManager) -> None:
-        self.transition = transition
+        # declared here, not in the class body: there a checker would treat
+        # these as the Transition and StateManager descriptors they hold
+        self.transition: Transition = transition
         #: the manager view this transition was reached through
-        self.manager = manager
+        self.manager: StateManager = manager
 
     @property
     def name(self) -> str:
@@ -662,7 +664,7 @@ _PG_CONFLICTS = {"40P01", "40001"}
 def _is_write_conflict(error: BaseException, session: orm.Session) -> bool:
     """Whether the database refused a write because of a concurrent
     transaction, which the user sees as any other concurrent change."""
-    if not isinstance(error, sa.exc.OperationalError):
+    if not isinstance(error, exc.OperationalError):
         return False
     if session.get_bind().dialect.name == "sqlite":
         # SQLite reports a concurrent writer as "database is locked" rather

@@ -58,8 +58,8 @@ class RequirementsUnmet(TransitionError):
 class PermissionDenied(TransitionError):
     """The user may not perform the transition (401 when anonymous)."""
 
-    http_status = 403
-    title = N_("Permission denied")
+    http_status: int = 403
+    title: str = N_("Permission denied")
 
     def __init__(
         self,
@@ -113,7 +113,7 @@ class ConfirmationRequired(TransitionError):
     title = N_("Confirmation required")
 
     def __init__(self, message: str = "", reasons: t.Sequence[Reason] = (), *, plan: t.Mapping[str, int]) -> None:
-        self.plan = dict(plan)
+        self.plan: dict[str, int] = dict(plan)
         super().__init__(message or gettext("This changes more than one object; confirm it"), reasons)
 
 
@@ -130,8 +130,8 @@ class UnknownStateValue(StateMgrError, LookupError):
     :param obj: the object, as ``Model id``.
     """
 
-    http_status = 500
-    title = "Unknown state value"
+    http_status: int = 500
+    title: str = N_("Unknown state value")
 
     def __init__(self, *, manager: str, model: str, attribute: str, column: str, value: t.Any, obj: str) -> None:
         self.manager = manager

@@ -24,8 +24,10 @@ if t.TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
 
     from .store import DataStore
+    from .transitions import Transition
 
-F = t.TypeVar("F", bound=t.Callable[..., t.Any])
+_GuardForm = t.TypeVar("_GuardForm")
+_R = t.TypeVar("_R")
 UserLoader = t.Callable[[], t.Any]
 RolesLoader = t.Callable[[t.Any, t.Any], t.AbstractSet[str]]
 CanView = t.Callable[[t.Any, t.Any], bool]
@@ -251,7 +253,22 @@ class StateMgr(Runtime):
         key = coerce_identity(model, ident, session.get_bind(mapper=model).dialect.name)
         return None if key is None else session.get(model, key)
 
-    def guard(self, transition: BoundTransition, lookup: str = "id") -> t.Callable[[F], F]:
+    # The view is typed as taking the object (the model class is not known
+    # to a checker at ``Project.state.publish``) and an instance of the
+    # transition's form class; the guarded view takes the URL's arguments.
+    @t.overload
+    def guard(
+        self, transition: Transition[_GuardForm], lookup: str = "id"
+    ) -> t.Callable[[t.Callable[t.Concatenate[t.Any, _GuardForm, ...], _R]], t.Callable[..., _R]]: ...
+
+    @t.overload
+    def guard(
+        self, transition: BoundTransition, lookup: str = "id"
+    ) -> t.Callable[[t.Callable[t.Concatenate[t.Any, t.Any, ...], _R]], t.Callable[..., _R]]: ...
+
+    def guard(
+        self, transition: Transition[t.Any] | BoundTransition, lookup: str = "id"
+    ) -> t.Callable[[t.Callable[..., t.Any]], t.Callable[..., t.Any]]:
         """Guard a view with a transition: load the object from the URL
         argument ``lookup`` (404), check the transition for the current user
         (401/403/409) and call the view as ``view(obj, form, **kwargs)`` with
@@ -262,7 +279,7 @@ class StateMgr(Runtime):
         manager = transition.manager._name
         name = transition.name
 
-        def decorator(view: F) -> F:
+        def decorator(view: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
             @functools.wraps(view)
             def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
                 obj = self.load(model, kwargs.pop(lookup, None))
@@ -280,7 +297,7 @@ class StateMgr(Runtime):
                     form = bind_form(bound.transition.form)
                 return current_app.ensure_sync(view)(obj, form, *args, **kwargs)
 
-            return t.cast(F, wrapper)
+            return wrapper
 
         return decorator
 

@@ -214,11 +214,12 @@ def bind_form(
         else:
             formdata = request.form
 
+    posted = None
     if formdata is not None:
         # a value no browser could post is left out, as a browser would
-        formdata, _ = _formdata(_info(form_class), formdata)
+        posted, _ = _formdata(_info(form_class), formdata)
 
-    form: _F = form_class(formdata=formdata, **kwargs)
+    form: _F = form_class(formdata=posted, **kwargs)
     return form
 
 

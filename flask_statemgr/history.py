@@ -7,7 +7,9 @@ import datetime
 import typing as t
 
 import sqlalchemy as sa
-from sqlalchemy import orm
+# not ``from sqlalchemy import orm``: pyright --verifytypes then types
+# the session alias below as unknown (microsoft/pyright#11196)
+import sqlalchemy.orm as orm
 
 from .tables import history_table
 

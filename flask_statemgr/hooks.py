@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import typing as t
 
-F = t.TypeVar("F", bound=t.Callable[..., t.Any])
+#: a function, or a classmethod wrapping one
+_T = t.TypeVar("_T")
 
 #: kind ("precondition", "execute", "validator", "expression") and target
 Mark = tuple[str, t.Any]
@@ -19,7 +20,7 @@ Mark = tuple[str, t.Any]
 MARKS_ATTR = "__statemgr_marks__"
 
 
-def mark(f: F, kind: str, target: object) -> F:
+def mark(f: _T, kind: str, target: object) -> _T:
     """Record on ``f`` that it is a ``kind`` hook for ``target``."""
     marks: list[Mark] = f.__dict__.setdefault(MARKS_ATTR, [])
     marks.append((kind, target))

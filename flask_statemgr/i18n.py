@@ -38,7 +38,7 @@ def _lazy_types() -> tuple[type, ...]:
     # speaklater's lazy strings (Flask-BabelEx) have no __html__; importing
     # flask_babel here only to name its class would slow every import down
     try:
-        from speaklater import _LazyString
+        from speaklater import _LazyString  # pyright: ignore[reportMissingImports]
     except ImportError:
         return ()
     return (_LazyString,)

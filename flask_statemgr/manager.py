@@ -32,6 +32,11 @@ class HostHooks:
         "preconditions", "executes", "validators", "expressions", "cas", "cas_one", "cas_recording", "default"
     )
 
+    cas: sa.Update | None
+    cas_one: sa.Update | None
+    cas_recording: sa.Insert | None
+    default: t.Any
+
     def __init__(self, manager: type[StateManager], host: type, key: str) -> None:
         self.preconditions: dict[Transition, list[t.Callable[..., t.Any]]] = {}
         self.executes: dict[Transition, list[t.Callable[..., t.Any]]] = {}
@@ -153,6 +158,13 @@ def bindings_of(model: type) -> dict[str, StateManager]:
     return found
 
 
+class AvailableTransitions(t.Protocol):
+    """``obj.state.transitions``: a callable keeping its parameter's name
+    (so ``transitions(bogus=1)`` is a type error)."""
+
+    def __call__(self, user: t.Any = None) -> dict[str, BoundTransition]: ...
+
+
 class _TransitionsAccess:
     """``Manager.transitions()`` lists every declared transition, internal
     ones included (introspection); ``obj.state.transitions(user)`` lists
@@ -164,9 +176,7 @@ class _TransitionsAccess:
     ) -> t.Callable[[], dict[str, Transition]]: ...
 
     @t.overload
-    def __get__(
-        self, instance: StateManager, owner: type[StateManager]
-    ) -> t.Callable[..., dict[str, BoundTransition]]: ...
+    def __get__(self, instance: StateManager, owner: type[StateManager]) -> AvailableTransitions: ...
 
     def __get__(self, instance: StateManager | None, owner: type[StateManager]) -> t.Any:
         if instance is None:
@@ -258,7 +268,7 @@ class StateManager(metaclass=_ManagerType):
     _binding: t.Any
     _hooks: HostHooks | None
 
-    transitions = _TransitionsAccess()
+    transitions: _TransitionsAccess = _TransitionsAccess()
 
     def __init_subclass__(cls, enum: type[Enum] | None = None, **kwargs: t.Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -415,7 +425,9 @@ class StateManager(metaclass=_ManagerType):
 
     # -- binding to a model ----------------------------------------------------
 
-    def __init__(self, attribute: str | orm.MappedColumn[t.Any]) -> None:
+    # ``Mapped``: in the class body a checker sees the mapped_column as the
+    # ``Mapped[int]`` it is annotated with
+    def __init__(self, attribute: str | orm.MappedColumn[t.Any] | orm.Mapped[t.Any]) -> None:
         self._attribute = attribute
         self._key = attribute if isinstance(attribute, str) else ""
         self._name = ""
@@ -424,7 +436,7 @@ class StateManager(metaclass=_ManagerType):
         self._binding = self
         self._hooks = None
         self._hooks_by_host: dict[type, HostHooks] = {}
-        self._class_views: dict[type, t.Self] = {}
+        self._class_views: dict[type, StateManager] = {}
 
     def __set_name__(self, owner: type, name: str) -> None:
         self._name = name
@@ -467,20 +479,24 @@ class StateManager(metaclass=_ManagerType):
         view._hooks = self.hooks_for(host)
         return view
 
+    # On the model class the view is typed as the manager class, on an
+    # instance as the manager instance: the two types that carry the
+    # manager's names, which State.__get__ tells apart (see the states
+    # module's docstring for why nothing else can).
     @t.overload
-    def __get__(self, obj: None, owner: type) -> t.Self: ...
+    def __get__(self, obj: None, owner: type) -> type[t.Self]: ...
 
     @t.overload
     def __get__(self, obj: object, owner: type) -> t.Self: ...
 
-    def __get__(self, obj: t.Any, owner: type) -> t.Self:
+    def __get__(self, obj: t.Any, owner: type) -> t.Any:
         if obj is None:
             view = self._class_views.get(owner)
             if view is None:
                 view = self._class_views[owner] = self._view(owner, None)
             return view
         instance_dict = obj.__dict__
-        cached: t.Self | None = instance_dict.get(self._cache_key)
+        cached: StateManager | None = instance_dict.get(self._cache_key)
         if cached is None:
             cached = instance_dict[self._cache_key] = self._view(type(obj), obj)
         return cached
@@ -574,7 +590,7 @@ class StateManager(metaclass=_ManagerType):
         """The raw value stored in the column."""
         return self._read(self._obj)
 
-    current = _CurrentAccess()
+    current: _CurrentAccess = _CurrentAccess()
 
     @property
     def title(self) -> str:

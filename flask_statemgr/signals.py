@@ -12,24 +12,24 @@ import contextlib
 import logging
 import typing as t
 
-from blinker import Namespace
+from blinker import NamedSignal, Namespace
 
-namespace = Namespace()
+namespace: Namespace = Namespace()
 
 #: sent inside the savepoint, before the execute hooks; a receiver that
 #: raises aborts the transition
-transition_before = namespace.signal("transition-before")
+transition_before: NamedSignal = namespace.signal("transition-before")
 #: sent after the savepoint is released; a receiver that raises is logged
 #: and does not undo or fail the transition
-transition_after = namespace.signal("transition-after")
+transition_after: NamedSignal = namespace.signal("transition-after")
 #: sent after the savepoint was rolled back
-transition_failed = namespace.signal("transition-failed")
+transition_failed: NamedSignal = namespace.signal("transition-failed")
 #: sent when the checks (state, requires, permission, preconditions, form)
 #: refuse a perform, before anything ran; a receiver that raises is logged
 #: and the refusal stands
-transition_refused = namespace.signal("transition-refused")
+transition_refused: NamedSignal = namespace.signal("transition-refused")
 
-logger = logging.getLogger("flask_statemgr")
+logger: logging.Logger = logging.getLogger("flask_statemgr")
 
 
 def send_safely(

@@ -47,7 +47,10 @@ from decimal import Decimal
 from urllib.parse import unquote, urlsplit
 
 import sqlalchemy as sa
-from sqlalchemy import orm
+# not ``from sqlalchemy import orm``: pyright --verifytypes then types
+# the session aliases below as unknown (microsoft/pyright#11196)
+import sqlalchemy.orm as orm
+from sqlalchemy import exc
 from sqlalchemy.dialects import postgresql, sqlite
 
 from . import serialization
@@ -63,7 +66,7 @@ from .tables import blob_table
 if t.TYPE_CHECKING:
     import redis
 
-logger = logging.getLogger("flask_statemgr.store")
+logger: logging.Logger = logging.getLogger("flask_statemgr.store")
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -266,7 +269,7 @@ class FileSystemBackend(StoreBackend):
     def __init__(
         self, directory: str | os.PathLike[str], *, fsync: bool = True
     ) -> None:
-        self.directory = os.path.abspath(os.fspath(directory))
+        self.directory: str = os.path.abspath(os.fspath(directory))
         self.fsync = fsync
         os.makedirs(self.directory, exist_ok=True)
 
@@ -416,7 +419,7 @@ class RedisBackend(StoreBackend):
         self._errors = (redis.ConnectionError, redis.TimeoutError)
 
     @contextlib.contextmanager
-    def _unavailable(self) -> cabc.Iterator[None]:
+    def _unavailable(self) -> cabc.Generator[None, None, None]:
         try:
             yield
         except self._errors as e:
@@ -528,7 +531,7 @@ class DatabaseBackend(StoreBackend):
     @contextlib.contextmanager
     def _executor(
         self, session: Executor | None, *, commit: bool
-    ) -> cabc.Iterator[Executor]:
+    ) -> cabc.Generator[Executor, None, None]:
         try:
             if session is not None:
                 yield session
@@ -537,7 +540,7 @@ class DatabaseBackend(StoreBackend):
             elif self._engine is not None:
                 try:
                     connection = self._engine.connect()
-                except sa.exc.DBAPIError as e:
+                except exc.DBAPIError as e:
                     raise StoreUnavailable(f"The database is not reachable: {e}") from e
                 with connection:
                     if commit:
@@ -550,7 +553,7 @@ class DatabaseBackend(StoreBackend):
                     "This DatabaseBackend has no engine or session getter;"
                     " pass session= to every store call."
                 )
-        except sa.exc.DBAPIError as e:
+        except exc.DBAPIError as e:
             if e.connection_invalidated:
                 raise StoreUnavailable(f"The database connection was lost: {e}") from e
             raise

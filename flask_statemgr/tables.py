@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-metadata = sa.MetaData()
+metadata: sa.MetaData = sa.MetaData()
 
 # SQLite only autoincrements an INTEGER PRIMARY KEY, not a BIGINT one.
 _BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
-history_table = sa.Table(
+history_table: sa.Table = sa.Table(
     "statemgr_history",
     metadata,
     sa.Column("id", _BigId, primary_key=True, autoincrement=True),
@@ -38,7 +38,7 @@ history_table = sa.Table(
     sa.Index("ix_statemgr_history_user", "user_id"),
 )
 
-blob_table = sa.Table(
+blob_table: sa.Table = sa.Table(
     "statemgr_blob",
     metadata,
     # "sha256:" + 64 hex digits

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import typing as t
 
+from typing_extensions import TypeVar
+
 from .hooks import mark
 from .states import State
 
@@ -12,11 +14,18 @@ if t.TYPE_CHECKING:
     from .engine import BoundTransition
     from .manager import StateManager
 
-F = t.TypeVar("F", bound=t.Callable[..., t.Any])
 Permission = t.Callable[[t.Any, t.Any], bool]
+#: the hooks' signatures: a decorator hands back the function it was given
+#: (its own precise type), after checking it against these
+_Pre = t.TypeVar("_Pre", bound=t.Callable[[t.Any], bool | str])
+_Exec = t.TypeVar("_Exec", bound=t.Callable[[t.Any, dict[str, t.Any]], object])
+_Perm = t.TypeVar("_Perm", bound=Permission)
+#: the form class's instances, which a guarded view receives (a default
+#: needs ``typing_extensions`` on Python 3.11)
+_Form = TypeVar("_Form", default=t.Any)
 
 
-class Transition:
+class Transition(t.Generic[_Form]):
     """A transition from one or more source states to one target state.
 
     :param source: a state, a group, or a set of states.
@@ -49,8 +58,8 @@ class Transition:
         title: str = "",
         description: str = "",
         *,
-        roles: t.Iterable[str] | None = None,
-        form: type[t.Any] | None = None,
+        roles: t.AbstractSet[str] | None = None,
+        form: type[_Form] | None = None,
         requires: t.Mapping[str, State] | None = None,
         cascade: t.Mapping[str, str] | None = None,
         internal: bool = False,
@@ -79,17 +88,17 @@ class Transition:
 
     # -- hooks ---------------------------------------------------------------
 
-    def precondition(self, f: F) -> F:
+    def precondition(self, f: _Pre) -> _Pre:
         """Mark a model method ``(self) -> bool | str`` as a precondition. A
         string (or ``False``) is a failure reason."""
         return mark(f, "precondition", self)
 
-    def execute(self, f: F) -> F:
+    def execute(self, f: _Exec) -> _Exec:
         """Mark a model method ``(self, data) -> None`` to run with the state
         change, inside its savepoint."""
         return mark(f, "execute", self)
 
-    def permission(self, f: Permission) -> Permission:
+    def permission(self, f: _Perm) -> _Perm:
         """Register ``f(obj, user) -> bool`` as a permission check for every
         model this transition is used on."""
         self.permissions.append(f)
@@ -161,7 +170,12 @@ class Transition:
     @t.overload
     def __get__(self, instance: StateManager, owner: type) -> BoundTransition: ...
 
-    def __get__(self, instance: StateManager | None, owner: type) -> t.Any:
+    # Type checkers apply ``__get__`` to any attribute declared as a
+    # Transition (``Step.transition``); only managers bind it.
+    @t.overload
+    def __get__(self, instance: object, owner: type) -> t.Self: ...
+
+    def __get__(self, instance: t.Any, owner: type) -> t.Any:
         if instance is None:
             return self
         return _engine.BoundTransition(self, instance)
