@@ -95,7 +95,7 @@ def test_perform_statuses(api: t.Any) -> None:
     assert bad.status_code == 422
     assert bad.mimetype == "application/problem+json"
     assert "note" in bad.get_json()["errors"]
-    ok = perform(client, "project/1/state/publish", "alice", {"note": "hi", "publish_at": "2026-05-01T10:00"})
+    ok = perform(client, "project/1/state/publish", "alice", {"note": "hi", "publish_at": "2026-05-01T10:00:00Z"})
     assert ok.status_code == 200
     body = ok.get_json()
     assert body["managers"]["state"]["state"] == "PUBLISHED"
@@ -118,7 +118,7 @@ def test_perform_answers_without_reloading(api: t.Any) -> None:
 
     sa.event.listen(engine, "before_cursor_execute", log)
     try:
-        ok = perform(client, "project/1/state/publish", "alice", {"note": "hi", "publish_at": "2026-05-01T10:00"})
+        ok = perform(client, "project/1/state/publish", "alice", {"note": "hi", "publish_at": "2026-05-01T10:00:00Z"})
     finally:
         sa.event.remove(engine, "before_cursor_execute", log)
     assert ok.status_code == 200
