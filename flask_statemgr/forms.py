@@ -482,7 +482,7 @@ def _field_schema(
     if default is not None:
         schema["default"] = default
 
-    hints.update(_widget_hints(field))
+    hints.update(_widget_hints(field, schema))
     return schema, required, hints
 
 
@@ -1078,11 +1078,16 @@ _UI_WIDGETS = {"password": "password", "hidden": "hidden", "range": "range",
 _UI_INPUT_TYPES = frozenset(("month", "week", "tel", "search"))
 
 
-def _widget_hints(field: t.Any) -> dict[str, t.Any]:
+def _widget_hints(field: t.Any, schema: dict[str, t.Any]) -> dict[str, t.Any]:
     widget = field.widget
 
     if isinstance(widget, widgets.TextArea):
         return {"ui:widget": "textarea"}
+
+    if isinstance(widget, widgets.Select) and not widget.multiple and "oneOf" not in schema:
+        # Choices computed at run time: a select whose options the schema
+        # can't list.
+        return {"ui:widget": "select"}
 
     if isinstance(widget, widgets.ListWidget):
         # Radio buttons or checkboxes, one per choice; a FieldList has no

@@ -279,6 +279,7 @@ def test_run_time_choices_have_no_choices() -> None:
         raise AssertionError("choices must not be loaded for the schema")
 
     assert prop(fields.SelectField("Kind", choices=load)) == {"type": "string", "title": "Kind"}
+    assert hints(fields.SelectField("Kind", choices=load)) == {"ui:widget": "select"}
     assert prop(fields.SelectField(coerce=int)) == {"type": "integer", "title": "F"}
 
 
