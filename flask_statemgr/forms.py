@@ -99,6 +99,8 @@ from wtforms.fields import (
 from wtforms.fields.core import UnboundField
 from wtforms.meta import DefaultMeta
 
+from .patterns import END, portable_pattern, python_class
+
 __all__ = ["bind_form", "form_schema", "form_ui", "validate_form_data"]
 
 _F = t.TypeVar("_F", bound=Form)
@@ -415,7 +417,6 @@ def _field_schema(
 
     schema: dict[str, t.Any] = {}
     hints: dict[str, t.Any] = {}
-
     required = _is_required(field)
 
     if isinstance(field, FormField):
@@ -503,6 +504,7 @@ def _is_required(field: t.Any) -> bool:
         and not isinstance(field, SelectMultipleField)
         and field.validate_choice
     )
+
     if isinstance(field, FieldList):
         field.entries = []
     else:
@@ -627,6 +629,8 @@ def _json_equal(a: t.Any, b: t.Any) -> bool:
 def _add_validators(field: t.Any, schema: dict[str, t.Any]) -> None:
     kind = schema.get("type")
     patterns: list[str] = []
+    # Two validators may each exclude values; one "not" holds one schema.
+    excluded: list[dict[str, t.Any]] = []
     chain = field.validators
     data_required = any(isinstance(v, validators.DataRequired) for v in chain)
     requiring = data_required or any(
@@ -646,10 +650,10 @@ def _add_validators(field: t.Any, schema: dict[str, t.Any]) -> None:
 
         if data_required:
             # DataRequired strips the value; this class is what it keeps.
-            patterns.append(f"[^{_unicode_class('s')}]")
+            patterns.append(f"[^{python_class('s')}]")
 
     if data_required and kind in ("integer", "number"):
-        schema["not"] = {"const": 0}
+        excluded.append({"const": 0})
 
     for v in chain:
         if isinstance(v, validators.Length):
@@ -672,261 +676,50 @@ def _add_validators(field: t.Any, schema: dict[str, t.Any]) -> None:
 
             if v.max is not None and not callable(v.max):
                 schema["maximum"] = _json(v.max)
-        elif isinstance(v, validators.Regexp) and not isinstance(
-            v, (validators.URL, validators.Email)
-        ):
-            patterns.append(_portable_pattern(v))
+        elif isinstance(v, validators.Regexp):
+            patterns.append(portable_pattern(v.regex, getattr(v, "matcher", re.match)))
         elif isinstance(v, (validators.AnyOf, validators.NoneOf)):
             values = _json(v.values)
 
             # Membership in a string is a substring test, not an enum.
             if kind != "array" and isinstance(values, list):
                 if isinstance(v, validators.NoneOf):
-                    schema["not"] = {"enum": values}
+                    excluded.append({"enum": values})
                 else:
                     schema.setdefault("enum", values)
         elif isinstance(v, validators.ReadOnly):
             schema["readOnly"] = True
             default = _default(field)
             # The form refuses a value other than the one it started with.
-            schema.update({"const": default} if default is not None else {"not": {}})
+            if default is not None:
+                schema["const"] = default
+            else:
+                excluded.append({})
         elif isinstance(v, validators.Disabled):
-            schema.update(readOnly=True, **{"not": {}})
+            # The form refuses any value.
+            schema["readOnly"] = True
+            excluded.append({})
 
     if "pattern" in schema:
         patterns.insert(0, schema.pop("pattern"))
 
-    if len(patterns) == 1:
+    if "not" in schema:
+        excluded.insert(0, schema.pop("not"))
+
+    combined = [{"pattern": pattern} for pattern in patterns[1:]]
+    combined += [{"not": schema} for schema in excluded[1:]]
+
+    if patterns:
         schema["pattern"] = patterns[0]
-    elif patterns:
-        schema["allOf"] = [{"pattern": pattern} for pattern in patterns]
+
+    if excluded:
+        schema["not"] = excluded[0]
+
+    if combined:
+        schema["allOf"] = combined
 
     if field.flags.readonly or field.flags.disabled:
         schema["readOnly"] = True
-
-
-# -- patterns that Python and ECMA-262 read the same way
-
-_QUANTIFIER = re.compile(r"\{(\d*)(,?)(\d*)\}")
-#: A Python ``$`` (end, or before a final newline) and ``\Z`` (end).
-_DOLLAR = r"(?=\n?(?![\s\S]))"
-_END = r"(?![\s\S])"
-_CLASSES: dict[str, Callable[[str], bool]] = {
-    "d": str.isdecimal,
-    "s": str.isspace,
-    "w": lambda c: c.isalnum() or c == "_",
-}
-_ASCII_CLASSES = {"d": "0-9", "s": r" \t\n\r\f\v", "w": "A-Za-z0-9_"}
-
-
-def _portable_pattern(validator: t.Any) -> str:
-    """A ``Regexp`` validator's expression as a JSON Schema ``pattern`` that
-    Python's :mod:`re` and ECMA-262 read the same way, anchored as the
-    validator matches. ``\\d``, ``\\s``, ``\\w`` and ``.`` mean different
-    characters in the two, so they are spelled out as character classes.
-
-    :raise ValueError: The expression uses what the two can't share: flags,
-        backreferences, possessive quantifiers, atomic groups, ``\\b``
-        without :data:`re.ASCII`, ...
-    """
-    regex = validator.regex
-    # WTForms 3.3 added the matcher; before, it was always re.match.
-    matcher = getattr(validator, "matcher", re.match)
-
-    def refuse(what: str) -> t.NoReturn:
-        raise ValueError(
-            f"the Regexp {regex.pattern!r} has no JSON Schema pattern that Python and"
-            f" JavaScript read the same way ({what}); rewrite it without that"
-        )
-
-    if not isinstance(regex.pattern, str):
-        refuse("a bytes pattern")
-
-    if regex.flags & ~(re.UNICODE | re.ASCII):
-        refuse("flags")
-
-    if matcher not in (re.match, re.search, re.fullmatch):
-        refuse("a custom matcher")
-
-    source = regex.pattern
-    ascii_only = bool(regex.flags & re.ASCII)
-    out: list[str] = []
-    i = 0
-    in_class = False
-
-    def shorthand(letter: str) -> str:
-        lower = letter.lower()
-
-        if lower not in _CLASSES:
-            refuse(f"\\{letter}")
-
-        chars = _ASCII_CLASSES[lower] if ascii_only else _unicode_class(lower)
-
-        if in_class:
-            if letter != lower:
-                refuse(f"\\{letter} in a character class")
-            return chars
-
-        return f"[^{chars}]" if letter != lower else f"[{chars}]"
-
-    while i < len(source):
-        char = source[i]
-        piece: str
-
-        if char == "\\":
-            letter = source[i + 1 : i + 2]
-            i += 2
-
-            if letter in ("A", "Z") and not in_class:
-                piece = "^" if letter == "A" else _END
-            elif letter.lower() in _CLASSES:
-                piece = shorthand(letter)
-            elif letter in ("b", "B"):
-                if in_class and letter == "b":
-                    piece = r"\x08"
-                elif ascii_only and not in_class:
-                    # Both read \b by ASCII word characters then.
-                    piece = "\\" + letter
-                else:
-                    refuse(f"\\{letter}")
-            elif letter in ("n", "t", "r", "f", "v"):
-                piece = "\\" + letter
-            elif letter == "x" and re.fullmatch(r"[0-9a-fA-F]{2}", source[i : i + 2]):
-                piece, i = r"\x" + source[i : i + 2], i + 2
-            elif letter == "u" and re.fullmatch(r"[0-9a-fA-F]{4}", source[i : i + 4]):
-                piece, i = r"\u" + source[i : i + 4], i + 4
-            elif letter == "0" and not source[i : i + 1].isdigit():
-                piece = r"\x00"
-            elif letter and not letter.isalnum() and letter.isascii():
-                piece = _escape(letter)
-            else:
-                refuse(f"\\{letter}")
-        elif in_class:
-            if char == "]":
-                in_class = False
-                piece = "]"
-            else:
-                piece = char
-            i += 1
-        elif char == "[":
-            in_class = True
-            piece = "["
-            i += 1
-
-            if source.startswith("^", i):
-                piece += "^"
-                i += 1
-
-            if source.startswith("]", i):
-                # A leading "]" is a literal in Python, an empty class in
-                # ECMA-262.
-                piece += r"\]"
-                i += 1
-        elif char == "(":
-            if source.startswith("(?#", i):
-                i = source.index(")", i) + 1
-                continue
-
-            if source.startswith(("(?:", "(?=", "(?!"), i):
-                piece, i = source[i : i + 3], i + 3
-            elif source.startswith(("(?<=", "(?<!"), i):
-                piece, i = source[i : i + 4], i + 4
-            elif source.startswith("(?P<", i):
-                # A named group is a plain group to JSON Schema.
-                piece, i = "(", source.index(">", i) + 1
-            elif source.startswith("(?", i):
-                refuse("inline flags, atomic groups, conditionals or named references")
-            else:
-                piece, i = "(", i + 1
-        elif char in "*+?{":
-            quantifier = _QUANTIFIER.match(source, i) if char == "{" else None
-
-            if char == "{" and quantifier is None:
-                # A literal in Python, a syntax error in ECMA-262.
-                out.append(r"\{")
-                i += 1
-                continue
-
-            if quantifier is not None:
-                low, comma, high = quantifier.groups()
-                if not low and not high:
-                    refuse("an empty quantifier")
-                piece = "{" + (low or "0") + comma + high + "}"
-                i = quantifier.end()
-            else:
-                piece, i = char, i + 1
-
-            if source.startswith("?", i):
-                piece, i = piece + "?", i + 1
-
-            if source.startswith("+", i):
-                refuse("a possessive quantifier")
-
-            out.append(piece)
-            continue
-        elif char == ".":
-            piece, i = r"[^\n]", i + 1
-        elif char == "$":
-            piece, i = _DOLLAR, i + 1
-        elif char in "}]":
-            piece, i = "\\" + char, i + 1
-        else:
-            piece, i = char, i + 1
-
-        out.append(piece)
-
-    if in_class:
-        refuse("an unclosed character class")
-
-    pattern = "".join(out)
-
-    if matcher is re.search:
-        return pattern
-
-    if matcher is re.fullmatch:
-        return f"^(?:{pattern}){_END}"
-
-    # A JSON Schema pattern matches anywhere, re.match only at the start.
-    if pattern.startswith("^") and "|" not in pattern:
-        return pattern
-
-    return f"^(?:{pattern})"
-
-
-def _escape(char: str) -> str:
-    return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
-
-
-@functools.cache
-def _unicode_class(letter: str) -> str:
-    """The characters Python's ``\\d``, ``\\s`` or ``\\w`` match, as the
-    inside of a character class both Python and ECMA-262 read."""
-    test = _CLASSES[letter]
-    parts = []
-    start = None
-
-    for code in range(0x110001):
-        if code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF and test(chr(code)):
-            if start is None:
-                start = code
-            continue
-
-        if start is not None:
-            last = code - 1
-            first_text = _class_char(start)
-            parts.append(first_text if last == start else f"{first_text}-{_class_char(last)}")
-            start = None
-
-    return "".join(parts)
-
-
-def _class_char(code: int) -> str:
-    char = chr(code)
-
-    if char.isalnum() or char == "_":
-        return char
-
-    return _escape(char) if code <= 0xFFFF else char
 
 
 # -- dates and times
@@ -972,31 +765,31 @@ def _render_date_time(value: datetime) -> str:
 
 _DATE_TIME = _Temporal(
     "date-time",
-    f"^{_YEAR}-{_DAY}T{_CLOCK}:[0-5][0-9](?:\\.[0-9]+)?(?:Z|[+-]{_CLOCK}){_END}",
+    f"^{_YEAR}-{_DAY}T{_CLOCK}:[0-5][0-9](?:\\.[0-9]+)?(?:Z|[+-]{_CLOCK}){END}",
     _parse_date_time,
     _render_date_time,
 )
 _DATE = _Temporal(
     "date",
-    f"^{_YEAR}-{_DAY}{_END}",
+    f"^{_YEAR}-{_DAY}{END}",
     lambda m: date.fromisoformat(m.group(0)),
     date.isoformat,
 )
 _TIME = _Temporal(
     None,
-    f"^{_CLOCK}(?::[0-5][0-9])?{_END}",
+    f"^{_CLOCK}(?::[0-5][0-9])?{END}",
     lambda m: time.fromisoformat(m.group(0)),
     lambda value: value.strftime("%H:%M:%S" if value.second else "%H:%M"),
 )
 _MONTH = _Temporal(
     None,
-    f"^{_YEAR}-(?:0[1-9]|1[0-2]){_END}",
+    f"^{_YEAR}-(?:0[1-9]|1[0-2]){END}",
     lambda m: date.fromisoformat(m.group(0) + "-01"),
     lambda value: value.strftime("%Y-%m"),
 )
 _WEEK = _Temporal(
     None,
-    f"^{_YEAR}-W(?:[0-4][0-9]|5[0-3]){_END}",
+    f"^{_YEAR}-W(?:[0-4][0-9]|5[0-3]){END}",
     # WTForms reads its %W week this way, Monday first.
     lambda m: datetime.strptime(m.group(0) + "-1", "%Y-W%W-%w").date(),
     lambda value: value.strftime("%Y-W%W"),

@@ -27,6 +27,11 @@ def test_schema_etag_and_304(api: t.Any) -> None:
     assert publish["roles"] == ["editor"]
     assert publish["requires"] == {"review": "ReviewState.APPROVED"}
     assert publish["form"]["type"] == "object"
+    # presentation hints beside the schema, which standard tools take as is
+    withdraw = body["managers"]["ProjectState"]["transitions"]["withdraw"]
+    assert withdraw["ui"] == {"reason": {"ui:widget": "textarea"}}
+    assert list(withdraw).index("ui") == list(withdraw).index("form") + 1
+    assert body["managers"]["ProjectState"]["transitions"]["delete"]["ui"] is None
     assert body["managers"]["ProjectState"]["states"]["GONE"] == {
         "kind": "group", "title": "Gone", "description": "", "states": ["WITHDRAWN", "DELETED"]
     }
