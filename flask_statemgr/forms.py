@@ -706,8 +706,8 @@ def _add_validators(field: t.Any, schema: dict[str, t.Any]) -> None:
     if "not" in schema:
         excluded.insert(0, schema.pop("not"))
 
-    combined = [{"pattern": pattern} for pattern in patterns[1:]]
-    combined += [{"not": schema} for schema in excluded[1:]]
+    combined: list[dict[str, t.Any]] = [{"pattern": pattern} for pattern in patterns[1:]]
+    combined += [{"not": rule} for rule in excluded[1:]]
 
     if patterns:
         schema["pattern"] = patterns[0]
