@@ -16,9 +16,12 @@ from flask import Flask
 from flask_wtf import FlaskForm
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import orm
+from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.datastructures import FileStorage, MultiDict
 from wtforms import Form, fields, validators, widgets
 
+from flask_statemgr import State, StateManager, StateMgr, Transition
 from flask_statemgr.forms import bind_form, form_schema, form_ui, validate_form_data
 
 pytestmark = [
@@ -517,6 +520,30 @@ def test_regexp_without_a_shared_reading_is_refused(regexp: t.Any, reason: str) 
     with pytest.raises(ValueError, match="Signup.code: the regular expression") as error:
         form_schema(form_class)
     assert reason in str(error.value)
+
+
+def test_an_app_with_such_a_pattern_fails_when_the_model_is_exposed() -> None:
+    class Caseless(Form):
+        code = fields.StringField(validators=[validators.Regexp("^[a-z]+$", re.IGNORECASE)])
+
+    class TicketState(StateManager):
+        OPEN = State(1, "Open")
+        CLOSED = State(2, "Closed")
+        close = Transition(OPEN, CLOSED, "Close", form=Caseless)
+
+    class Base(orm.DeclarativeBase):
+        pass
+
+    class Ticket(Base):
+        __tablename__ = "ticket"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        _state: Mapped[int] = TicketState.column(default=TicketState.OPEN)
+        state = TicketState("_state")
+
+    statemgr = StateMgr()
+    with pytest.raises(ValueError, match="Caseless.code: the regular expression"):
+        statemgr.expose(Ticket)
+    assert statemgr.exposed == {}
 
 
 def test_several_patterns() -> None:
