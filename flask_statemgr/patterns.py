@@ -42,7 +42,7 @@ def portable_pattern(regex: re.Pattern[t.Any], matcher: Callable[..., t.Any] = r
 
     :raise ValueError: The expression uses what the two can't share: flags,
         backreferences, possessive quantifiers, atomic groups, conditionals,
-        ``\\b`` without :data:`re.ASCII`, ...
+        ``\\U`` escapes, ...
     """
 
     def refuse(what: str) -> t.NoReturn:
@@ -93,14 +93,19 @@ def portable_pattern(regex: re.Pattern[t.Any], matcher: Callable[..., t.Any] = r
                 piece = "^" if letter == "A" else END
             elif letter.lower() in _CLASSES:
                 piece = shorthand(letter)
-            elif letter in ("b", "B"):
-                if in_class and letter == "b":
-                    piece = r"\x08"
-                elif ascii_only and not in_class:
-                    # Both read \b by ASCII word characters then.
-                    piece = "\\" + letter
-                else:
-                    refuse(f"\\{letter}")
+            elif letter == "b" and in_class:
+                piece = r"\x08"
+            elif letter in ("b", "B") and not in_class:
+                # A boundary by the word characters the regex has in mind;
+                # python-jsonschema reads the pattern without its flags.
+                word = _ASCII_CLASSES["w"] if ascii_only else python_class("w")
+                ahead, behind = f"(?=[{word}])", f"(?<=[{word}])"
+                not_ahead, not_behind = f"(?![{word}])", f"(?<![{word}])"
+                piece = (
+                    f"(?:{behind}{not_ahead}|{not_behind}{ahead})"
+                    if letter == "b"
+                    else f"(?:{behind}{ahead}|{not_behind}{not_ahead})"
+                )
             elif letter in ("n", "t", "r", "f", "v"):
                 piece = "\\" + letter
             elif letter == "x" and re.fullmatch(r"[0-9a-fA-F]{2}", source[i : i + 2]):

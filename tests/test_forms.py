@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime
+import itertools
 import json
 import os
 import re
@@ -23,6 +24,7 @@ from wtforms import Form, fields, validators, widgets
 
 from flask_statemgr import State, StateManager, StateMgr, Transition
 from flask_statemgr.forms import bind_form, form_schema, form_ui, validate_form_data
+from flask_statemgr.patterns import portable_pattern
 
 pytestmark = [
     # WTForms 3.3 deprecates the tuple choices most code still uses, and
@@ -479,7 +481,13 @@ END = r"(?![\s\S])"
         (validators.Regexp(r"[]a]"), r"^(?:[\]a])"),
         (validators.Regexp(r"x(?#note)y"), r"^(?:xy)"),
         # ASCII classes are the same in both
-        (validators.Regexp(re.compile(r"\w\b\d\s", re.ASCII)), r"^(?:[A-Za-z0-9_]\b[0-9][ \t\n\r\f\v])"),
+        (validators.Regexp(re.compile(r"\w\d\s", re.ASCII)), r"^(?:[A-Za-z0-9_][0-9][ \t\n\r\f\v])"),
+        # \b by the word characters of the regex, which python-jsonschema
+        # would read as Unicode's
+        (
+            validators.Regexp(re.compile(r"\b", re.ASCII)),
+            r"^(?:(?:(?<=[A-Za-z0-9_])(?![A-Za-z0-9_])|(?<![A-Za-z0-9_])(?=[A-Za-z0-9_])))",
+        ),
     ],
 )
 def test_regexp(regexp: t.Any, pattern: str) -> None:
@@ -504,7 +512,7 @@ def test_unicode_classes_are_spelled_out() -> None:
         (validators.Regexp(r"^(x)?(?(1)a|b)$"), "conditionals"),
         (validators.Regexp(r"^(?P<a>x)(?P=a)$"), "named references"),
         (validators.Regexp(r"^(x)\1$"), r"\1"),
-        (validators.Regexp(r"\bx"), r"\b"),
+        (validators.Regexp(r"\N{BULLET}"), r"\N"),
         (validators.Regexp(r"[\W]"), r"\W in a character class"),
         (validators.Regexp(r"a++"), "possessive"),
         (validators.Regexp(r"(?>a)"), "atomic"),
@@ -1399,3 +1407,59 @@ def test_the_served_schema_is_standard(ajv: t.Any, example: Flask) -> None:
     assert all(
         key.startswith("ui:") for hint in hints for field in hint.values() for key in field
     )
+
+
+#: Regular expressions as apps write them, with how WTForms applies them.
+PORTABLE_REGEXES: list[tuple[t.Any, t.Any]] = [
+    (re.compile(r"^\w$"), re.match),
+    (re.compile(r"^\d\d?$"), re.match),
+    (re.compile(r"^\s$"), re.match),
+    (re.compile(r"^\W\D$"), re.match),
+    (re.compile(r"^.$"), re.match),
+    (re.compile(r".+"), re.match),
+    (re.compile(r"a$"), re.match),
+    (re.compile(r"\S+\Z"), re.match),
+    (re.compile(r"[^\w]"), re.search),
+    (re.compile(r"^[\d_-]+$"), re.match),
+    (re.compile(r"^[\s-]$"), re.match),
+    (re.compile(r"\A\w\Z"), re.match),
+    (re.compile(r"\w"), re.fullmatch),
+    (re.compile(r"\d"), re.search),
+    (re.compile(r"^\w\b", re.ASCII), re.match),
+    (re.compile(r"\b\w\B"), re.search),
+    (re.compile(r"^[]a]$"), re.match),
+    (re.compile(r"^a{,2}$"), re.match),
+    (re.compile(r"^(?P<x>a|Z)(?=\d)"), re.match),
+    (re.compile(r"(?<!a)Z"), re.search),
+]
+#: Every string of one or two of these characters, which the two dialects
+#: class differently (Unicode digits and letters, line terminators, spaces).
+PORTABLE_STRINGS = [
+    "".join(chars)
+    for size in (0, 1, 2)
+    for chars in itertools.product(
+        ["a", "Z", "5", "\u0663", "_", " ", "\n", "\r", "\u2028", "\u00a0", "-", "\u00e9", "\x1c"],
+        repeat=size,
+    )
+]
+
+
+def test_patterns_read_the_same_in_python_and_javascript(ajv: t.Any) -> None:
+    """What the regex says under WTForms' matcher, ajv (ECMA-262) and
+    python-jsonschema (Python's re) say of the translated pattern."""
+    patterns = [portable_pattern(regex, matcher) for regex, matcher in PORTABLE_REGEXES]
+    cases = [(i, text) for i in range(len(patterns)) for text in PORTABLE_STRINGS]
+    errors, by_ajv = ajv([{"type": "string", "pattern": p} for p in patterns], cases)
+    assert errors == [None] * len(patterns)
+    disagreements = []
+    for (index, text), ajv_says in zip(cases, by_ajv):
+        regex, matcher = PORTABLE_REGEXES[index]
+        verdicts = {
+            "regex": bool(matcher(regex, text)),
+            "ajv": ajv_says,
+            "python-jsonschema": bool(re.search(patterns[index], text)),
+        }
+        if len(set(verdicts.values())) > 1:
+            disagreements.append((regex.pattern, text, verdicts))
+    assert len(cases) > 3000
+    assert disagreements == []
