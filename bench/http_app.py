@@ -49,7 +49,10 @@ def create_app() -> Flask:
         # any JSON value: a missing or malformed publish_at is a 422
         body: t.Any = request.get_json(silent=True)
         try:
-            publish_at = datetime.datetime.fromisoformat(body["publish_at"])
+            # RFC 3339 with an offset, stored as naive UTC as the extension does
+            publish_at = datetime.datetime.fromisoformat(body["publish_at"]).astimezone(
+                datetime.timezone.utc
+            ).replace(tzinfo=None)
         except (KeyError, TypeError, ValueError):
             abort(422)
         if publish_at > utcnow() + datetime.timedelta(days=365):

@@ -176,7 +176,8 @@ def run(report: Report) -> None:
             ).headers["ETag"]
             yesterday = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=1)
             post_headers = dict(browser, **{"Content-Type": "application/json", "X-CSRFToken": token})
-            post_body = json.dumps({"publish_at": yesterday.strftime("%Y-%m-%dT%H:%M")})
+            # RFC 3339, as the form's schema says
+            post_body = json.dumps({"publish_at": yesterday.strftime("%Y-%m-%dT%H:%M:00Z")})
             loads = {
                 "ours": ("POST perform (JSON API)", loadgen.Load("POST", "/_statemgr/objects/project/{n}/state/publish", headers=post_headers, body=post_body)),
                 "bare": ("POST bare Flask view, same change", loadgen.Load("POST", "/bench/bare/projects/{n}/publish", headers=post_headers, body=post_body)),

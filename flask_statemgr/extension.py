@@ -198,10 +198,15 @@ class StateMgr(Runtime):
         :param can_view: ``(obj, user) -> bool``; an object the user may not
             view answers 404. Default: ``obj.can_view(user)`` when the model
             defines it, else everyone may view.
+        :raise ValueError: A transition's form has no JSON Schema (see
+            :func:`~flask_statemgr.forms.form_schema`).
         """
         name = name or model.__name__.lower()
         if not bindings_of(model):
             raise TypeError(f"{model.__name__} has no state manager to expose")
+        # A form without a JSON Schema (a Regexp that JavaScript would read
+        # differently) fails here, while the app is set up, not in a request.
+        build_schema({name: model})
         exposed = Exposed(model, name, can_view)
         self.exposed[name] = exposed
         self._exposed_by_class[model] = exposed

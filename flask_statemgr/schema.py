@@ -39,15 +39,19 @@ def state_ref(state: State) -> str:
 
 
 def transition_json(manager: type[StateManager], transition: Transition) -> dict[str, t.Any]:
-    from .forms import form_schema
+    from .forms import form_schema, form_ui
 
+    form = transition.form
     return {
         "title": text(transition.title),
         "description": text(transition.description),
         "from": [n for n, s in manager.states().items() if s in transition.sources],
         "to": transition.target.name,
         "roles": sorted(transition.roles) if transition.roles is not None else None,
-        "form": form_schema(transition.form) if transition.form is not None else None,
+        "form": form_schema(form) if form is not None else None,
+        # JSON Schema tools refuse unknown keywords, so the presentation
+        # hints sit beside the schema, not in it.
+        "ui": form_ui(form) if form is not None else None,
         "requires": {path: state_ref(s) for path, s in transition.requires.items()},
         "cascade": dict(transition.cascade),
         "internal": transition.internal,

@@ -56,15 +56,18 @@ const DEFAULT_PREFIX = "/_statemgr";
 const MAX_POLL_INTERVAL = 30000;
 const CONFIRMATION = "confirmation-required";
 
-// Input types that x-widget may name and that render as a plain <input>.
+// Input types that render as a plain <input>: what a transition's `ui`
+// hints name (react-jsonschema-form's `ui:widget`, or `ui:inputType`).
 const INPUT_TYPES = new Set([
   "text", "email", "url", "tel", "search", "password", "number", "range",
   "date", "datetime-local", "time", "month", "week", "color", "hidden",
 ]);
-const FORMAT_INPUTS = {
-  date: "date", "date-time": "datetime-local", time: "time",
-  email: "email", uri: "url", password: "password",
+const UI_WIDGETS = {
+  text: "text", password: "password", hidden: "hidden", range: "range", email: "email",
+  uri: "url", color: "color", date: "date", "date-time": "datetime-local", time: "time",
+  updown: "number",
 };
+const FORMAT_INPUTS = { date: "date", "date-time": "datetime-local" };
 
 let sequence = 0;
 
@@ -542,7 +545,7 @@ export class StateClient {
     const entry = obj.managers[manager]?.transitions[transition];
     if (!entry) return;
     const form = entry.form ? await this._formSchema(model, manager, transition) : null;
-    if (form && !formSupported(form)) {
+    if (form && !formSupported(form.schema, form.ui)) {
       // Fields this client cannot render: the server's own page can.
       const path = [model, id, manager, transition].map(encodeURIComponent).join("/");
       const next = encodeURIComponent(location.pathname + location.search);
@@ -575,15 +578,16 @@ export class StateClient {
     if (area) fillMessage(this.document, area, null);
   }
 
+  /** The transition's form: its JSON Schema and its `ui` hints, or null. */
   async _formSchema(model, manager, transition) {
     const find = (schema) => {
       const managerClass = schema.models[model]?.managers[manager];
-      return schema.managers[managerClass]?.transitions[transition]?.form;
+      return schema.managers[managerClass]?.transitions[transition];
     };
-    let form = find(await this.schema());
+    let found = find(await this.schema());
     // A stale schema may predate this transition: ask again once.
-    if (form === undefined) form = find(await this.schema({ revalidate: true }));
-    return form || null;
+    if (found === undefined) found = find(await this.schema({ revalidate: true }));
+    return found?.form ? { schema: found.form, ui: found.ui || {} } : null;
   }
 
   async _perform(el, manager, transition, data, confirm) {
@@ -634,7 +638,7 @@ export class StateClient {
     };
     if (totalChanges(changes) > 1) askConfirmation(changes);
 
-    const fields = form ? renderFields(doc, form) : [];
+    const fields = form ? renderFields(doc, form.schema, form.ui) : [];
     for (const field of fields) formEl.append(field.wrapper);
 
     const message = doc.createElement("div");
@@ -658,7 +662,7 @@ export class StateClient {
     formEl.addEventListener("submit", async (event) => {
       event.preventDefault();
       fillMessage(doc, message, null);
-      const { data, errors } = readForm(form, fields);
+      const { data, errors } = readForm(fields);
       showFieldErrors(fields, errors);
       if (Object.keys(errors).length) {
         focusFirstError(fields);
@@ -706,42 +710,57 @@ export class StateClient {
 // -- forms from JSON Schema ------------------------------------------------
 
 /** Whether every field of a form schema has a control this client renders. */
-function formSupported(schema) {
-  return Object.values(schema.properties || {}).every((prop) => widgetOf(prop) !== null);
+function formSupported(schema, ui) {
+  return Object.entries(schema.properties || {}).every(([name, prop]) => widgetOf(prop, ui[name]) !== null);
+}
+
+/**
+ * The choices of a schema, `[{value, title}]`, from `oneOf: [{const, title}]`
+ * (or an `enum`), or null.
+ */
+function choicesOf(prop) {
+  if (Array.isArray(prop?.oneOf) && prop.oneOf.every((option) => "const" in option)) {
+    return prop.oneOf.map((option) => ({ value: option.const, title: String(option.title ?? option.const) }));
+  }
+  if (Array.isArray(prop?.enum)) return prop.enum.map((value) => ({ value, title: String(value) }));
+  return null;
 }
 
 /** The control for a field, or null when it has none (nested forms). */
-function widgetOf(prop) {
-  const widget = prop["x-widget"];
+function widgetOf(prop, hint = {}) {
+  const widget = hint["ui:widget"];
   if (prop.type === "object") return null;
   if (prop.type === "array") {
-    if (!prop.items?.enum) return null;
-    return widget === "checkbox" ? "checkboxes" : "multiselect";
+    if (!choicesOf(prop.items)) return null;
+    return widget === "checkboxes" ? "checkboxes" : "multiselect";
   }
+  const choices = choicesOf(prop);
   // Choices computed at run time are not in the schema.
-  if (widget === "select" || widget === "radio") return prop.enum ? widget : null;
+  if (widget === "select" || widget === "radio") return choices ? widget : null;
+  if (choices) return "select";
   if (widget === "textarea") return widget;
-  if (prop.enum) return "select";
   if (prop.type === "boolean") return "checkbox";
-  if (widget && INPUT_TYPES.has(widget)) return widget;
+  const type = UI_WIDGETS[widget] || hint["ui:inputType"];
+  if (type && INPUT_TYPES.has(type)) return type;
   if (prop.type === "integer" || prop.type === "number") return "number";
   return FORMAT_INPUTS[prop.format] || "text";
 }
 
-function renderFields(doc, schema) {
+function renderFields(doc, schema, ui) {
   const required = new Set(schema.required || []);
   return Object.entries(schema.properties || {}).map(([name, prop]) =>
-    renderField(doc, name, prop, required.has(name)),
+    renderField(doc, name, prop, ui[name] || {}, required.has(name)),
   );
 }
 
-function renderField(doc, name, prop, required) {
-  const widget = widgetOf(prop);
+function renderField(doc, name, prop, hint, required) {
+  const widget = widgetOf(prop, hint);
   const id = `statemgr-${++sequence}`;
   const wrapper = doc.createElement("div");
   wrapper.className = "statemgr-field";
   wrapper.dataset.field = name;
-  const field = { name, prop, widget, required, wrapper, controls: [], focusable: null, error: null };
+  const choices = choicesOf(prop.type === "array" ? prop.items : prop) || [];
+  const field = { name, prop, widget, choices, required, wrapper, controls: [], focusable: null, error: null };
 
   const title = prop.title || name;
   let label = null;
@@ -768,15 +787,15 @@ function renderField(doc, name, prop, required) {
     if (defaultValue !== undefined) control.value = String(defaultValue);
   } else if (widget === "select" || widget === "multiselect") {
     control = doc.createElement("select");
-    const choice = widget === "select" ? prop : prop.items;
     control.multiple = widget === "multiselect";
-    if (!control.multiple && (!required || defaultValue === undefined)) {
+    // A field left out takes its default, so with one there is no "none".
+    if (!control.multiple && defaultValue === undefined) {
       control.append(option(doc, "", required ? "Choose…" : "—"));
     }
     const chosen = new Set((control.multiple ? defaultValue || [] : [defaultValue]).map(String));
-    (choice.enum || []).forEach((value, index) => {
-      const opt = option(doc, String(index), enumTitle(choice, index));
-      opt.selected = chosen.has(String(value));
+    choices.forEach((choice, index) => {
+      const opt = option(doc, String(index), choice.title);
+      opt.selected = chosen.has(String(choice.value));
       control.append(opt);
     });
   } else if (widget === "radio" || widget === "checkboxes") {
@@ -784,16 +803,15 @@ function renderField(doc, name, prop, required) {
     control.className = "statemgr-choices";
     control.setAttribute("role", widget === "radio" ? "radiogroup" : "group");
     control.setAttribute("aria-labelledby", `${id}-label`);
-    const choice = widget === "radio" ? prop : prop.items;
     const chosen = new Set((widget === "radio" ? [defaultValue] : defaultValue || []).map(String));
-    (choice.enum || []).forEach((value, index) => {
+    choices.forEach((choice, index) => {
       const item = doc.createElement("label");
       const input = doc.createElement("input");
       input.type = widget === "radio" ? "radio" : "checkbox";
       input.name = name;
       input.value = String(index);
-      input.checked = chosen.has(String(value));
-      item.append(input, doc.createTextNode(` ${enumTitle(choice, index)}`));
+      input.checked = chosen.has(String(choice.value));
+      item.append(input, doc.createTextNode(` ${choice.title}`));
       control.append(item);
       field.controls.push(input);
     });
@@ -857,16 +875,13 @@ function option(doc, value, text) {
   return opt;
 }
 
-function enumTitle(choice, index) {
-  const titles = choice["x-enumTitles"];
-  return String(titles && titles[index] !== undefined ? titles[index] : choice.enum[index]);
-}
-
 /** The form's data as the API wants it, and the errors the browser finds. */
-function readForm(schema, fields) {
+function readForm(fields) {
   const data = {};
   const errors = {};
   for (const field of fields) {
+    // The server takes a read-only field's value as it has it.
+    if (field.prop.readOnly) continue;
     const { value, bad } = readField(field);
     if (bad) {
       errors[field.name] = [bad];
@@ -876,27 +891,27 @@ function readForm(schema, fields) {
   }
   for (const field of fields) {
     if (errors[field.name] || field.prop.readOnly) continue;
-    const messages = validate(field.prop, data[field.name], field.required, data);
+    const messages = validate(field.prop, data[field.name], field.required);
     if (messages.length) errors[field.name] = messages;
   }
   return { data, errors };
 }
 
-function readField({ widget, prop, controls }) {
+function readField({ widget, choices, controls }) {
   const [control] = controls;
   switch (widget) {
     case "checkbox":
       return { value: control.checked };
     case "select":
-      return { value: control.value === "" ? undefined : prop.enum[Number(control.value)] };
+      return { value: control.value === "" ? undefined : choices[Number(control.value)].value };
     case "multiselect":
-      return { value: [...control.selectedOptions].map((o) => prop.items.enum[Number(o.value)]) };
+      return { value: [...control.selectedOptions].map((o) => choices[Number(o.value)].value) };
     case "radio": {
       const checked = controls.find((c) => c.checked);
-      return { value: checked ? prop.enum[Number(checked.value)] : undefined };
+      return { value: checked ? choices[Number(checked.value)].value : undefined };
     }
     case "checkboxes":
-      return { value: controls.filter((c) => c.checked).map((c) => prop.items.enum[Number(c.value)]) };
+      return { value: controls.filter((c) => c.checked).map((c) => choices[Number(c.value)].value) };
     case "number":
     case "range":
       if (control.validity.badInput) return { bad: "Not a valid number." };
@@ -905,7 +920,7 @@ function readField({ widget, prop, controls }) {
     case "datetime-local":
     case "time":
       if (control.validity.badInput) return { bad: `Not a valid ${widget === "date" ? "date" : widget === "time" ? "time" : "datetime"} value.` };
-      return { value: control.value === "" ? undefined : wireDate(prop, control.value) };
+      return { value: control.value === "" ? undefined : wireDate(widget, control.value) };
     default:
       return { value: control.value };
   }
@@ -915,11 +930,15 @@ function readField({ widget, prop, controls }) {
  * The messages of the rules the schema states that `value` breaks, worded
  * as WTForms words them, so the browser and the server say the same thing.
  */
-function validate(prop, value, required, data) {
+function validate(prop, value, required) {
+  const patterns = typeof value === "string" ? patternsOf(prop) : [];
   const missing =
     value === undefined || value === null || value === "" ||
     (Array.isArray(value) && value.length === 0) ||
-    (prop.type === "boolean" && prop.const === true && value !== true);
+    (prop.type === "boolean" && prop.const === true && value !== true) ||
+    (prop.not && "const" in prop.not && value === prop.not.const) ||
+    // DataRequired's non-blank pattern
+    (required && typeof value === "string" && !value.trim() && patterns.some((p) => !p.test(value)));
   if (missing) return required ? ["This field is required."] : [];
   const messages = [];
   if (typeof value === "string") {
@@ -929,7 +948,7 @@ function validate(prop, value, required, data) {
     const min = prop.minLength > (required ? 1 : 0) ? prop.minLength : 0;
     const max = prop.maxLength;
     if ((min && length < min) || (max !== undefined && length > max)) messages.push(lengthMessage(min, max, "character"));
-    for (const pattern of patternsOf(prop)) {
+    for (const pattern of patterns) {
       if (!pattern.test(value)) messages.push("Invalid input.");
     }
   }
@@ -950,9 +969,9 @@ function validate(prop, value, required, data) {
     const max = prop.maxItems;
     if (value.length < min || (max !== undefined && value.length > max)) messages.push(lengthMessage(min, max, "choice"));
   }
-  if (prop.enum && !Array.isArray(value) && !prop.enum.includes(value)) messages.push("Not a valid choice.");
+  const choices = choicesOf(prop);
+  if (choices && !Array.isArray(value) && !choices.some((c) => c.value === value)) messages.push("Not a valid choice.");
   if (prop.not?.enum?.includes(value)) messages.push(`Invalid value, can't be any of: ${prop.not.enum.join(", ")}.`);
-  if (prop["x-equalTo"] && value !== data[prop["x-equalTo"]]) messages.push(`Field must be equal to ${prop["x-equalTo"]}.`);
   return messages;
 }
 
@@ -965,43 +984,42 @@ function lengthMessage(min, max, unit) {
 
 const patternCache = new Map();
 
+// The server writes every pattern so that ECMA-262 with the u flag (as JSON
+// Schema validators use it) reads it as Python does.
 function patternsOf(prop) {
   const sources = [prop.pattern, ...(prop.allOf || []).map((p) => p.pattern)].filter(Boolean);
   return sources.map((source) => {
-    if (!patternCache.has(source)) {
-      let regex;
-      try {
-        regex = new RegExp(source, "u");
-      } catch {
-        // Valid in Python and legacy ECMAScript but not in unicode mode.
-        regex = new RegExp(source);
-      }
-      patternCache.set(source, regex);
-    }
+    if (!patternCache.has(source)) patternCache.set(source, new RegExp(source, "u"));
     return patternCache.get(source);
   });
 }
 
+const pad = (n) => String(n).padStart(2, "0");
+
 /**
- * An HTML date/time input's value in the first format the field parses
- * (`x-format`, strftime), e.g. "2024-05-01 14:30:00" for a DateTimeField.
+ * An HTML date/time input's value as the schema has it: a datetime-local
+ * value becomes RFC 3339 with the browser's offset at that time, e.g.
+ * "2024-05-01T14:30:00+02:00"; a time drops fractions of a second.
  */
-function wireDate(prop, value) {
-  const format = prop["x-format"]?.[0];
-  const m = /^(\d{4,})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2}))?)?$|^(\d{2}):(\d{2})(?::(\d{2}))?/.exec(value);
-  if (!format || !m || /%[^%YmdHMS]/.test(format)) return value;
-  const parts = m[1]
-    ? { Y: m[1], m: m[2], d: m[3], H: m[4] || "00", M: m[5] || "00", S: m[6] || "00" }
-    : { H: m[7], M: m[8], S: m[9] || "00" };
-  return format.replace(/%([%YmdHMS])/g, (_, c) => (c === "%" ? "%" : parts[c] ?? ""));
+function wireDate(widget, value) {
+  if (widget === "time") return value.slice(0, 8);
+  const m = /^(\d{4,})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2}))?/.exec(value);
+  if (widget !== "datetime-local" || !m) return value;
+  const [, y, mo, d, h, mi, s = "00"] = m;
+  const local = new Date(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s));
+  const offset = -local.getTimezoneOffset();
+  const sign = offset < 0 ? "-" : "+";
+  return `${y}-${mo}-${d}T${h}:${mi}:${s}${sign}${pad(Math.floor(Math.abs(offset) / 60))}:${pad(Math.abs(offset) % 60)}`;
 }
 
 /** A schema default in the shape an HTML input takes. */
 function inputValue(widget, text) {
-  const m = /^(\d{4,}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2})(?::(\d{2}))?)?/.exec(text);
-  if (widget === "date" && m) return m[1];
-  if (widget === "datetime-local" && m && m[2]) return `${m[1]}T${m[2]}${m[3] && m[3] !== "00" ? `:${m[3]}` : ""}`;
-  return text;
+  if (widget !== "datetime-local") return text;
+  // RFC 3339 with an offset, shown in the browser's time.
+  const when = new Date(text);
+  if (Number.isNaN(when.getTime())) return text;
+  const seconds = when.getSeconds() ? `:${pad(when.getSeconds())}` : "";
+  return `${when.getFullYear()}-${pad(when.getMonth() + 1)}-${pad(when.getDate())}T${pad(when.getHours())}:${pad(when.getMinutes())}${seconds}`;
 }
 
 /** Show errors next to their fields; returns the messages with no field. */

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
 import typing as t
 import uuid
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -296,3 +300,40 @@ def coaster_api(database_url: str) -> t.Iterator[t.Any]:
         db.drop_all()
         for engine in db.engines.values():
             engine.dispose()
+
+
+JS_TOOLS = Path(__file__).parent / "js"
+
+
+@pytest.fixture(scope="session")
+def ajv() -> t.Callable[[list[t.Any], list[tuple[int, t.Any]]], tuple[list[str | None], list[bool | None]]]:
+    """Judge instances with ajv's ``Ajv2020`` in strict mode (and
+    ajv-formats), run by Node. ``npm ci`` installs the locked versions into
+    ``tests/js/node_modules`` once. Returns ``judge(schemas, cases)`` with
+    ``cases`` as ``(schema index, instance)`` pairs: per schema its compile
+    error or ``None``, per case whether it is valid (``None`` if its schema
+    did not compile)."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        service_missing("Node.js and npm", FileNotFoundError("not on PATH"))
+    installed = JS_TOOLS / "node_modules" / ".package-lock.json"
+    lock = JS_TOOLS / "package-lock.json"
+    if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
+        done = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"], cwd=JS_TOOLS, capture_output=True, text=True
+        )
+        if done.returncode:
+            service_missing("npm ci in tests/js", RuntimeError(done.stderr.strip()))
+
+    def judge(
+        schemas: list[t.Any], cases: list[tuple[int, t.Any]]
+    ) -> tuple[list[str | None], list[bool | None]]:
+        done = subprocess.run(
+            [node, str(JS_TOOLS / "validate.mjs")],
+            input=json.dumps({"schemas": schemas, "cases": cases}),
+            capture_output=True, text=True, check=True,
+        )
+        result = json.loads(done.stdout)
+        return result["errors"], result["valid"]
+
+    return judge

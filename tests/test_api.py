@@ -27,6 +27,11 @@ def test_schema_etag_and_304(api: t.Any) -> None:
     assert publish["roles"] == ["editor"]
     assert publish["requires"] == {"review": "ReviewState.APPROVED"}
     assert publish["form"]["type"] == "object"
+    # presentation hints beside the schema, which standard tools take as is
+    withdraw = body["managers"]["ProjectState"]["transitions"]["withdraw"]
+    assert withdraw["ui"] == {"reason": {"ui:widget": "textarea"}}
+    assert list(withdraw).index("ui") == list(withdraw).index("form") + 1
+    assert body["managers"]["ProjectState"]["transitions"]["delete"]["ui"] is None
     assert body["managers"]["ProjectState"]["states"]["GONE"] == {
         "kind": "group", "title": "Gone", "description": "", "states": ["WITHDRAWN", "DELETED"]
     }
@@ -116,7 +121,7 @@ def test_perform_statuses(api: t.Any) -> None:
     assert bad.status_code == 422
     assert bad.mimetype == "application/problem+json"
     assert "note" in bad.get_json()["errors"]
-    ok = perform(client, "project/1/state/publish", "alice", {"note": "hi", "publish_at": "2026-05-01T10:00"})
+    ok = perform(client, "project/1/state/publish", "alice", {"note": "hi", "publish_at": "2026-05-01T10:00:00Z"})
     assert ok.status_code == 200
     body = ok.get_json()
     assert body["managers"]["state"]["state"] == "PUBLISHED"
@@ -139,7 +144,7 @@ def test_perform_answers_without_reloading(api: t.Any) -> None:
 
     sa.event.listen(engine, "before_cursor_execute", log)
     try:
-        ok = perform(client, "project/1/state/publish", "alice", {"note": "hi", "publish_at": "2026-05-01T10:00"})
+        ok = perform(client, "project/1/state/publish", "alice", {"note": "hi", "publish_at": "2026-05-01T10:00:00Z"})
     finally:
         sa.event.remove(engine, "before_cursor_execute", log)
     assert ok.status_code == 200

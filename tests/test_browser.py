@@ -173,14 +173,15 @@ class Pages:
         self.contexts: list[t.Any] = []
         self.errors: list[str] = []
 
-    def open(self, user: str | None, path: str = "/") -> t.Any:
-        page = self.new_page(user)
+    def open(self, user: str | None, path: str = "/", **options: t.Any) -> t.Any:
+        page = self.new_page(user, **options)
         page.goto(self.live.url + path)
         return page
 
-    def new_page(self, user: str | None) -> t.Any:
-        """A page of a new context, before it goes anywhere."""
-        context = self.browser.new_context(viewport={"width": 1100, "height": 800})
+    def new_page(self, user: str | None, **options: t.Any) -> t.Any:
+        """A page of a new context (with Playwright's context ``options``,
+        such as ``timezone_id``), before it goes anywhere."""
+        context = self.browser.new_context(viewport={"width": 1100, "height": 800}, **options)
         # Everything here answers in well under a second; fail fast.
         context.set_default_timeout(5000)
         context.add_init_script(RECORD_EVENTS)
@@ -279,7 +280,8 @@ def test_each_role_sees_its_buttons(pages: Pages, live: Live) -> None:
 @sqlite_only
 def test_form_with_client_server_and_valid_data(pages: Pages, live: Live) -> None:
     project = live.add_project("Form target", review="approved")
-    page = pages.open("Eddie", f"/projects/{project}")
+    # the wall time typed below is UTC's, as the form's label says
+    page = pages.open("Eddie", f"/projects/{project}", timezone_id="UTC")
     posts: list[t.Any] = []
     page.on("request", lambda r: posts.append(r) if r.method == "POST" else None)
     page.click(button("project", project, "state.publish"))
@@ -312,8 +314,8 @@ def test_form_with_client_server_and_valid_data(pages: Pages, live: Live) -> Non
     page.locator("#project-facts", has_text=earlier.strftime("%Y-%m-%d %H:%M UTC")).wait_for()
 
     body = json.loads(posts[-1].post_data)
-    # the wire format is the first format the WTForms field parses
-    assert body == {"publish_at": earlier.strftime("%Y-%m-%d %H:%M:00")}
+    # RFC 3339 with the browser's offset, as the schema's date-time says
+    assert body == {"publish_at": earlier.strftime("%Y-%m-%dT%H:%M:00+00:00")}
     events = page.evaluate("window.__statemgr")
     assert [e["type"] for e in events] == ["statemgr:error", "statemgr:transition"]
     # both bubbled up to the document from the object's element
@@ -324,6 +326,30 @@ def test_form_with_client_server_and_valid_data(pages: Pages, live: Live) -> Non
         "project", str(project), "state", "publish",
     )
     assert done["result"]["target"] == "PUBLISHED"
+
+
+@sqlite_only
+def test_a_local_date_time_is_sent_with_the_browsers_offset(pages: Pages, live: Live) -> None:
+    project = live.add_project("Paris target", review="approved")
+    page = pages.open("Eddie", f"/projects/{project}", timezone_id="Europe/Paris")
+    posts: list[t.Any] = []
+    page.on("request", lambda r: posts.append(r) if r.method == "POST" else None)
+    page.click(button("project", project, "state.publish"))
+    dialog = page.locator("dialog.statemgr-dialog")
+    # summer and winter time: the offset is the one of that date
+    dialog.locator("input[type=datetime-local]").fill("2026-07-01T14:30")
+    dialog.locator("button[type=submit]").click()
+    page.locator("#project-facts", has_text="2026-07-01 12:30 UTC").wait_for()
+    assert json.loads(posts[-1].post_data) == {"publish_at": "2026-07-01T14:30:00+02:00"}
+    expect(dialog).to_have_count(0)
+
+    later = live.add_project("Paris winter", review="approved")
+    page.goto(f"{live.url}/projects/{later}")
+    page.click(button("project", later, "state.publish"))
+    dialog.locator("input[type=datetime-local]").fill("2026-01-15T09:05")
+    dialog.locator("button[type=submit]").click()
+    page.locator("#project-facts", has_text="2026-01-15 08:05 UTC").wait_for()
+    assert json.loads(posts[-1].post_data) == {"publish_at": "2026-01-15T09:05:00+01:00"}
 
 
 @sqlite_only

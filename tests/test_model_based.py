@@ -172,13 +172,11 @@ class Reference:
             pages = data.get("pages")
             if len(summary) > 4000:
                 return None
-            if pages is not None:
-                if isinstance(pages, str):
-                    if not pages.isdigit():
-                        return None
-                    pages = int(pages)
-                if not 1 <= pages <= 10_000:
-                    return None
+            # the form's JSON Schema: an integer, not null and not its text
+            if "pages" in data and (
+                not isinstance(pages, int) or isinstance(pages, bool) or not 1 <= pages <= 10_000
+            ):
+                return None
             # unknown fields ("extra") are dropped by the form, never stored
             return {"summary": summary, "pages": pages}
         if name == "reject":

@@ -102,7 +102,7 @@ def test_history_oldest_first(core_db: orm.Session) -> None:
 
 def test_execute_hooks_receive_the_validated_data(core_engine: sa.Engine, core_db: orm.Session) -> None:
     project = add_project(core_db, _review="approved")
-    result = project.state.submit(ALICE, data={"note": "hello", "priority": "3", "extra": 1})
+    result = project.state.submit(ALICE, data={"note": "hello", "priority": 3.0, "extra": 1})
     # the form's cleaned data: priority coerced, unknown keys dropped
     assert project.executed == repr([("note", "hello"), ("priority", 3)])
     assert result.data == {"note": "hello", "priority": 3}
