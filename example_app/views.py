@@ -4,7 +4,6 @@ new-project form, and the login switcher."""
 from __future__ import annotations
 
 import typing as t
-from urllib.parse import urlsplit
 
 from flask import (
     Blueprint, abort, flash, g, redirect, render_template, request, session, url_for,
@@ -15,6 +14,7 @@ from wtforms import StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
 from flask_statemgr import TransitionError, query_history
+from flask_statemgr.redirects import redirect_target
 
 from .models import Project, Session, User, can_view_project, db, statemgr
 
@@ -118,13 +118,6 @@ def login() -> t.Any:
         session.pop("user_id", None)
     else:
         session["user_id"] = user.id
-    return redirect(_back())
-
-
-def _back() -> str:
-    """The page the switcher was used on, if it is on this site."""
-    referrer = urlsplit(request.referrer or "")
-    if referrer.netloc == request.host and referrer.path.startswith("/"):
-        return referrer.path
-    return url_for("main.index")
+    # back to the page the switcher was used on, if it is on this site
+    return redirect(redirect_target(url_for("main.index")))
 

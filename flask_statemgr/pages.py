@@ -11,17 +11,10 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from .engine import BoundTransition
 from .exceptions import TransitionError, ValidationFailed
 from .manager import StateManager, bindings_of
+from .redirects import redirect_target
 
 if t.TYPE_CHECKING:
     from .extension import StateMgr
-
-
-def safe_next(target: str | None) -> str | None:
-    """``target`` if it is a path on this site, else ``None`` (no open
-    redirects)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return None
-    return target
 
 
 def transition_choices(ext: StateMgr, obj: t.Any) -> list[dict[str, t.Any]]:
@@ -60,7 +53,7 @@ def create_pages_blueprint(ext: StateMgr) -> Blueprint:
         if declared is None:
             abort(404)
         bound = BoundTransition(declared, view)
-        back = safe_next(request.values.get("next")) or safe_next(request.referrer and _path(request.referrer)) or "/"
+        back = redirect_target()
         form = None
         if declared.form is not None:
             from .forms import bind_form
@@ -102,13 +95,4 @@ def create_pages_blueprint(ext: StateMgr) -> Blueprint:
         )
 
     return bp
-
-
-def _path(url: str) -> str:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    if parts.netloc and parts.netloc != request.host:
-        return ""
-    return parts.path + (f"?{parts.query}" if parts.query else "")
 
