@@ -72,6 +72,10 @@ MiB = 1024 * KiB
 #: Flask-SQLAlchemy's ``db.session``, or a connection.
 Executor = t.Union[orm.Session, "orm.scoped_session[orm.Session]", sa.Connection]
 
+#: What :class:`StoreUnavailable` says; the backends log where they failed
+#: to connect, since a client has no use for the store's host and port.
+UNAVAILABLE = "The payload store is unavailable; try again later"
+
 #: A blob that already exists gets its created time moved to now when it is
 #: written again and is older than this; see :meth:`StoreBackend.write`.
 FRESHEN_AFTER = dt.timedelta(minutes=10)
@@ -420,7 +424,9 @@ class RedisBackend(StoreBackend):
         try:
             yield
         except self._errors as e:
-            raise StoreUnavailable(f"Redis is not reachable: {e}") from e
+            # the address is for the operator, not for whoever sent the request
+            logger.error("The Redis store is not reachable: %s", e)
+            raise StoreUnavailable(UNAVAILABLE) from e
 
     def read(self, key: str, *, session: Executor | None = None) -> bytes | None:
         with self._unavailable():
@@ -538,7 +544,8 @@ class DatabaseBackend(StoreBackend):
                 try:
                     connection = self._engine.connect()
                 except sa.exc.DBAPIError as e:
-                    raise StoreUnavailable(f"The database is not reachable: {e}") from e
+                    logger.error("The database store is not reachable: %s", e)
+                    raise StoreUnavailable(UNAVAILABLE) from e
                 with connection:
                     if commit:
                         with connection.begin():
@@ -552,7 +559,8 @@ class DatabaseBackend(StoreBackend):
                 )
         except sa.exc.DBAPIError as e:
             if e.connection_invalidated:
-                raise StoreUnavailable(f"The database connection was lost: {e}") from e
+                logger.error("The database store's connection was lost: %s", e)
+                raise StoreUnavailable(UNAVAILABLE) from e
             raise
 
     def read(self, key: str, *, session: Executor | None = None) -> bytes | None:
