@@ -297,9 +297,11 @@ def create_blueprint(ext: StateMgr) -> Blueprint:
 
     @bp.get("/objects/<model>/<ident>/history")
     def history(model: str, ident: str) -> Response:
-        exposed, obj, _ = viewable(model, ident)
-        from .engine import object_identity
+        exposed, obj, user = viewable(model, ident)
+        from .engine import is_anonymous, object_identity
 
+        if not ext.can_view_history(obj, user):
+            raise _HistoryRefused(anonymous=is_anonymous(user))
         assert ext.db is not None
         records = query_history(
             ext.db.session, model=type(obj), object_id=object_identity(obj), store=ext.store
@@ -381,6 +383,17 @@ def create_blueprint(ext: StateMgr) -> Blueprint:
 class _NotFound(StateMgrError):
     http_status = 404
     title = "Not found"
+
+
+class _HistoryRefused(StateMgrError):
+    """``can_view_history`` said no: 401 for an anonymous user, else 403."""
+
+    def __init__(self, *, anonymous: bool) -> None:
+        self.http_status = 401 if anonymous else 403
+        self.title = "Unauthorized" if anonymous else "Forbidden"
+        super().__init__(
+            "Sign in to read this history" if anonymous else "You may not read this history"
+        )
 
 
 def _utc(at: datetime.datetime) -> datetime.datetime:

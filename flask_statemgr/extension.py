@@ -12,7 +12,7 @@ from flask import Flask, abort, current_app, g
 from markupsafe import Markup, escape
 
 from .dialects import configure_engine
-from .engine import BoundTransition
+from .engine import BoundTransition, is_anonymous
 from .manager import bindings_of
 from .runtime import Runtime, default_roles
 from .schema import build_schema, dump, etag
@@ -56,6 +56,7 @@ class Exposed:
     model: type
     name: str
     can_view: CanView | None
+    can_view_history: CanView | None = None
 
 
 class _AppState:
@@ -175,18 +176,28 @@ class StateMgr(Runtime):
 
     # -- exposing models -----------------------------------------------------------
 
-    def expose(self, model: type, name: str | None = None, can_view: CanView | None = None) -> None:
+    def expose(
+        self,
+        model: type,
+        name: str | None = None,
+        can_view: CanView | None = None,
+        can_view_history: CanView | None = None,
+    ) -> None:
         """Serve ``model`` through the JSON API as ``name`` (default: the
         class name in lower case).
 
         :param can_view: ``(obj, user) -> bool``; an object the user may not
             view answers 404. Default: ``obj.can_view(user)`` when the model
             defines it, else everyone may view.
+        :param can_view_history: ``(obj, user) -> bool``, asked for an object
+            the user may view; its history holds user ids and payloads, so
+            one the user may not read answers 401 (anonymous) or 403.
+            Default: every user who may view the object and is signed in.
         """
         name = name or model.__name__.lower()
         if not bindings_of(model):
             raise TypeError(f"{model.__name__} has no state manager to expose")
-        exposed = Exposed(model, name, can_view)
+        exposed = Exposed(model, name, can_view, can_view_history)
         self.exposed[name] = exposed
         self._exposed_by_class[model] = exposed
         for state in self._apps.values():
@@ -206,6 +217,14 @@ class StateMgr(Runtime):
             return bool(exposed.can_view(obj, user))
         check = getattr(obj, "can_view", None)
         return bool(check(user)) if callable(check) else True
+
+    def can_view_history(self, obj: t.Any, user: t.Any) -> bool:
+        """Whether ``user`` may read the history of ``obj``, which they may
+        view (see :meth:`expose`)."""
+        exposed = self.exposed_for(type(obj))
+        if exposed is not None and exposed.can_view_history is not None:
+            return bool(exposed.can_view_history(obj, user))
+        return not is_anonymous(user)
 
     # -- the state model -----------------------------------------------------------
 

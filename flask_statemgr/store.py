@@ -163,6 +163,22 @@ class GCResult:
     dry_run: bool
 
 
+@dataclasses.dataclass(frozen=True)
+class VerifyResult:
+    """What :meth:`DataStore.verify` found."""
+
+    #: Blobs in the store, hashed again.
+    examined: int
+    #: Keys of stored blobs whose bytes no longer match their key or size.
+    corrupt: list[str]
+    #: Referenced keys the store does not have.
+    missing: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.corrupt and not self.missing
+
+
 class StoreBackend(abc.ABC):
     """Where blobs live. Keys are ``"sha256:" + hex``.
 
@@ -863,6 +879,36 @@ class DataStore:
             dry_run=dry_run,
         )
         logger.info("Garbage collection: %s", result)
+        return result
+
+    def verify(
+        self, referenced: cabc.Set[str], *, session: Executor | None = None
+    ) -> VerifyResult:
+        """Hash every stored blob again, as ``git fsck`` does, and look for
+        the referenced ones the store lacks. The cache is not consulted.
+
+        :param referenced: the keys records refer to (see
+            :meth:`payload_keys`).
+        :param session: where the database backend reads.
+        """
+        # listed first: SQLite and PostgreSQL keep one cursor per connection
+        # easily, not a scan and a read at once
+        listed = [(info.key, info.size) for info in self.backend.scan(session=session)]
+        corrupt = []
+        present = set()
+        for key, size in listed:
+            blob = self.backend.read(key, session=session)
+            if blob is None:
+                # deleted since the scan; missing only if something needs it
+                continue
+            present.add(key)
+            if len(blob) != size or f"sha256:{hashlib.sha256(blob).hexdigest()}" != key:
+                corrupt.append(key)
+        result = VerifyResult(
+            examined=len(listed), corrupt=corrupt, missing=sorted(referenced - present)
+        )
+        if not result.ok:
+            logger.error("Store verification: %s", result)
         return result
 
     def close(self) -> None:

@@ -7,6 +7,7 @@ echoes is escaped."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import struct
 import tracemalloc
@@ -364,7 +365,7 @@ def test_references_cannot_leave_the_blob_directory(tmp_path: Path) -> None:
         store.resolve(reference(b"x" * 9))
 
 
-def test_a_crafted_history_record_is_a_clean_error(secured: App) -> None:
+def test_a_crafted_history_record_is_listed_as_corrupt(secured: App, caplog: pytest.LogCaptureFixture) -> None:
     app = secured()
     client = app.test_client()
     assert client.post(SUBMIT, headers=ALICE, json={"summary": "s"}).status_code == 200
@@ -379,8 +380,13 @@ def test_a_crafted_history_record_is_a_clean_error(secured: App) -> None:
         with pytest.raises(CorruptBlobError, match="max_map_len"):
             store.resolve(crafted)
         db.session.remove()
-    response = client.get(f"{API}/document/1/history", headers=ALICE)
-    assert_problem(response, 500)
+    with caplog.at_level(logging.ERROR, logger="flask_statemgr.history"):
+        response = client.get(f"{API}/document/1/history", headers=ALICE)
+    assert response.status_code == 200
+    [record] = response.get_json()["records"]
+    assert (record["transition"], record["payload"], record["payload_error"]) == ("submit", None, "corrupt")
+    [logged] = [r for r in caplog.records if r.name == "flask_statemgr.history"]
+    assert logged.levelno == logging.ERROR and "max_map_len" in logged.getMessage()
     # the error is the record's alone: the object and other calls still work
     assert client.get(f"{API}/document/1", headers=ALICE).status_code == 200
 
