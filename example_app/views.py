@@ -3,10 +3,11 @@ new-project form, and the login switcher."""
 
 from __future__ import annotations
 
+import secrets
 import typing as t
 
 from flask import (
-    Blueprint, abort, flash, g, redirect, render_template, request, session, url_for,
+    Blueprint, Response, abort, flash, g, redirect, render_template, request, session, url_for,
 )
 from flask_wtf import FlaskForm
 from werkzeug.exceptions import HTTPException
@@ -32,11 +33,34 @@ def load_user() -> None:
     g.user = db.session.get(User, user_id) if user_id is not None else None
 
 
+#: what every HTML page may load: its own files, and scripts only with the
+#: page's nonce (statemgr_script(nonce=...) puts it on the client's tag)
+CSP = (
+    "default-src 'self'; script-src 'nonce-{nonce}'; img-src 'self' data:; object-src 'none';"
+    " base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def csp_nonce() -> str:
+    """This request's CSP nonce."""
+    if "csp_nonce" not in g:
+        g.csp_nonce = secrets.token_urlsafe(16)
+    return t.cast(str, g.csp_nonce)
+
+
+@bp.after_app_request
+def content_security_policy(response: Response) -> Response:
+    if response.mimetype == "text/html":
+        response.headers["Content-Security-Policy"] = CSP.format(nonce=csp_nonce())
+    return response
+
+
 @bp.app_context_processor
 def template_globals() -> dict[str, t.Any]:
     return {
         "users": db.session.scalars(db.select(User).order_by(User.id)).all(),
         "current_user": g.get("user"),
+        "csp_nonce": csp_nonce,
     }
 
 

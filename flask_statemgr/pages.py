@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import typing as t
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 
 from .engine import BoundTransition
 from .exceptions import TransitionError, ValidationFailed
@@ -38,8 +38,28 @@ def transition_choices(ext: StateMgr, obj: t.Any) -> list[dict[str, t.Any]]:
     return choices
 
 
+#: sent with every page of the blueprint unless the app set them: no MIME
+#: sniffing, no full URL (object ids, ``next``) in the Referer of a link that
+#: leaves the site, and no framing, which would let another site clickjack
+#: the page's button (``X-Frame-Options`` for browsers without CSP 2)
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
+
+
 def create_pages_blueprint(ext: StateMgr) -> Blueprint:
     bp = Blueprint("statemgr_pages", __name__)
+
+    @bp.after_request
+    def security_headers(response: Response) -> Response:
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if "frame-ancestors" not in response.headers.get("Content-Security-Policy", ""):
+            # a second policy adds to the app's own: a browser enforces both
+            response.headers.add("Content-Security-Policy", "frame-ancestors 'none'")
+        return response
 
     @bp.route("/<model>/<ident>/<manager>/<transition>", methods=["GET", "POST"])
     def transition_page(model: str, ident: str, manager: str, transition: str) -> t.Any:
