@@ -34,6 +34,7 @@ from .history import attach_records, insert_records, record_rows
 from .manager import StateManager, bindings_of
 from .runtime import Runtime, current_runtime
 from .signals import send_safely, transition_after, transition_before, transition_failed
+from .storable import unstorable_text
 
 if t.TYPE_CHECKING:
     from .states import State
@@ -376,12 +377,19 @@ def validate_data(transition: Transition, data: t.Mapping[str, t.Any] | None) ->
     if data is not None and not isinstance(data, t.Mapping):
         raise ValidationFailed(errors={"": [f"data must be a mapping, not {type(data).__name__}"]})
     if transition.form is None:
-        return dict(data or {})
-    from .forms import validate_form_data
+        cleaned = dict(data or {})
+    else:
+        from .forms import validate_form_data
 
-    cleaned, errors = validate_form_data(transition.form, data)
-    if errors:
-        raise ValidationFailed(errors=errors)
+        cleaned, errors = validate_form_data(transition.form, data)
+        if errors:
+            raise ValidationFailed(errors=errors)
+    unstorable = unstorable_text(cleaned)
+    if unstorable:
+        raise ValidationFailed(
+            "; ".join(f"{field}: {' '.join(messages)}" for field, messages in unstorable.items()),
+            errors=unstorable,
+        )
     return cleaned
 
 

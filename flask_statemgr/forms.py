@@ -79,6 +79,7 @@ from wtforms.fields import (
     FormField,
     IntegerField,
     MonthField,
+    MultipleFileField,
     PasswordField,
     SelectField,
     SelectMultipleField,
@@ -703,7 +704,10 @@ def _encoder(field: t.Any, unbound: t.Any) -> _Encoder:
             _encode_temporal, field.format[0], getattr(field, "tz", None)
         )
 
-    return _encode_text
+    if isinstance(field, (SelectMultipleField, MultipleFileField)):
+        return _encode_text
+
+    return _encode_one
 
 
 def _encode_fields(
@@ -765,8 +769,8 @@ def _encode_temporal(
     value: t.Any,
 ) -> None:
     if isinstance(value, (list, tuple)):
-        for item in value:
-            _encode_temporal(format, tz, pairs, name, item)
+        # one date or time per field, as for _encode_one
+        pairs.refuse(name)
     elif isinstance(value, (date, time)):
         if isinstance(value, datetime) and value.tzinfo is not None:
             # The field reads local times in its zone, which may be the
@@ -781,6 +785,15 @@ def _encode_temporal(
         pairs.refuse(name)
     elif value is not None:
         pairs.append((name, _text(value)))
+
+
+def _encode_one(pairs: _Pairs, name: str, value: t.Any) -> None:
+    # A field that takes one value would keep the list's first and drop the
+    # rest without a word.
+    if isinstance(value, (list, tuple)):
+        pairs.refuse(name)
+    else:
+        _encode_text(pairs, name, value)
 
 
 def _encode_text(pairs: _Pairs, name: str, value: t.Any) -> None:

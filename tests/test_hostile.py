@@ -188,6 +188,10 @@ WRONG_TYPES = [
     ({"pages": 10**30}, "pages"),
     ({"pages": -(2**70)}, "pages"),
     ({"summary": "x" * 4001}, "summary"),
+    # one value per single-valued field: a list's first would be kept silently
+    ({"summary": ["kept", "dropped"]}, "summary"),
+    ({"summary": ["one"]}, "summary"),
+    ({"pages": [3, 4]}, "pages"),
 ]
 
 
@@ -198,6 +202,75 @@ def test_payloads_of_unexpected_types(secured: App, snapshot: Snapshot, body: di
     problem = assert_problem(response, 422)
     assert list(problem["errors"]) == [field]
     assert all(isinstance(m, str) and m for m in problem["errors"][field])
+
+
+def test_a_number_for_a_text_field_is_its_text(secured: App) -> None:
+    # what a browser posts for a number typed into a text input
+    app = secured()
+    assert app.test_client().post(SUBMIT, headers=ALICE, json={"summary": 12.5, "pages": 3.0}).status_code == 200
+    assert stored_payloads(app) == [3, {"summary": "12.5", "pages": 3}]
+
+
+#: the reject hook below writes the reason to a text column
+UNSTORABLE = {"NUL": "long enough\x00reason", "lone surrogate": "long enough \ud800 reason"}
+
+
+@pytest.fixture
+def reason_to_column() -> t.Iterator[None]:
+    """Make rejecting a document write its reason to its ``embargo`` text
+    column, from inside the transition, as an execute hook would."""
+    from reliability_app import DocumentState
+
+    from flask_statemgr import transition_before
+
+    def write(sender: t.Any, obj: Document, data: dict[str, t.Any], **kwargs: t.Any) -> None:
+        obj.embargo = data["reason"][:200]
+        db.session.flush()
+
+    with transition_before.connected_to(write, sender=DocumentState.reject):
+        yield
+
+
+@pytest.mark.usefixtures("reason_to_column")
+@pytest.mark.parametrize("reason", UNSTORABLE.values(), ids=UNSTORABLE.keys())
+def test_text_the_database_cannot_store_is_422_naming_the_field(
+    secured: App, snapshot: Snapshot, reason: str
+) -> None:
+    app = secured()
+    client = app.test_client()
+    assert client.post(SUBMIT, headers=ALICE, json={}).status_code == 200
+    reject = f"{API}/document/1/state/reject"
+    bob = {"X-User": "bob"}
+    sends = [lambda c: c.post(reject, headers=bob, json={"reason": reason})]
+    if "\x00" in reason:
+        # a lone surrogate cannot even be sent as UTF-8 in a form
+        sends.append(lambda c: c.post(reject, headers=bob, data={"reason": reason}))
+    for send in sends:
+        problem = assert_problem(refused(app, snapshot, send), 422, "reason: Holds a")
+        assert list(problem["errors"]) == ["reason"]
+    if "\x00" in reason:
+        page = refused(app, snapshot, lambda c: c.post(f"{PAGES}/document/1/state/reject", headers=bob, data={"reason": reason}))
+        assert page.status_code == 422
+        assert '<p class="statemgr-error" data-field="reason">Holds a NUL character' in page.get_data(as_text=True)
+    # what can be stored goes through, hook and all
+    assert client.post(reject, headers=bob, json={"reason": "a fine reason"}).status_code == 200
+    with app.app_context():
+        assert db.session.get_one(Document, 1).embargo == "a fine reason"
+        db.session.remove()
+
+
+def test_unstorable_text_is_found_at_any_depth_and_in_keys() -> None:
+    from flask_statemgr.storable import NUL_MESSAGE, SURROGATE_MESSAGE, unstorable_text
+
+    deep: t.Any = "\x00"
+    for _ in range(5000):
+        deep = [deep]
+    found = unstorable_text({"ok": "fine", "a": {"b\ud800": 1, "c": ["x", "y\x00"]}, "deep": deep})
+    assert found == {
+        "a.b\ud800": [SURROGATE_MESSAGE],
+        "a.c.1": [NUL_MESSAGE],
+        "deep" + ".0" * 5000: [NUL_MESSAGE],
+    }
 
 
 @pytest.mark.parametrize(
