@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import datetime
 import decimal
+import io
 import json
 import typing as t
 import uuid
@@ -13,7 +14,7 @@ import uuid
 import sqlalchemy as sa
 from flask import Blueprint, Response, request
 from werkzeug.datastructures import MultiDict
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
 from .engine import BoundTransition, _Checker
 from .exceptions import SerializationError, StateMgrError, TransitionError
@@ -185,6 +186,59 @@ def request_data() -> tuple[t.Mapping[str, t.Any], bool]:
     raise _UnsupportedMediaType()
 
 
+def body_limit(ext: StateMgr) -> tuple[int, str]:
+    """The most bytes a request body to the extension may hold, and the
+    setting that says so: ``MAX_CONTENT_LENGTH``, else
+    ``STATEMGR_STORE_MAX_SIZE``."""
+    config = ext._state().config
+    if config.get("MAX_CONTENT_LENGTH") is not None:
+        return int(config["MAX_CONTENT_LENGTH"]), "MAX_CONTENT_LENGTH"
+    return int(config["STATEMGR_STORE_MAX_SIZE"]), "STATEMGR_STORE_MAX_SIZE"
+
+
+def limit_body(ext: StateMgr) -> t.Callable[[str | None, dict[str, t.Any] | None], None]:
+    """A URL value preprocessor bounding the body a blueprint's views read
+    (:func:`body_limit`): a longer one is a 413 before any of it is read, or,
+    sent without a length (chunked), as soon as the limit is passed. URL
+    value preprocessors run before every ``before_request`` function,
+    Flask-WTF's CSRF check included, which reads a form body."""
+
+    def limit(endpoint: str | None, values: dict[str, t.Any] | None) -> None:
+        most, _ = body_limit(ext)
+        environ = request.environ
+        if request.content_length is None and "wsgi.input_terminated" in environ:
+            # Werkzeug stops reading such a body at max_content_length and
+            # hands on what it read as if it were all: a cut form or JSON.
+            # Reading one byte more shows whether there was more.
+            environ["wsgi.input"] = _CappedInput(environ["wsgi.input"], most)
+            most += 1
+        request.max_content_length = most
+
+    return limit
+
+
+class _CappedInput(io.RawIOBase):
+    """A body without a length that raises
+    :exc:`~werkzeug.exceptions.RequestEntityTooLarge` once more than
+    ``limit`` bytes were read from it."""
+
+    def __init__(self, stream: t.Any, limit: int) -> None:
+        self._stream = stream
+        self._limit = limit
+        self._count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: t.Any) -> int:
+        data = self._stream.read(min(len(buffer), self._limit + 1 - self._count))
+        self._count += len(data)
+        if self._count > self._limit:
+            raise RequestEntityTooLarge()
+        buffer[: len(data)] = data
+        return len(data)
+
+
 def _refuse_constant(name: str) -> t.NoReturn:
     # Python's json reads NaN and Infinity, which are not JSON: stored, they
     # would make every later history answer invalid JSON.
@@ -231,6 +285,8 @@ def create_blueprint(ext: StateMgr) -> Blueprint:
             raise _NotFound(f"No {model} {ident}")
         return exposed, obj, user
 
+    bp.url_value_preprocessor(limit_body(ext))
+
     @bp.before_app_request
     def routing_problem() -> Response | None:
         """A URL under the API's prefix that matches no route, or not with
@@ -271,9 +327,14 @@ def create_blueprint(ext: StateMgr) -> Blueprint:
         declared = type(view)._declared_transitions.get(transition)
         if declared is None:
             raise _NotFound(f"{manager} has no transition {transition!r}")
+        bound = BoundTransition(declared, view)
+        plan = bound.plan(user)
+        if plan.error is not None:
+            # the user or the state decides: no need to read the body
+            raise plan.error
         data, confirm = request_data()
         try:
-            result = ext._perform_uncommitted(BoundTransition(declared, view), data, confirm)
+            result = ext._perform_uncommitted(bound, data, confirm, plan=plan)
         except SerializationError as e:
             if declared.form is not None:
                 # the form's cleaned data cannot be stored: the app's bug
@@ -369,6 +430,15 @@ def create_blueprint(ext: StateMgr) -> Blueprint:
     @bp.errorhandler(HTTPException)
     def on_http_error(error: HTTPException) -> Response:
         return http_problem(error)
+
+    @bp.errorhandler(RequestEntityTooLarge)
+    def on_too_large(error: RequestEntityTooLarge) -> Response:
+        most, setting = body_limit(ext)
+        length = request.content_length
+        if length is not None and length <= most:
+            # a form's own limits (MAX_FORM_MEMORY_SIZE, MAX_FORM_PARTS)
+            return http_problem(error)
+        return problem(413, error.name, f"The body is larger than {most} bytes ({setting})", reasons=[])
 
     @bp.errorhandler(sa.exc.OperationalError)
     @bp.errorhandler(sa.exc.InterfaceError)

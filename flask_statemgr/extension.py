@@ -21,6 +21,8 @@ from .tables import ensure_tables
 if t.TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
 
+    from .availability import Plan
+
     from .store import DataStore
 
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
@@ -317,15 +319,25 @@ class StateMgr(Runtime):
         return result
 
     def _perform_uncommitted(
-        self, bound: BoundTransition, data: t.Mapping[str, t.Any] | None, confirm: bool
+        self,
+        bound: BoundTransition,
+        data: t.Mapping[str, t.Any] | None,
+        confirm: bool,
+        *,
+        plan: Plan | None = None,
     ) -> t.Any:
         """:meth:`perform` without the commit, for a caller that reads what
         it answers first (the objects are then still loaded); a failure rolls
-        back the session's transaction."""
+        back the session's transaction.
+
+        :param plan: ``bound.plan(user)`` for the current user, when the
+            caller has made it already.
+        """
         from .exceptions import ConfirmationRequired
 
         user = self.current_user()
-        plan = bound.plan(user)
+        if plan is None:
+            plan = bound.plan(user)
         if plan.error is not None:
             raise plan.error
         if len(plan.steps) > 1 and not confirm and self._state().config["STATEMGR_CONFIRM_CASCADE"]:

@@ -8,6 +8,7 @@ import typing as t
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 
+from .api import limit_body
 from .engine import BoundTransition
 from .exceptions import TransitionError, ValidationFailed
 from .manager import StateManager, bindings_of
@@ -52,6 +53,8 @@ SECURITY_HEADERS = {
 def create_pages_blueprint(ext: StateMgr) -> Blueprint:
     bp = Blueprint("statemgr_pages", __name__)
 
+    bp.url_value_preprocessor(limit_body(ext))
+
     @bp.after_request
     def security_headers(response: Response) -> Response:
         for name, value in SECURITY_HEADERS.items():
@@ -73,13 +76,14 @@ def create_pages_blueprint(ext: StateMgr) -> Blueprint:
         if declared is None:
             abort(404)
         bound = BoundTransition(declared, view)
-        back = redirect_target()
+        plan = bound.plan(user)
+        # a refused page shows no form, so it reads no body
+        back = redirect_target(body=plan.error is None)
         form = None
-        if declared.form is not None:
+        if declared.form is not None and plan.error is None:
             from .forms import bind_form
 
             form = bind_form(declared.form)
-        plan = bound.plan(user)
         status = 200
         reasons = list(plan.blockers)
         if request.method == "POST" and plan.error is None:

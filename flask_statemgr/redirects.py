@@ -54,11 +54,16 @@ def same_site_path(target: str | None, host: str | None = None) -> str | None:
     return urlunsplit(("", "", path, parts.query, parts.fragment))
 
 
-def redirect_target(default: str = "/") -> str:
+def redirect_target(default: str = "/", *, body: bool = True) -> str:
     """Where to go back to after a form: the request's ``next`` value, else
-    the ``Referer`` when it is a page of this site, else ``default``."""
+    the ``Referer`` when it is a page of this site, else ``default``.
+
+    :param body: look for ``next`` in a form body too, not only in the
+        query string; ``False`` reads no body.
+    """
+    values = request.values if body else request.args
     return (
-        same_site_path(request.values.get("next"))
+        same_site_path(values.get("next"))
         or same_site_path(request.referrer, request.host)
         or default
     )

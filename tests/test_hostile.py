@@ -7,6 +7,7 @@ echoes is escaped."""
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import re
 import struct
@@ -21,6 +22,8 @@ from reliability_app import Document, Folder, db
 from sqlalchemy import orm
 from sqlalchemy.orm import Mapped, mapped_column
 from test_serialization import BOMBS
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Request
 
 from flask_statemgr.api import coerce_identity
 from flask_statemgr.exceptions import BlobNotFound, CorruptBlobError
@@ -105,8 +108,100 @@ def test_bodies_over_max_content_length(secured: App, snapshot: Snapshot) -> Non
     assert assert_problem(under, 422)["errors"].keys() == {"summary"}
 
 
+class Body(io.RawIOBase):
+    """A request body of ``size`` bytes, made only as it is read; counts what
+    the server read."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+        self.read_bytes = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: t.Any) -> int:
+        n = min(len(buffer), self.left)
+        buffer[:n] = b" " * n
+        self.left -= n
+        self.read_bytes += n
+        return n
+
+
+#: the size of the body that took a worker from 72 MB to 959 MB before
+HUGE = 300 * 1024 * 1024
+
+
+def send_huge(app: t.Any, path: str, user: str | None, *, length: bool = True, form: bool = False) -> tuple[t.Any, Body, int]:
+    """POST a 300 MB body (with its Content-Length, or chunked without
+    one); the response, the body and the peak of memory allocated meanwhile."""
+    body = Body(HUGE)
+    content_type = "application/x-www-form-urlencoded" if form else "application/json"
+    environ = EnvironBuilder(
+        path, method="POST", headers={"X-User": user} if user else {}, content_type=content_type
+    ).get_environ()
+    environ["wsgi.input"] = body
+    if length:
+        environ["CONTENT_LENGTH"] = str(HUGE)
+    else:
+        environ.pop("CONTENT_LENGTH", None)
+        environ["HTTP_TRANSFER_ENCODING"] = "chunked"
+        # what gunicorn says of a chunked body it decodes
+        environ["wsgi.input_terminated"] = True
+    tracemalloc.start()
+    try:
+        response = app.test_client().open(Request(environ))
+        response.get_data()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return response, body, peak
+
+
+@pytest.mark.parametrize(
+    ("path", "user", "status"),
+    [
+        (SUBMIT, None, 401),  # anonymous
+        (SUBMIT, "carol", 403),  # not the author
+        (f"{API}/document/1/state/publish", "bob", 409),  # not in review
+        (f"{API}/document/3/state/submit", "alice", 404),  # hidden from her
+        (SUBMIT, "alice", 413),  # allowed: the body is over the limit
+    ],
+)
+def test_a_huge_body_is_refused_before_it_is_read(
+    secured: App, snapshot: Snapshot, path: str, user: str | None, status: int
+) -> None:
+    app = secured()  # no MAX_CONTENT_LENGTH: STATEMGR_STORE_MAX_SIZE bounds bodies
+    before = snapshot(app)
+    response, body, peak = send_huge(app, path, user)
+    problem = assert_problem(response, status)
+    if status == 413:
+        assert problem["detail"] == f"The body is larger than {16 * 1024 * 1024} bytes (STATEMGR_STORE_MAX_SIZE)"
+    assert body.read_bytes == 0
+    assert peak < 2 * 1024 * 1024
+    assert snapshot(app) == before
+
+
+def test_a_huge_body_to_a_page_is_refused_before_it_is_read(secured: App) -> None:
+    app = secured()
+    for user, status in [(None, 401), ("alice", 413)]:
+        response, body, peak = send_huge(app, f"{PAGES}/document/1/state/submit", user, form=True)
+        assert response.status_code == status
+        assert body.read_bytes == 0 and peak < 2 * 1024 * 1024
+
+
+@pytest.mark.parametrize("form", [False, True], ids=["json", "form"])
+def test_a_huge_body_without_a_length_is_read_up_to_the_limit_only(secured: App, form: bool) -> None:
+    app = secured(MAX_CONTENT_LENGTH=LIMIT)
+    response, body, peak = send_huge(app, SUBMIT, "alice", length=False, form=form)
+    assert_problem(response, 413)
+    # read in chunks of at most 64 KiB until over the limit
+    assert LIMIT < body.read_bytes <= LIMIT + 64 * 1024
+    assert peak < 2 * 1024 * 1024
+
+
 def test_payload_over_store_max_size(secured: App, snapshot: Snapshot) -> None:
-    app = secured(STATEMGR_STORE_MIN_SIZE=64, STATEMGR_STORE_MAX_SIZE=256)
+    # a body limit of its own, so that the body is read and the payload weighed
+    app = secured(STATEMGR_STORE_MIN_SIZE=64, STATEMGR_STORE_MAX_SIZE=256, MAX_CONTENT_LENGTH=LIMIT)
     response = refused(app, snapshot, lambda c: c.post(SUBMIT, headers=ALICE, json={"summary": "x" * 1000}))
     assert_problem(response, 413, "STATEMGR_STORE_MAX_SIZE")
     ok = app.test_client().post(SUBMIT, headers=ALICE, json={"summary": "x" * 100})
