@@ -6,16 +6,18 @@ from __future__ import annotations
 import secrets
 import typing as t
 
+import sqlalchemy as sa
 from flask import (
     Blueprint, Response, abort, flash, g, redirect, render_template, request, session, url_for,
 )
 from flask_wtf import FlaskForm
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, ServiceUnavailable
 from wtforms import StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
-from flask_statemgr import TransitionError, query_history
+from flask_statemgr import StoreUnavailable, TransitionError, query_history
 from flask_statemgr.redirects import redirect_target
+from flask_statemgr.storable import storable
 
 from .models import Project, Session, User, can_view_project, db, statemgr
 
@@ -23,8 +25,8 @@ bp = Blueprint("main", __name__)
 
 
 class NewProjectForm(FlaskForm):
-    title = StringField("Title", validators=[DataRequired(), Length(max=200)])
-    summary = TextAreaField("Summary", validators=[Length(max=2000)])
+    title = StringField("Title", validators=[storable, DataRequired(), Length(max=200)])
+    summary = TextAreaField("Summary", validators=[storable, Length(max=2000)])
 
 
 @bp.before_app_request
@@ -57,9 +59,11 @@ def content_security_policy(response: Response) -> Response:
 
 @bp.app_context_processor
 def template_globals() -> dict[str, t.Any]:
+    unavailable = g.get("unavailable", False)
     return {
-        "users": db.session.scalars(db.select(User).order_by(User.id)).all(),
-        "current_user": g.get("user"),
+        # the unavailable page is rendered without asking the database
+        "users": [] if unavailable else db.session.scalars(db.select(User).order_by(User.id)).all(),
+        "current_user": None if unavailable else g.get("user"),
         "csp_nonce": csp_nonce,
     }
 
@@ -69,20 +73,38 @@ def error_page(error: HTTPException) -> t.Any:
     return render_template("error.html", error=error), error.code or 500
 
 
+@bp.app_errorhandler(sa.exc.OperationalError)
+@bp.app_errorhandler(sa.exc.InterfaceError)
+@bp.app_errorhandler(StoreUnavailable)
+def unavailable_page(error: Exception) -> t.Any:
+    """The database or the payload store cannot be reached: a 503 page that
+    needs neither, and the next request tries again."""
+    db.session.rollback()
+    g.unavailable = True
+    what = "payload store" if isinstance(error, StoreUnavailable) else "database"
+    page = ServiceUnavailable(f"The {what} is unavailable; try again in a moment.")
+    return render_template("error.html", error=page), 503, {"Retry-After": "5"}
+
+
 @bp.get("/")
 def index() -> str:
+    return _index(NewProjectForm())
+
+
+def _index(form: NewProjectForm) -> str:
     query = db.select(Project).order_by(Project.id)
     if g.user is None:
         query = query.where(Project.state.LIVE)
     else:
         query = query.where(~Project.state.DELETED)
     projects = db.session.scalars(query).all()
-    return render_template("index.html", projects=projects, form=NewProjectForm())
+    return render_template("index.html", projects=projects, form=form)
 
 
 @bp.get("/projects/<int:id>")
 def project(id: int) -> str:
-    obj = db.session.get(Project, id)
+    # the id may be too large for the column: load() answers None for it
+    obj = statemgr.load(Project, id)
     if obj is None or not can_view_project(obj, g.user):
         abort(404)
     # the project's records and its sessions' (a cascade shows as both)
@@ -106,7 +128,7 @@ def create_project() -> t.Any:
         for errors in form.errors.values():
             for message in errors:
                 flash(message, "error")
-        return redirect(url_for("main.index"))
+        return _index(form), 422
     obj = Project(title=form.title.data, summary=form.summary.data or "", owner=g.user)
     db.session.add(obj)
     db.session.commit()
@@ -137,10 +159,13 @@ def withdraw(obj: Project, form: t.Any) -> t.Any:
 @bp.post("/login")
 def login() -> t.Any:
     user_id = request.form.get("user_id", "")
-    user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
-    if user is None:
+    if not user_id:
         session.pop("user_id", None)
     else:
+        # load() refuses what cannot be a key: "²", 5,000 digits, 2**40
+        user = statemgr.load(User, user_id)
+        if user is None:
+            abort(400, description="There is no such user.")
         session["user_id"] = user.id
     # back to the page the switcher was used on, if it is on this site
     return redirect(redirect_target(url_for("main.index")))

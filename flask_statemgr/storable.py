@@ -46,3 +46,18 @@ def unstorable_text(data: t.Mapping[str, t.Any]) -> dict[str, list[str]]:
         elif isinstance(value, (list, tuple, set, frozenset)):
             stack.extend((f"{path}.{index}" if path else str(index), item) for index, item in enumerate(value))
     return dict(sorted(errors.items()))
+
+
+def storable(form: t.Any, field: t.Any) -> None:
+    """A WTForms validator refusing text that cannot be stored, for an app's
+    own forms (a transition's form is checked already)::
+
+        title = StringField("Title", validators=[DataRequired(), storable])
+    """
+    from wtforms.validators import StopValidation
+
+    problems = unstorable_text({"": field.data})
+    if problems:
+        # the first of one field's messages; it stops the other validators,
+        # which could choke on the text themselves
+        raise StopValidation(problems[""][0])
