@@ -100,7 +100,7 @@ def openapi_document(ext: StateMgr) -> dict[str, t.Any]:
                 "get": {
                     "operationId": "getHistory",
                     "parameters": object_params,
-                    "responses": {"200": _json({"type": "object"}, "The object's history"), "404": _PROBLEM},
+                    "responses": {"200": _json({"type": "object"}, "The object's history"), **{code: _PROBLEM for code in ("401", "403", "404")}},
                 }
             },
             "/events": {
