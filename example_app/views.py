@@ -107,11 +107,14 @@ def project(id: int) -> str:
     obj = statemgr.load(Project, id)
     if obj is None or not can_view_project(obj, g.user):
         abort(404)
-    # the project's records and its sessions' (a cascade shows as both)
-    history = query_history(db.session, model=Project, object_id=obj.id)
-    for child in obj.sessions:
-        history += query_history(db.session, model=Session, object_id=child.id)
-    history.sort(key=lambda record: record.id)
+    # who did what is for signed-in users, as in the JSON API
+    history = None
+    if statemgr.can_view_history(obj, g.user):
+        # the project's records and its sessions' (a cascade shows as both)
+        history = query_history(db.session, model=Project, object_id=obj.id)
+        for child in obj.sessions:
+            history += query_history(db.session, model=Session, object_id=child.id)
+        history.sort(key=lambda record: record.id)
     sessions = {str(child.id): child.title for child in obj.sessions}
     names = {str(u.id): u.name for u in db.session.scalars(db.select(User))}
     return render_template(

@@ -22,7 +22,6 @@ if t.TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
 
     from .availability import Plan
-
     from .store import DataStore
 
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])

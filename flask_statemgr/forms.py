@@ -142,11 +142,12 @@ def validate_form_data(
     """Validate plain data with a form, as if a browser had posted it.
 
     JSON values become the form data a browser sends: ``True`` is ``"y"``,
-    ``False`` and ``None`` are left out, a list repeats its key, a nested
-    object or list uses WTForms' ``name-0-sub`` keys, dates and times use the
-    field's format, other values their text. A value no browser could post
-    (a JSON object for any field but a form field, a boolean for a text,
-    number or date field) is a field error, never its Python text. A
+    ``False`` and ``None`` are left out, a list repeats the key of a
+    multi-valued field, a nested object or list uses WTForms' ``name-0-sub``
+    keys, dates and times use the field's format, other values their text. A
+    value no browser could post (a JSON object for any field but a form
+    field, a boolean for a text, number or date field, a list for a field
+    that takes one value) is a field error, never its Python text. A
     multidict (a form-encoded post, possibly with files) is used as it is.
     Unknown keys are ignored.
 

@@ -119,4 +119,3 @@ def create_pages_blueprint(ext: StateMgr) -> Blueprint:
         )
 
     return bp
-

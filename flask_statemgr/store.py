@@ -176,6 +176,7 @@ class VerifyResult:
 
     @property
     def ok(self) -> bool:
+        """Nothing corrupt and nothing missing."""
         return not self.corrupt and not self.missing
 
 
