@@ -131,3 +131,31 @@ def test_the_project_history_is_for_signed_in_users(example_everywhere: App) -> 
     assert "Sign in to see the history." in anonymous and "Rita: " not in anonymous
     signed_in_page = signed_in(app, "Victor").get("/projects/3").get_data(as_text=True)
     assert "Rita: <strong>approve</strong>" in signed_in_page
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_connection_cut_by_postgresql_is_one_503_page(example_everywhere: App, database_url: str) -> None:
+    from example_app.models import db
+
+    app = example_everywhere()
+    client = signed_in(app, "Olivia")
+    assert client.get("/").status_code == 200
+    with app.app_context():
+        engine = db.engine
+        db.session.remove()
+    # every connection in the app's pool, held at once so that none is new
+    held = [engine.connect() for _ in range(engine.pool.checkedin())]  # type: ignore[attr-defined]
+    backends = [conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one() for conn in held]
+    for conn in held:
+        conn.close()
+    # cut them all, as a server restart does
+    admin = sa.create_engine(database_url)
+    try:
+        with admin.connect() as conn:
+            for backend in backends:
+                assert conn.execute(sa.select(sa.func.pg_terminate_backend(backend))).scalar_one()
+    finally:
+        admin.dispose()
+    response = client.get("/")
+    assert response.status_code == 503 and "The database is unavailable" in response.get_data(as_text=True)
+    assert client.get("/").status_code == 200
