@@ -59,6 +59,8 @@ def create_app(config: t.Mapping[str, t.Any] | None = None) -> Flask:
         SECRET_KEY=os.environ.get("SECRET_KEY", "dev-only-secret"),
         # the default transition pages look like the rest of the app
         STATEMGR_BASE_TEMPLATE="base.html",
+        # the session cookie is not sent with requests other sites start
+        SESSION_COOKIE_SAMESITE="Lax",
     )
     if config:
         app.config.update(config)

@@ -3,20 +3,23 @@ new-project form, and the login switcher."""
 
 from __future__ import annotations
 
+import secrets
 import typing as t
-from urllib.parse import urlsplit
 
+import sqlalchemy as sa
 from flask import (
-    Blueprint, abort, flash, g, redirect, render_template, request, session, url_for,
+    Blueprint, Response, abort, flash, g, redirect, render_template, request, session, url_for,
 )
 from flask_babel import get_locale, gettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, ServiceUnavailable
 from wtforms import StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
-from flask_statemgr import TransitionError, query_history
+from flask_statemgr import StoreUnavailable, TransitionError, query_history
+from flask_statemgr.redirects import redirect_target
+from flask_statemgr.storable import storable
 
 from . import LANGUAGES
 from .models import Project, Session, User, can_view_project, db, statemgr
@@ -25,8 +28,8 @@ bp = Blueprint("main", __name__)
 
 
 class NewProjectForm(FlaskForm):
-    title = StringField(_l("Title"), validators=[DataRequired(), Length(max=200)])
-    summary = TextAreaField(_l("Summary"), validators=[Length(max=2000)])
+    title = StringField(_l("Title"), validators=[storable, DataRequired(), Length(max=200)])
+    summary = TextAreaField(_l("Summary"), validators=[storable, Length(max=2000)])
 
 
 @bp.before_app_request
@@ -35,13 +38,38 @@ def load_user() -> None:
     g.user = db.session.get(User, user_id) if user_id is not None else None
 
 
+#: what every HTML page may load: its own files, and scripts only with the
+#: page's nonce (statemgr_script(nonce=...) puts it on the client's tag)
+CSP = (
+    "default-src 'self'; script-src 'nonce-{nonce}'; img-src 'self' data:; object-src 'none';"
+    " base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def csp_nonce() -> str:
+    """This request's CSP nonce."""
+    if "csp_nonce" not in g:
+        g.csp_nonce = secrets.token_urlsafe(16)
+    return t.cast(str, g.csp_nonce)
+
+
+@bp.after_app_request
+def content_security_policy(response: Response) -> Response:
+    if response.mimetype == "text/html":
+        response.headers["Content-Security-Policy"] = CSP.format(nonce=csp_nonce())
+    return response
+
+
 @bp.app_context_processor
 def template_globals() -> dict[str, t.Any]:
+    unavailable = g.get("unavailable", False)
     return {
-        "users": db.session.scalars(db.select(User).order_by(User.id)).all(),
-        "current_user": g.get("user"),
+        # the unavailable page is rendered without asking the database
+        "users": [] if unavailable else db.session.scalars(db.select(User).order_by(User.id)).all(),
+        "current_user": None if unavailable else g.get("user"),
         "languages": LANGUAGES,
         "locale": str(get_locale()),
+        "csp_nonce": csp_nonce,
     }
 
 
@@ -50,27 +78,48 @@ def error_page(error: HTTPException) -> t.Any:
     return render_template("error.html", error=error), error.code or 500
 
 
+@bp.app_errorhandler(sa.exc.OperationalError)
+@bp.app_errorhandler(sa.exc.InterfaceError)
+@bp.app_errorhandler(StoreUnavailable)
+def unavailable_page(error: Exception) -> t.Any:
+    """The database or the payload store cannot be reached: a 503 page that
+    needs neither, and the next request tries again."""
+    db.session.rollback()
+    g.unavailable = True
+    what = "payload store" if isinstance(error, StoreUnavailable) else "database"
+    page = ServiceUnavailable(f"The {what} is unavailable; try again in a moment.")
+    return render_template("error.html", error=page), 503, {"Retry-After": "5"}
+
+
 @bp.get("/")
 def index() -> str:
+    return _index(NewProjectForm())
+
+
+def _index(form: NewProjectForm) -> str:
     query = db.select(Project).order_by(Project.id)
     if g.user is None:
         query = query.where(Project.state.LIVE)
     else:
         query = query.where(~Project.state.DELETED)
     projects = db.session.scalars(query).all()
-    return render_template("index.html", projects=projects, form=NewProjectForm())
+    return render_template("index.html", projects=projects, form=form)
 
 
 @bp.get("/projects/<int:id>")
 def project(id: int) -> str:
-    obj = db.session.get(Project, id)
+    # the id may be too large for the column: load() answers None for it
+    obj = statemgr.load(Project, id)
     if obj is None or not can_view_project(obj, g.user):
         abort(404)
-    # the project's records and its sessions' (a cascade shows as both)
-    history = query_history(db.session, model=Project, object_id=obj.id)
-    for child in obj.sessions:
-        history += query_history(db.session, model=Session, object_id=child.id)
-    history.sort(key=lambda record: record.id)
+    # who did what is for signed-in users, as in the JSON API
+    history = None
+    if statemgr.can_view_history(obj, g.user):
+        # the project's records and its sessions' (a cascade shows as both)
+        history = query_history(db.session, model=Project, object_id=obj.id)
+        for child in obj.sessions:
+            history += query_history(db.session, model=Session, object_id=child.id)
+        history.sort(key=lambda record: record.id)
     sessions = {str(child.id): child.title for child in obj.sessions}
     names = {str(u.id): u.name for u in db.session.scalars(db.select(User))}
     return render_template(
@@ -87,7 +136,7 @@ def create_project() -> t.Any:
         for errors in form.errors.values():
             for message in errors:
                 flash(message, "error")
-        return redirect(url_for("main.index"))
+        return _index(form), 422
     obj = Project(title=form.title.data, summary=form.summary.data or "", owner=g.user)
     db.session.add(obj)
     db.session.commit()
@@ -118,12 +167,15 @@ def withdraw(obj: Project, form: t.Any) -> t.Any:
 @bp.post("/login")
 def login() -> t.Any:
     user_id = request.form.get("user_id", "")
-    user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
-    if user is None:
+    if not user_id:
         session.pop("user_id", None)
     else:
+        # load() refuses what cannot be a key: "²", 5,000 digits, 2**40
+        user = statemgr.load(User, user_id)
+        if user is None:
+            abort(400, description="There is no such user.")
         session["user_id"] = user.id
-    return redirect(_back())
+    return redirect(redirect_target(url_for("main.index")))
 
 
 @bp.post("/language")
@@ -132,13 +184,6 @@ def language() -> t.Any:
     lang = request.form.get("lang", "")
     if lang in LANGUAGES:
         session["lang"] = lang
-    return redirect(_back())
-
-
-def _back() -> str:
-    """The page the switcher was used on, if it is on this site."""
-    referrer = urlsplit(request.referrer or "")
-    if referrer.netloc == request.host and referrer.path.startswith("/"):
-        return referrer.path
-    return url_for("main.index")
+    # back to the page the switcher was used on, if it is on this site
+    return redirect(redirect_target(url_for("main.index")))
 

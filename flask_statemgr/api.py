@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import datetime
 import decimal
+import io
 import json
 import typing as t
 import uuid
@@ -14,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc
 from flask import Blueprint, Response, request
 from werkzeug.datastructures import MultiDict
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
 from .engine import BoundTransition, _Checker
 from .exceptions import SerializationError, StateMgrError, TransitionError
@@ -187,6 +188,59 @@ def request_data() -> tuple[t.Mapping[str, t.Any], bool]:
     raise _UnsupportedMediaType()
 
 
+def body_limit(ext: StateMgr) -> tuple[int, str]:
+    """The most bytes a request body to the extension may hold, and the
+    setting that says so: ``MAX_CONTENT_LENGTH``, else
+    ``STATEMGR_STORE_MAX_SIZE``."""
+    config = ext._state().config
+    if config.get("MAX_CONTENT_LENGTH") is not None:
+        return int(config["MAX_CONTENT_LENGTH"]), "MAX_CONTENT_LENGTH"
+    return int(config["STATEMGR_STORE_MAX_SIZE"]), "STATEMGR_STORE_MAX_SIZE"
+
+
+def limit_body(ext: StateMgr) -> t.Callable[[str | None, dict[str, t.Any] | None], None]:
+    """A URL value preprocessor bounding the body a blueprint's views read
+    (:func:`body_limit`): a longer one is a 413 before any of it is read, or,
+    sent without a length (chunked), as soon as the limit is passed. URL
+    value preprocessors run before every ``before_request`` function,
+    Flask-WTF's CSRF check included, which reads a form body."""
+
+    def limit(endpoint: str | None, values: dict[str, t.Any] | None) -> None:
+        most, _ = body_limit(ext)
+        environ = request.environ
+        if request.content_length is None and "wsgi.input_terminated" in environ:
+            # Werkzeug stops reading such a body at max_content_length and
+            # hands on what it read as if it were all: a cut form or JSON.
+            # Reading one byte more shows whether there was more.
+            environ["wsgi.input"] = _CappedInput(environ["wsgi.input"], most)
+            most += 1
+        request.max_content_length = most
+
+    return limit
+
+
+class _CappedInput(io.RawIOBase):
+    """A body without a length that raises
+    :exc:`~werkzeug.exceptions.RequestEntityTooLarge` once more than
+    ``limit`` bytes were read from it."""
+
+    def __init__(self, stream: t.Any, limit: int) -> None:
+        self._stream = stream
+        self._limit = limit
+        self._count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: t.Any) -> int:
+        data = self._stream.read(min(len(buffer), self._limit + 1 - self._count))
+        self._count += len(data)
+        if self._count > self._limit:
+            raise RequestEntityTooLarge()
+        buffer[: len(data)] = data
+        return len(data)
+
+
 def _refuse_constant(name: str) -> t.NoReturn:
     # Python's json reads NaN and Infinity, which are not JSON: stored, they
     # would make every later history answer invalid JSON.
@@ -232,6 +286,8 @@ def create_blueprint(ext: StateMgr) -> Blueprint:
         if obj is None or not ext.can_view(obj, user):
             raise _NotFound(gettext("No %(model)s %(id)s", model=model, id=ident))
         return exposed, obj, user
+
+    bp.url_value_preprocessor(limit_body(ext))
 
     @bp.before_app_request
     def routing_problem() -> Response | None:
@@ -283,9 +339,14 @@ def create_blueprint(ext: StateMgr) -> Blueprint:
             raise _NotFound(
                 gettext("%(manager)s has no transition %(transition)r", manager=manager, transition=transition)
             )
+        bound = BoundTransition(declared, view)
+        plan = bound.plan(user)
+        if plan.error is not None:
+            # the user or the state decides: no need to read the body
+            raise bound._refused(plan.error, user, None)
         data, confirm = request_data()
         try:
-            result = ext._perform_uncommitted(BoundTransition(declared, view), data, confirm)
+            result = ext._perform_uncommitted(bound, data, confirm, plan=plan)
         except SerializationError as e:
             if declared.form is not None:
                 # the form's cleaned data cannot be stored: the app's bug
@@ -309,9 +370,11 @@ def create_blueprint(ext: StateMgr) -> Blueprint:
 
     @bp.get("/objects/<model>/<ident>/history")
     def history(model: str, ident: str) -> Response:
-        exposed, obj, _ = viewable(model, ident)
-        from .engine import object_identity
+        exposed, obj, user = viewable(model, ident)
+        from .engine import is_anonymous, object_identity
 
+        if not ext.can_view_history(obj, user):
+            raise _HistoryRefused(anonymous=is_anonymous(user))
         assert ext.db is not None
         records = query_history(
             ext.db.session, model=type(obj), object_id=object_identity(obj), store=ext.store
@@ -382,6 +445,17 @@ def create_blueprint(ext: StateMgr) -> Blueprint:
     def on_http_error(error: HTTPException) -> Response:
         return http_problem(error)
 
+    @bp.errorhandler(RequestEntityTooLarge)
+    def on_too_large(error: RequestEntityTooLarge) -> Response:
+        most, setting = body_limit(ext)
+        length = request.content_length
+        if length is not None and length <= most:
+            # a form's own limits (MAX_FORM_MEMORY_SIZE, MAX_FORM_PARTS)
+            return http_problem(error)
+        return problem(
+            413, error.name, gettext("The body is larger than %(most)d bytes (%(setting)s)", most=most, setting=setting), reasons=[]
+        )
+
     @bp.errorhandler(exc.OperationalError)
     @bp.errorhandler(exc.InterfaceError)
     def on_database_error(error: Exception) -> Response:
@@ -397,6 +471,17 @@ def create_blueprint(ext: StateMgr) -> Blueprint:
 class _NotFound(StateMgrError):
     http_status = 404
     title = N_("Not found")
+
+
+class _HistoryRefused(StateMgrError):
+    """``can_view_history`` said no: 401 for an anonymous user, else 403."""
+
+    def __init__(self, *, anonymous: bool) -> None:
+        self.http_status = 401 if anonymous else 403
+        self.title = "Unauthorized" if anonymous else "Forbidden"
+        super().__init__(
+            "Sign in to read this history" if anonymous else "You may not read this history"
+        )
 
 
 def _utc(at: datetime.datetime) -> datetime.datetime:

@@ -256,3 +256,51 @@ def gc_command(dry_run: bool, grace: int) -> None:
     )
     session.commit()
     click.echo(f"{'would remove' if dry_run else 'removed'}: {result}")
+
+
+@statemgr_cli.command("verify")
+def verify_command() -> None:
+    """Hash every stored blob again and list the corrupt ones and those that
+    records reference but the store lacks (exit status 1 if any), as
+    ``git fsck`` does."""
+    import sqlalchemy as sa
+
+    from .exceptions import CorruptBlobError
+    from .tables import history_table
+
+    ext = _ext()
+    assert ext.db is not None
+    store = ext.store
+    session = ext.db.session
+    referrers: dict[str, list[int]] = {}
+    unreadable: list[int] = []
+    rows = session.execute(
+        sa.select(history_table.c.id, history_table.c.payload)
+        .where(history_table.c.payload.is_not(None))
+        .order_by(history_table.c.id)
+    )
+    for record_id, payload in rows:
+        try:
+            keys = store.payload_keys(payload)
+        except CorruptBlobError:
+            unreadable.append(record_id)
+            continue
+        for key in keys:
+            referrers.setdefault(key, []).append(record_id)
+    result = store.verify(referrers.keys(), session=session)  # type: ignore[arg-type]
+    session.rollback()
+
+    def records(key: str) -> str:
+        ids = referrers.get(key, [])
+        return f" (records {', '.join(map(str, ids))})" if ids else " (no record refers to it)"
+
+    for key in result.corrupt:
+        click.echo(f"corrupt blob {key}{records(key)}")
+    for key in result.missing:
+        click.echo(f"missing blob {key}{records(key)}")
+    for record_id in unreadable:
+        click.echo(f"corrupt payload in record {record_id}")
+    problems = len(result.corrupt) + len(result.missing) + len(unreadable)
+    click.echo(f"blobs: {result.examined}, referenced: {len(referrers)}, problems: {problems}")
+    if problems:
+        raise SystemExit(1)

@@ -36,6 +36,7 @@ from .manager import StateManager, bindings_of
 from .runtime import Runtime, current_runtime
 from .signals import send_safely, transition_after, transition_before, transition_failed, transition_refused
 from .tables import history_table
+from .storable import unstorable_text
 
 if t.TYPE_CHECKING:
     from .states import State
@@ -455,12 +456,19 @@ def validate_data(transition: Transition, data: t.Mapping[str, t.Any] | None) ->
     if data is not None and not isinstance(data, t.Mapping):
         raise ValidationFailed(errors={"": [f"data must be a mapping, not {type(data).__name__}"]})
     if transition.form is None:
-        return dict(data or {})
-    from .forms import validate_form_data
+        cleaned = dict(data or {})
+    else:
+        from .forms import validate_form_data
 
-    cleaned, errors = validate_form_data(transition.form, data)
-    if errors:
-        raise ValidationFailed(errors=errors)
+        cleaned, errors = validate_form_data(transition.form, data)
+        if errors:
+            raise ValidationFailed(errors=errors)
+    unstorable = unstorable_text(cleaned)
+    if unstorable:
+        raise ValidationFailed(
+            "; ".join(f"{field}: {' '.join(messages)}" for field, messages in unstorable.items()),
+            errors=unstorable,
+        )
     return cleaned
 
 

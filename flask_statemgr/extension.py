@@ -13,7 +13,7 @@ from flask import Flask, abort, current_app, g
 from markupsafe import Markup, escape
 
 from .dialects import configure_engine
-from .engine import BoundTransition
+from .engine import BoundTransition, is_anonymous
 from .i18n import current_locale, gettext, ngettext
 from .manager import bindings_of
 from .runtime import Runtime, default_roles
@@ -23,6 +23,7 @@ from .tables import ensure_tables
 if t.TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
 
+    from .availability import Plan
     from .store import DataStore
     from .transitions import Transition
 
@@ -63,6 +64,7 @@ class Exposed:
     model: type
     name: str
     can_view: CanView | None
+    can_view_history: CanView | None = None
 
 
 class _AppState:
@@ -191,13 +193,23 @@ class StateMgr(Runtime):
 
     # -- exposing models -----------------------------------------------------------
 
-    def expose(self, model: type, name: str | None = None, can_view: CanView | None = None) -> None:
+    def expose(
+        self,
+        model: type,
+        name: str | None = None,
+        can_view: CanView | None = None,
+        can_view_history: CanView | None = None,
+    ) -> None:
         """Serve ``model`` through the JSON API as ``name`` (default: the
         class name in lower case).
 
         :param can_view: ``(obj, user) -> bool``; an object the user may not
             view answers 404. Default: ``obj.can_view(user)`` when the model
             defines it, else everyone may view.
+        :param can_view_history: ``(obj, user) -> bool``, asked for an object
+            the user may view; its history holds user ids and payloads, so
+            one the user may not read answers 401 (anonymous) or 403.
+            Default: every user who may view the object and is signed in.
         :raise ValueError: A transition's form has no JSON Schema (see
             :func:`~flask_statemgr.forms.form_schema`).
         """
@@ -207,7 +219,7 @@ class StateMgr(Runtime):
         # A form without a JSON Schema (a Regexp that JavaScript would read
         # differently) fails here, while the app is set up, not in a request.
         build_schema({name: model})
-        exposed = Exposed(model, name, can_view)
+        exposed = Exposed(model, name, can_view, can_view_history)
         self.exposed[name] = exposed
         self._exposed_by_class[model] = exposed
         for state in self._apps.values():
@@ -227,6 +239,14 @@ class StateMgr(Runtime):
             return bool(exposed.can_view(obj, user))
         check = getattr(obj, "can_view", None)
         return bool(check(user)) if callable(check) else True
+
+    def can_view_history(self, obj: t.Any, user: t.Any) -> bool:
+        """Whether ``user`` may read the history of ``obj``, which they may
+        view (see :meth:`expose`)."""
+        exposed = self.exposed_for(type(obj))
+        if exposed is not None and exposed.can_view_history is not None:
+            return bool(exposed.can_view_history(obj, user))
+        return not is_anonymous(user)
 
     # -- the state model -----------------------------------------------------------
 
@@ -337,15 +357,25 @@ class StateMgr(Runtime):
         return result
 
     def _perform_uncommitted(
-        self, bound: BoundTransition, data: t.Mapping[str, t.Any] | None, confirm: bool
+        self,
+        bound: BoundTransition,
+        data: t.Mapping[str, t.Any] | None,
+        confirm: bool,
+        *,
+        plan: Plan | None = None,
     ) -> t.Any:
         """:meth:`perform` without the commit, for a caller that reads what
         it answers first (the objects are then still loaded); a failure rolls
-        back the session's transaction."""
+        back the session's transaction.
+
+        :param plan: ``bound.plan(user)`` for the current user, when the
+            caller has made it already.
+        """
         from .exceptions import ConfirmationRequired
 
         user = self.current_user()
-        plan = bound.plan(user)
+        if plan is None:
+            plan = bound.plan(user)
         if plan.error is not None:
             raise bound._refused(plan.error, user, data)
         # objects, not steps: moving two managers of one object changes one

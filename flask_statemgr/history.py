@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import logging
 import typing as t
 
 import sqlalchemy as sa
@@ -11,7 +12,10 @@ import sqlalchemy as sa
 # the session alias below as unknown (microsoft/pyright#11196)
 import sqlalchemy.orm as orm
 
+from .exceptions import BlobNotFound, CorruptBlobError
 from .tables import history_table
+
+logger = logging.getLogger(__name__)
 
 if t.TYPE_CHECKING:
     from .availability import Step
@@ -25,7 +29,9 @@ class TransitionRecord:
 
     ``payload`` is what the user submitted, resolved from the data store;
     ``parent_id`` links a cascaded step to the record of the step that
-    caused it.
+    caused it. ``payload_error`` is ``"corrupt"`` or ``"missing"`` when the
+    stored payload could not be read (a blob failed its hash check, or is
+    gone); ``payload`` is then ``None``.
     """
 
     id: int
@@ -39,6 +45,7 @@ class TransitionRecord:
     at: datetime.datetime
     payload: dict[str, t.Any] | None
     parent_id: int | None = None
+    payload_error: t.Literal["corrupt", "missing"] | None = None
 
     def to_dict(self) -> dict[str, t.Any]:
         """A JSON-friendly form (the payload as stored values)."""
@@ -128,7 +135,14 @@ def _records(
         data: dict[str, t.Any] = dict(row)
         if data["payload"] is not None:
             store = store or current_runtime().store
-            data["payload"] = store.resolve_payload(data["payload"], session=session)
+            try:
+                data["payload"] = store.resolve_payload(data["payload"], session=session)
+            except (CorruptBlobError, BlobNotFound) as e:
+                # one damaged blob may be shared by many records: each is
+                # listed without its payload rather than failing the query
+                data["payload_error"] = "missing" if isinstance(e, BlobNotFound) else "corrupt"
+                data["payload"] = None
+                logger.error("The payload of history record %s is unreadable: %s", data["id"], e)
         if data["at"].tzinfo is None:
             # SQLite keeps no time zone; every record is written in UTC
             data["at"] = data["at"].replace(tzinfo=datetime.timezone.utc)

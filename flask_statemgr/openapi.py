@@ -143,6 +143,9 @@ SCHEMAS: dict[str, dict[str, t.Any]] = {
             "user_id": {"type": ["string", "null"]},
             "at": {"type": "string", "format": "date-time"},
             "payload": {"type": ["object", "null"]},
+            # why a stored payload could not be read (its blob is corrupt or
+            # missing); the payload is then null
+            "payload_error": {"enum": ["corrupt", "missing", None]},
             "parent_id": {"type": ["integer", "null"]},
         },
         ["id", "model", "object_id", "manager", "transition", "source", "target", "at"],
@@ -257,7 +260,7 @@ def openapi_document(ext: StateMgr) -> dict[str, t.Any]:
             "get": {
                 "operationId": "getHistory",
                 "parameters": object_params,
-                "responses": {"200": _json(_ref("History"), "The object's history"), "404": _PROBLEM},
+                "responses": {"200": _json(_ref("History"), "The object's history"), **{code: _PROBLEM for code in ("401", "403", "404")}},
             }
         },
         "/events": {

@@ -6,23 +6,17 @@ from __future__ import annotations
 
 import typing as t
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 
+from .api import limit_body
 from .engine import BoundTransition
 from .exceptions import TransitionError, ValidationFailed
 from .i18n import gettext
 from .manager import StateManager, bindings_of
+from .redirects import redirect_target
 
 if t.TYPE_CHECKING:
     from .extension import StateMgr
-
-
-def safe_next(target: str | None) -> str | None:
-    """``target`` if it is a path on this site, else ``None`` (no open
-    redirects)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return None
-    return target
 
 
 def transition_choices(ext: StateMgr, obj: t.Any) -> list[dict[str, t.Any]]:
@@ -46,8 +40,30 @@ def transition_choices(ext: StateMgr, obj: t.Any) -> list[dict[str, t.Any]]:
     return choices
 
 
+#: sent with every page of the blueprint unless the app set them: no MIME
+#: sniffing, no full URL (object ids, ``next``) in the Referer of a link that
+#: leaves the site, and no framing, which would let another site clickjack
+#: the page's button (``X-Frame-Options`` for browsers without CSP 2)
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
+
+
 def create_pages_blueprint(ext: StateMgr) -> Blueprint:
     bp = Blueprint("statemgr_pages", __name__)
+
+    bp.url_value_preprocessor(limit_body(ext))
+
+    @bp.after_request
+    def security_headers(response: Response) -> Response:
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if "frame-ancestors" not in response.headers.get("Content-Security-Policy", ""):
+            # a second policy adds to the app's own: a browser enforces both
+            response.headers.add("Content-Security-Policy", "frame-ancestors 'none'")
+        return response
 
     @bp.route("/<model>/<ident>/<manager>/<transition>", methods=["GET", "POST"])
     def transition_page(model: str, ident: str, manager: str, transition: str) -> t.Any:
@@ -61,13 +77,14 @@ def create_pages_blueprint(ext: StateMgr) -> Blueprint:
         if declared is None:
             abort(404)
         bound = BoundTransition(declared, view)
-        back = safe_next(request.values.get("next")) or safe_next(request.referrer and _path(request.referrer)) or "/"
+        plan = bound.plan(user)
+        # a refused page shows no form, so it reads no body
+        back = redirect_target(body=plan.error is None)
         form = None
-        if declared.form is not None:
+        if declared.form is not None and plan.error is None:
             from .forms import bind_form
 
             form = bind_form(declared.form)
-        plan = bound.plan(user)
         status = 200
         reasons = list(plan.blockers)
         if request.method == "POST" and plan.error is None:
@@ -89,7 +106,8 @@ def create_pages_blueprint(ext: StateMgr) -> Blueprint:
         elif plan.error is not None:
             status = plan.error.http_status
             if request.method == "POST":
-                bound._refused(plan.error, user, request.form)
+                # refused before the body is read: its data is not known
+                bound._refused(plan.error, user, None)
         return (
             render_template(
                 "statemgr/transition.html",
@@ -105,13 +123,3 @@ def create_pages_blueprint(ext: StateMgr) -> Blueprint:
         )
 
     return bp
-
-
-def _path(url: str) -> str:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    if parts.netloc and parts.netloc != request.host:
-        return ""
-    return parts.path + (f"?{parts.query}" if parts.query else "")
-

@@ -75,6 +75,10 @@ MiB = 1024 * KiB
 #: Flask-SQLAlchemy's ``db.session``, or a connection.
 Executor = t.Union[orm.Session, "orm.scoped_session[orm.Session]", sa.Connection]
 
+#: What :class:`StoreUnavailable` says; the backends log where they failed
+#: to connect, since a client has no use for the store's host and port.
+UNAVAILABLE = "The payload store is unavailable; try again later"
+
 #: A blob that already exists gets its created time moved to now when it is
 #: written again and is older than this; see :meth:`StoreBackend.write`.
 FRESHEN_AFTER = dt.timedelta(minutes=10)
@@ -160,6 +164,23 @@ class GCResult:
     #: Unreferenced blobs kept because they are younger than the grace period.
     young: int
     dry_run: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class VerifyResult:
+    """What :meth:`DataStore.verify` found."""
+
+    #: Blobs in the store, hashed again.
+    examined: int
+    #: Keys of stored blobs whose bytes no longer match their key or size.
+    corrupt: list[str]
+    #: Referenced keys the store does not have.
+    missing: list[str]
+
+    @property
+    def ok(self) -> bool:
+        """Nothing corrupt and nothing missing."""
+        return not self.corrupt and not self.missing
 
 
 class StoreBackend(abc.ABC):
@@ -423,7 +444,9 @@ class RedisBackend(StoreBackend):
         try:
             yield
         except self._errors as e:
-            raise StoreUnavailable(f"Redis is not reachable: {e}") from e
+            # the address is for the operator, not for whoever sent the request
+            logger.error("The Redis store is not reachable: %s", e)
+            raise StoreUnavailable(UNAVAILABLE) from e
 
     def read(self, key: str, *, session: Executor | None = None) -> bytes | None:
         with self._unavailable():
@@ -541,7 +564,8 @@ class DatabaseBackend(StoreBackend):
                 try:
                     connection = self._engine.connect()
                 except exc.DBAPIError as e:
-                    raise StoreUnavailable(f"The database is not reachable: {e}") from e
+                    logger.error("The database store is not reachable: %s", e)
+                    raise StoreUnavailable(UNAVAILABLE) from e
                 with connection:
                     if commit:
                         with connection.begin():
@@ -555,7 +579,8 @@ class DatabaseBackend(StoreBackend):
                 )
         except exc.DBAPIError as e:
             if e.connection_invalidated:
-                raise StoreUnavailable(f"The database connection was lost: {e}") from e
+                logger.error("The database store's connection was lost: %s", e)
+                raise StoreUnavailable(UNAVAILABLE) from e
             raise
 
     def read(self, key: str, *, session: Executor | None = None) -> bytes | None:
@@ -858,6 +883,36 @@ class DataStore:
             dry_run=dry_run,
         )
         logger.info("Garbage collection: %s", result)
+        return result
+
+    def verify(
+        self, referenced: cabc.Set[str], *, session: Executor | None = None
+    ) -> VerifyResult:
+        """Hash every stored blob again, as ``git fsck`` does, and look for
+        the referenced ones the store lacks. The cache is not consulted.
+
+        :param referenced: the keys records refer to (see
+            :meth:`payload_keys`).
+        :param session: where the database backend reads.
+        """
+        # listed first: SQLite and PostgreSQL keep one cursor per connection
+        # easily, not a scan and a read at once
+        listed = [(info.key, info.size) for info in self.backend.scan(session=session)]
+        corrupt = []
+        present = set()
+        for key, size in listed:
+            blob = self.backend.read(key, session=session)
+            if blob is None:
+                # deleted since the scan; missing only if something needs it
+                continue
+            present.add(key)
+            if len(blob) != size or f"sha256:{hashlib.sha256(blob).hexdigest()}" != key:
+                corrupt.append(key)
+        result = VerifyResult(
+            examined=len(listed), corrupt=corrupt, missing=sorted(referenced - present)
+        )
+        if not result.ok:
+            logger.error("Store verification: %s", result)
         return result
 
     def close(self) -> None:

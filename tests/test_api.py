@@ -228,7 +228,7 @@ def test_history_and_events(api: t.Any) -> None:
     cursor = start["cursor"]
     perform(client, "project/1/state/publish", "alice", {"note": "n"})
     perform(client, "project/2/review/approve", "bob")
-    history = client.get("/_statemgr/objects/project/1/history").get_json()["records"]
+    history = client.get("/_statemgr/objects/project/1/history", headers=as_("alice")).get_json()["records"]
     assert [(r["transition"], r["source"], r["target"]) for r in history] == [("publish", "DRAFT", "PUBLISHED")]
     assert history[0]["user_id"] == "1" and history[0]["payload"]["note"] == "n"
     anonymous = client.get(f"/_statemgr/events?after={cursor}").get_json()

@@ -925,3 +925,45 @@ def test_the_client_offers_no_internal_half(browser: t.Any, coaster_live: str) -
     finally:
         context.close()
     assert errors == []
+
+
+@sqlite_only
+def test_pages_under_the_example_policy_run_and_refuse_framing(pages: Pages, live: Live) -> None:
+    project = live.add_project("Framed")
+    # the app's own page and the extension's page, under the nonce policy
+    for path in (f"/projects/{project}", f"/_statemgr/pages/project/{project}/state/delete"):
+        page = pages.open("Olivia", path)
+        if path.startswith("/projects"):
+            rendered(page, "project", project)
+            assert buttons(page, "project", project)["state.delete"] == (True, "")
+        else:
+            expect(page.get_by_role("button", name="Delete")).to_be_visible()
+        assert page.evaluate("window.__csp") == [], path
+    # another site framing the Delete page, to clickjack its button; it is
+    # served for real (on "localhost", another site than 127.0.0.1), since
+    # Chromium keeps a page Playwright fulfils from framing a local address
+    framed_url: list[str] = []
+
+    def attacker(environ: t.Any, start_response: t.Any) -> t.Any:
+        body = f'<iframe src="{framed_url[-1]}"></iframe>'.encode()
+        start_response("200 OK", [("Content-Type", "text/html"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    other = make_server("127.0.0.1", 0, attacker, threaded=True, request_handler=_QuietHandler)
+    thread = threading.Thread(target=other.serve_forever, daemon=True)
+    thread.start()
+    try:
+        shown = {}
+        # a file with no policy frames fine: what refuses the page is its headers
+        for name, path in [("stylesheet", "/static/app.css"), ("page", f"/_statemgr/pages/project/{project}/state/delete")]:
+            framed_url.append(live.url + path)
+            evil = pages.new_page("Olivia")
+            evil.goto(f"http://localhost:{other.server_port}/")
+            [frame] = evil.main_frame.child_frames
+            frame.wait_for_load_state()
+            shown[name] = frame.url
+    finally:
+        other.shutdown()
+        thread.join()
+        other.server_close()
+    assert shown == {"stylesheet": framed_url[0], "page": "chrome-error://chromewebdata/"}

@@ -7,6 +7,8 @@ echoes is escaped."""
 from __future__ import annotations
 
 import hashlib
+import io
+import logging
 import re
 import struct
 import tracemalloc
@@ -20,6 +22,8 @@ from reliability_app import Document, Folder, db
 from sqlalchemy import orm
 from sqlalchemy.orm import Mapped, mapped_column
 from test_serialization import BOMBS
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Request
 
 from flask_statemgr.api import coerce_identity
 from flask_statemgr.exceptions import BlobNotFound, CorruptBlobError
@@ -104,8 +108,100 @@ def test_bodies_over_max_content_length(secured: App, snapshot: Snapshot) -> Non
     assert assert_problem(under, 422)["errors"].keys() == {"summary"}
 
 
+class Body(io.RawIOBase):
+    """A request body of ``size`` bytes, made only as it is read; counts what
+    the server read."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+        self.read_bytes = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: t.Any) -> int:
+        n = min(len(buffer), self.left)
+        buffer[:n] = b" " * n
+        self.left -= n
+        self.read_bytes += n
+        return n
+
+
+#: the size of the body that took a worker from 72 MB to 959 MB before
+HUGE = 300 * 1024 * 1024
+
+
+def send_huge(app: t.Any, path: str, user: str | None, *, length: bool = True, form: bool = False) -> tuple[t.Any, Body, int]:
+    """POST a 300 MB body (with its Content-Length, or chunked without
+    one); the response, the body and the peak of memory allocated meanwhile."""
+    body = Body(HUGE)
+    content_type = "application/x-www-form-urlencoded" if form else "application/json"
+    environ = EnvironBuilder(
+        path, method="POST", headers={"X-User": user} if user else {}, content_type=content_type
+    ).get_environ()
+    environ["wsgi.input"] = body
+    if length:
+        environ["CONTENT_LENGTH"] = str(HUGE)
+    else:
+        environ.pop("CONTENT_LENGTH", None)
+        environ["HTTP_TRANSFER_ENCODING"] = "chunked"
+        # what gunicorn says of a chunked body it decodes
+        environ["wsgi.input_terminated"] = True
+    tracemalloc.start()
+    try:
+        response = app.test_client().open(Request(environ))
+        response.get_data()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return response, body, peak
+
+
+@pytest.mark.parametrize(
+    ("path", "user", "status"),
+    [
+        (SUBMIT, None, 401),  # anonymous
+        (SUBMIT, "carol", 403),  # not the author
+        (f"{API}/document/1/state/publish", "bob", 409),  # not in review
+        (f"{API}/document/3/state/submit", "alice", 404),  # hidden from her
+        (SUBMIT, "alice", 413),  # allowed: the body is over the limit
+    ],
+)
+def test_a_huge_body_is_refused_before_it_is_read(
+    secured: App, snapshot: Snapshot, path: str, user: str | None, status: int
+) -> None:
+    app = secured()  # no MAX_CONTENT_LENGTH: STATEMGR_STORE_MAX_SIZE bounds bodies
+    before = snapshot(app)
+    response, body, peak = send_huge(app, path, user)
+    problem = assert_problem(response, status)
+    if status == 413:
+        assert problem["detail"] == f"The body is larger than {16 * 1024 * 1024} bytes (STATEMGR_STORE_MAX_SIZE)"
+    assert body.read_bytes == 0
+    assert peak < 2 * 1024 * 1024
+    assert snapshot(app) == before
+
+
+def test_a_huge_body_to_a_page_is_refused_before_it_is_read(secured: App) -> None:
+    app = secured()
+    for user, status in [(None, 401), ("alice", 413)]:
+        response, body, peak = send_huge(app, f"{PAGES}/document/1/state/submit", user, form=True)
+        assert response.status_code == status
+        assert body.read_bytes == 0 and peak < 2 * 1024 * 1024
+
+
+@pytest.mark.parametrize("form", [False, True], ids=["json", "form"])
+def test_a_huge_body_without_a_length_is_read_up_to_the_limit_only(secured: App, form: bool) -> None:
+    app = secured(MAX_CONTENT_LENGTH=LIMIT)
+    response, body, peak = send_huge(app, SUBMIT, "alice", length=False, form=form)
+    assert_problem(response, 413)
+    # read in chunks of at most 64 KiB until over the limit
+    assert LIMIT < body.read_bytes <= LIMIT + 64 * 1024
+    assert peak < 2 * 1024 * 1024
+
+
 def test_payload_over_store_max_size(secured: App, snapshot: Snapshot) -> None:
-    app = secured(STATEMGR_STORE_MIN_SIZE=64, STATEMGR_STORE_MAX_SIZE=256)
+    # a body limit of its own, so that the body is read and the payload weighed
+    app = secured(STATEMGR_STORE_MIN_SIZE=64, STATEMGR_STORE_MAX_SIZE=256, MAX_CONTENT_LENGTH=LIMIT)
     response = refused(app, snapshot, lambda c: c.post(SUBMIT, headers=ALICE, json={"summary": "x" * 1000}))
     assert_problem(response, 413, "STATEMGR_STORE_MAX_SIZE")
     ok = app.test_client().post(SUBMIT, headers=ALICE, json={"summary": "x" * 100})
@@ -187,6 +283,10 @@ WRONG_TYPES = [
     ({"pages": 10**30}, "pages"),
     ({"pages": -(2**70)}, "pages"),
     ({"summary": "x" * 4001}, "summary"),
+    # one value per single-valued field: a list's first would be kept silently
+    ({"summary": ["kept", "dropped"]}, "summary"),
+    ({"summary": ["one"]}, "summary"),
+    ({"pages": [3, 4]}, "pages"),
 ]
 
 
@@ -197,6 +297,80 @@ def test_payloads_of_unexpected_types(secured: App, snapshot: Snapshot, body: di
     problem = assert_problem(response, 422)
     assert list(problem["errors"]) == [field]
     assert all(isinstance(m, str) and m for m in problem["errors"][field])
+
+
+def test_a_number_for_a_text_field_is_refused(secured: App, snapshot: Snapshot) -> None:
+    # the form's JSON Schema says string: a JSON client must send one, so
+    # that what the schema accepts and what the server stores agree
+    app = secured()
+    response = refused(app, snapshot, lambda c: c.post(SUBMIT, headers=ALICE, json={"summary": 12.5, "pages": 3.0}))
+    problem = assert_problem(response, 422)
+    assert problem["errors"] == {"summary": ["Not a valid value."]}
+    # 3.0 is a JSON integer (JSON Schema reads the number, not its spelling)
+    assert app.test_client().post(SUBMIT, headers=ALICE, json={"summary": "12.5", "pages": 3.0}).status_code == 200
+    assert stored_payloads(app) == [3, {"summary": "12.5", "pages": 3}]
+
+
+#: the reject hook below writes the reason to a text column
+UNSTORABLE = {"NUL": "long enough\x00reason", "lone surrogate": "long enough \ud800 reason"}
+
+
+@pytest.fixture
+def reason_to_column() -> t.Iterator[None]:
+    """Make rejecting a document write its reason to its ``embargo`` text
+    column, from inside the transition, as an execute hook would."""
+    from reliability_app import DocumentState
+
+    from flask_statemgr import transition_before
+
+    def write(sender: t.Any, obj: Document, data: dict[str, t.Any], **kwargs: t.Any) -> None:
+        obj.embargo = data["reason"][:200]
+        db.session.flush()
+
+    with transition_before.connected_to(write, sender=DocumentState.reject):
+        yield
+
+
+@pytest.mark.usefixtures("reason_to_column")
+@pytest.mark.parametrize("reason", UNSTORABLE.values(), ids=UNSTORABLE.keys())
+def test_text_the_database_cannot_store_is_422_naming_the_field(
+    secured: App, snapshot: Snapshot, reason: str
+) -> None:
+    app = secured()
+    client = app.test_client()
+    assert client.post(SUBMIT, headers=ALICE, json={}).status_code == 200
+    reject = f"{API}/document/1/state/reject"
+    bob = {"X-User": "bob"}
+    sends = [lambda c: c.post(reject, headers=bob, json={"reason": reason})]
+    if "\x00" in reason:
+        # a lone surrogate cannot even be sent as UTF-8 in a form
+        sends.append(lambda c: c.post(reject, headers=bob, data={"reason": reason}))
+    for send in sends:
+        problem = assert_problem(refused(app, snapshot, send), 422, "reason: Holds a")
+        assert list(problem["errors"]) == ["reason"]
+    if "\x00" in reason:
+        page = refused(app, snapshot, lambda c: c.post(f"{PAGES}/document/1/state/reject", headers=bob, data={"reason": reason}))
+        assert page.status_code == 422
+        assert '<p class="statemgr-error" data-field="reason">Holds a NUL character' in page.get_data(as_text=True)
+    # what can be stored goes through, hook and all
+    assert client.post(reject, headers=bob, json={"reason": "a fine reason"}).status_code == 200
+    with app.app_context():
+        assert db.session.get_one(Document, 1).embargo == "a fine reason"
+        db.session.remove()
+
+
+def test_unstorable_text_is_found_at_any_depth_and_in_keys() -> None:
+    from flask_statemgr.storable import NUL_MESSAGE, SURROGATE_MESSAGE, unstorable_text
+
+    deep: t.Any = "\x00"
+    for _ in range(5000):
+        deep = [deep]
+    found = unstorable_text({"ok": "fine", "a": {"b\ud800": 1, "c": ["x", "y\x00"]}, "deep": deep})
+    assert found == {
+        "a.b\ud800": [SURROGATE_MESSAGE],
+        "a.c.1": [NUL_MESSAGE],
+        "deep" + ".0" * 5000: [NUL_MESSAGE],
+    }
 
 
 @pytest.mark.parametrize(
@@ -364,7 +538,7 @@ def test_references_cannot_leave_the_blob_directory(tmp_path: Path) -> None:
         store.resolve(reference(b"x" * 9))
 
 
-def test_a_crafted_history_record_is_a_clean_error(secured: App) -> None:
+def test_a_crafted_history_record_is_listed_as_corrupt(secured: App, caplog: pytest.LogCaptureFixture) -> None:
     app = secured()
     client = app.test_client()
     assert client.post(SUBMIT, headers=ALICE, json={"summary": "s"}).status_code == 200
@@ -379,8 +553,13 @@ def test_a_crafted_history_record_is_a_clean_error(secured: App) -> None:
         with pytest.raises(CorruptBlobError, match="max_map_len"):
             store.resolve(crafted)
         db.session.remove()
-    response = client.get(f"{API}/document/1/history", headers=ALICE)
-    assert_problem(response, 500)
+    with caplog.at_level(logging.ERROR, logger="flask_statemgr.history"):
+        response = client.get(f"{API}/document/1/history", headers=ALICE)
+    assert response.status_code == 200
+    [record] = response.get_json()["records"]
+    assert (record["transition"], record["payload"], record["payload_error"]) == ("submit", None, "corrupt")
+    [logged] = [r for r in caplog.records if r.name == "flask_statemgr.history"]
+    assert logged.levelno == logging.ERROR and "max_map_len" in logged.getMessage()
     # the error is the record's alone: the object and other calls still work
     assert client.get(f"{API}/document/1", headers=ALICE).status_code == 200
 

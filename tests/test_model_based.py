@@ -184,7 +184,8 @@ class Reference:
             if not reason.strip() or not 3 <= len(reason) <= 4000:
                 return None
             return {"reason": reason}
-        return dict(data)
+        # a NUL no database stores, in a key or a value, is a field error
+        return None if _holds_nul(data) else dict(data)
 
     def apply(self, steps: list[tuple[str, t.Any]], name: str, user: User | None, data: dict[str, t.Any]) -> None:
         root = len(self.history)
@@ -204,6 +205,14 @@ class Reference:
                 obj.archives += 1
             if kind == "document" and transition == "submit":
                 obj.pages = data["pages"]
+
+
+def _holds_nul(value: t.Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    return isinstance(value, list) and any(map(_holds_nul, value))
 
 
 text = st.sampled_from(["", "  ", "ok", "Not good enough", "<script>alert(1)</script>", "ü" * 700, "x" * 1500])
@@ -401,6 +410,10 @@ class Machine(RuleBasedStateMachine):
             assert entry["available"] is (refused is None)
             assert entry["status"] == (200 if refused is None else refused[0])
             assert {r["code"] for r in entry["reasons"]} == (set() if refused is None else {refused[1]})
+        if user is None:
+            # a history is for signed-in users (can_view_history)
+            assert history.status_code == 401
+            return
         records = history.get_json()["records"]
         mine = [r for r in self.ref.history if (r.kind, r.object_id) == (kind, obj.id)]
         assert [(r["transition"], r["source"], r["target"], r["user_id"]) for r in records] == [
