@@ -27,7 +27,8 @@ class HostHooks:
     class, on first use."""
 
     __slots__ = (
-        "preconditions", "executes", "validators", "expressions", "cas", "cas_one", "cas_recording", "default"
+        "preconditions", "executes", "validators", "expressions", "cas", "cas_one", "cas_recording",
+        "cas_returning", "cas_many_recording", "default",
     )
 
     def __init__(self, manager: type[StateManager], host: type, key: str) -> None:
@@ -48,6 +49,8 @@ class HostHooks:
         self.cas = _compile_cas(host, key)
         self.cas_one = _compile_cas(host, key, one=True)
         self.cas_recording = _compile_cas_recording(self.cas_one)
+        self.cas_returning = _compile_cas_returning(self.cas)
+        self.cas_many_recording = _compile_cas_many_recording(self.cas_one)
         self.default = _scalar_default(host, key)
 
 
@@ -106,6 +109,64 @@ def _compile_cas_recording(cas: sa.Update | None) -> sa.Insert | None:
         *(sa.cast(sa.bindparam(column.name, type_=column.type), column.type) for column in columns)
     ).select_from(moved)
     return sa.insert(history_table).from_select(columns, record).returning(c.id)
+
+
+def _compile_cas_returning(cas: sa.Update | None) -> sa.Update | None:
+    """``cas`` answering the primary keys of the rows it moved, so a bulk
+    perform tells which objects a concurrent change took."""
+    if cas is None:
+        return None
+    return cas.returning(*cas.table.primary_key.columns)  # type: ignore[attr-defined]
+
+
+def _compile_cas_many_recording(cas: sa.Update | None) -> sa.Insert | None:
+    """The compare-and-set of many rows and the insert of their history
+    records in one statement, for PostgreSQL::
+
+        WITH moved AS (UPDATE t SET state = :target
+                       WHERE id = ANY(:pks) AND state = :seen RETURNING id)
+        INSERT INTO statemgr_history (...)
+        SELECT :model, CAST(moved.id AS VARCHAR), ..., given.parent
+        FROM moved JOIN unnest(:pks, :parents) AS given(key, parent) ON given.key = moved.id
+        RETURNING id, object_id
+
+    The keys travel as two array parameters: the statement's text is the
+    same for any number of rows, where an expanding ``IN`` of thousands of
+    keys (or a multi-row ``VALUES``) costs psycopg more to render and parse
+    than the server spends on the change. ``None`` for a composite primary
+    key (from ``cas``, a ``_compile_cas(..., one=True)``).
+    """
+    if cas is None:
+        return None
+    from sqlalchemy.dialects import postgresql
+
+    table = cas.table  # type: ignore[attr-defined]
+    pk = list(table.primary_key.columns)[0]
+    (column,) = (table.c[name] for name in cas._values)  # type: ignore[attr-defined]
+    c = history_table.c
+    keys = sa.bindparam("_sm_pks", type_=postgresql.ARRAY(pk.type))
+    parents = sa.bindparam("_sm_parents", type_=postgresql.ARRAY(c.parent_id.type))
+    moved = (
+        sa.update(table)
+        .where(pk == sa.any_(keys), column == sa.bindparam("_sm_seen"))
+        .values({column.name: sa.bindparam("_sm_target")})
+        .returning(pk)
+        .cte("statemgr_moved")
+    )
+    given = (
+        sa.func.unnest(keys, parents)
+        .table_valued(sa.column("key", pk.type), sa.column("parent", c.parent_id.type))
+        .render_derived("statemgr_given")
+    )
+    shared = [c.model, c.manager, c.transition, c.source, c.target, c.user_id, c.at, c.payload]
+    record = sa.select(
+        *(sa.cast(sa.bindparam(col.name, type_=col.type), col.type) for col in shared),
+        sa.cast(moved.c[pk.name], c.object_id.type),
+        given.c.parent,
+    ).select_from(moved.join(given, given.c.key == moved.c[pk.name]))
+    return sa.insert(history_table).from_select([*shared, c.object_id, c.parent_id], record).returning(
+        c.id, c.object_id
+    )
 
 
 def bindings_of(model: type) -> dict[str, StateManager]:
