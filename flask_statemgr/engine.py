@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy import orm
 from sqlalchemy.orm.attributes import instance_state, set_committed_value
 
-from .availability import Availability, Plan, Reason, Step, TransitionResult
+from .availability import Availability, BulkResult, Plan, Reason, Step, TransitionResult
 from .exceptions import (
     PermissionDenied,
     PreconditionFailed,
@@ -37,6 +37,7 @@ from .runtime import Runtime, current_runtime
 from .signals import send_safely, transition_after, transition_before, transition_failed
 
 if t.TYPE_CHECKING:
+    from .history import SessionLike
     from .states import State
     from .transitions import Transition
 
@@ -331,6 +332,33 @@ class BoundTransition:
         if plan.error is not None:
             raise plan.error
         return execute(plan, user, validate_data(self.transition, data), runtime, savepoint)
+
+    def perform_all(
+        self,
+        objects: t.Iterable[t.Any] | sa.Select[t.Any],
+        user: t.Any = None,
+        data: t.Mapping[str, t.Any] | None = None,
+        *,
+        session: SessionLike | None = None,
+    ) -> BulkResult:
+        """Perform it on many objects of the class in one transaction
+        (``Project.state.withdraw.perform_all(selected, user)``), each
+        checked as a single perform would check it. The refused are skipped
+        and reported; the statements sent grow by chunks of objects, not per
+        object.
+
+        :param objects: model instances, or a ``select()`` of the model.
+        :param session: where a ``select()`` runs; by default the
+            extension's ``db.session``.
+        """
+        if self.manager._obj is not None:
+            raise TypeError(
+                f"perform_all is called on the class: {self.host.__name__}.{self.manager._name}."
+                f"{self.transition.name}.perform_all(objects)"
+            )
+        from .bulk import perform_all
+
+        return perform_all(self, objects, user, data, session=session)
 
     def __repr__(self) -> str:
         return f"<BoundTransition {self.transition.name} of {self.manager!r}>"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typing as t
+import uuid
 import weakref
 from enum import Enum
 
@@ -50,7 +51,7 @@ class HostHooks:
         self.cas_one = _compile_cas(host, key, one=True)
         self.cas_recording = _compile_cas_recording(self.cas_one)
         self.cas_returning = _compile_cas_returning(self.cas)
-        self.cas_many_recording = _compile_cas_many_recording(self.cas_one)
+        self.cas_many_recording = _compile_cas_many_recording(host, key)
         self.default = _scalar_default(host, key)
 
 
@@ -119,30 +120,39 @@ def _compile_cas_returning(cas: sa.Update | None) -> sa.Update | None:
     return cas.returning(*cas.table.primary_key.columns)  # type: ignore[attr-defined]
 
 
-def _compile_cas_many_recording(cas: sa.Update | None) -> sa.Insert | None:
+def _compile_cas_many_recording(host: type, key: str) -> sa.Insert | None:
     """The compare-and-set of many rows and the insert of their history
     records in one statement, for PostgreSQL::
 
         WITH moved AS (UPDATE t SET state = :target
                        WHERE id = ANY(:pks) AND state = :seen RETURNING id)
         INSERT INTO statemgr_history (...)
-        SELECT :model, CAST(moved.id AS VARCHAR), ..., given.parent
+        SELECT :model, ..., CAST(moved.id AS VARCHAR), given.parent
         FROM moved JOIN unnest(:pks, :parents) AS given(key, parent) ON given.key = moved.id
         RETURNING id, object_id
 
     The keys travel as two array parameters: the statement's text is the
     same for any number of rows, where an expanding ``IN`` of thousands of
     keys (or a multi-row ``VALUES``) costs psycopg more to render and parse
-    than the server spends on the change. ``None`` for a composite primary
-    key (from ``cas``, a ``_compile_cas(..., one=True)``).
+    than the server spends on the change. ``None`` for an unmapped class, a
+    composite primary key, or one whose text form in SQL may differ from
+    Python's ``str()`` (the record's ``object_id``).
     """
-    if cas is None:
+    mapper: orm.Mapper[t.Any] | None = sa.inspect(host, raiseerr=False)
+    if mapper is None:
         return None
     from sqlalchemy.dialects import postgresql
 
-    table = cas.table  # type: ignore[attr-defined]
-    pk = list(table.primary_key.columns)[0]
-    (column,) = (table.c[name] for name in cas._values)  # type: ignore[attr-defined]
+    column = mapper.columns[key]
+    table = column.table
+    pks = list(table.primary_key.columns)
+    try:
+        python_type = pks[0].type.python_type if len(pks) == 1 else None
+    except NotImplementedError:
+        python_type = None
+    if python_type not in (int, str, uuid.UUID):
+        return None
+    pk = pks[0]
     c = history_table.c
     keys = sa.bindparam("_sm_pks", type_=postgresql.ARRAY(pk.type))
     parents = sa.bindparam("_sm_parents", type_=postgresql.ARRAY(c.parent_id.type))
