@@ -179,14 +179,22 @@ def _compile_cas_many_recording(host: type, key: str) -> sa.Insert | None:
     )
 
 
+#: what :func:`bindings_of` found, per model class
+_bindings: weakref.WeakKeyDictionary[type, dict[str, StateManager]] = weakref.WeakKeyDictionary()
+
+
 def bindings_of(model: type) -> dict[str, StateManager]:
     """The managers bound on a model class, by attribute name, base classes
-    first."""
-    found: dict[str, StateManager] = {}
-    for klass in reversed(model.__mro__):
-        for name, value in vars(klass).items():
-            if isinstance(value, StateManager):
-                found[name] = value
+    first. Found once per class (binding a manager forgets what was found);
+    the dict is shared, not to be changed."""
+    found = _bindings.get(model)
+    if found is None:
+        found = {}
+        for klass in reversed(model.__mro__):
+            for name, value in vars(klass).items():
+                if isinstance(value, StateManager):
+                    found[name] = value
+        _bindings[model] = found
     return found
 
 
@@ -425,6 +433,8 @@ class StateManager:
         self._class_views: dict[type, t.Self] = {}
 
     def __set_name__(self, owner: type, name: str) -> None:
+        # the owner's subclasses may have been looked at already
+        _bindings.clear()
         self._name = name
         self._host = owner
         self._cache_key = f"_statemgr_{name}"
