@@ -12,6 +12,7 @@ import uuid
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, request
+from sqlalchemy import orm
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
@@ -112,6 +113,28 @@ def latest_cursor(session: t.Any) -> int:
     return int(session.execute(sa.select(sa.func.max(history_table.c.id))).scalar() or 0)
 
 
+#: ``Session.info``: (transaction, cursor) of the last :func:`transaction_cursor`
+_CURSOR = "statemgr_cursor"
+
+
+def transaction_cursor(session: t.Any) -> int:
+    """:func:`latest_cursor`, read once per transaction of ``session``, so
+    a listing of many objects sends one query, not one per object. A cursor
+    read earlier in the transaction is at worst older than the objects, and
+    a client following the events from it is sent again what it already
+    shows, never misses anything."""
+    if isinstance(session, orm.scoped_session):
+        session = session()
+    transaction = session.get_transaction()
+    cached = session.info.get(_CURSOR)
+    if transaction is not None and cached is not None and cached[0] is transaction:
+        return t.cast(int, cached[1])
+    cursor = latest_cursor(session)
+    # the read began the transaction if none was open
+    session.info[_CURSOR] = (session.get_transaction(), cursor)
+    return cursor
+
+
 def object_json(ext: StateMgr, exposed: Exposed, obj: t.Any, user: t.Any) -> dict[str, t.Any]:
     """An object's states and, for ``user``, every transition with whether it
     is available, why not, and what it would change."""
@@ -150,7 +173,7 @@ def object_json(ext: StateMgr, exposed: Exposed, obj: t.Any, user: t.Any) -> dic
         "id": object_identity(obj),
         "label": str(obj),
         "managers": managers,
-        "cursor": latest_cursor(ext.db.session) if ext.db is not None else 0,
+        "cursor": transaction_cursor(ext.db.session) if ext.db is not None else 0,
     }
 
 
