@@ -147,15 +147,18 @@ def object_json(ext: StateMgr, exposed: Exposed, obj: t.Any, user: t.Any) -> dic
         value = view.value
         transitions = {}
         for name, transition in type(view)._declared_transitions.items():
-            plan = BoundTransition(transition, view)._plan(checker)
+            plan = BoundTransition(transition, view)._plan(checker) if transition.cascade else None
+            # without a cascade the plan would be this one step: its check alone
+            error = plan.error if plan is not None else checker.failure(view, transition, obj, value)
+            reasons = plan.blockers if plan is not None else error.reasons if error is not None else []
             entry: dict[str, t.Any] = {
                 "title": transition.title,
-                "available": plan.error is None,
-                "status": plan.error.http_status if plan.error is not None else 200,
-                "reasons": [r.to_dict() for r in plan.blockers],
+                "available": error is None,
+                "status": error.http_status if error is not None else 200,
+                "reasons": [r.to_dict() for r in reasons],
                 "form": transition.form is not None,
             }
-            if transition.cascade and plan.error is None:
+            if plan is not None and error is None:
                 entry["changes"] = plan.summary()
             transitions[name] = entry
         current = view.current

@@ -272,8 +272,16 @@ class BoundTransition:
 
     def check(self, user: t.Any = None) -> Availability:
         """Whether ``user`` may perform it now, and if not, why."""
-        plan = self.plan(user)
-        return Availability(plan.ok, list(plan.blockers), plan.error)
+        if self.transition.cascade:
+            plan = self.plan(user)
+            return Availability(plan.ok, list(plan.blockers), plan.error)
+        # without a cascade the plan is this one step: no need to build it
+        view = self.manager
+        obj = self._instance()
+        error = _Checker(current_runtime(), user).failure(view, self.transition, obj, view._read(obj))
+        if error is None:
+            return Availability(True, [])
+        return Availability(False, list(error.reasons), error)
 
     def plan(self, user: t.Any = None) -> Plan:
         """Every step performing it would take, and every blocker."""
