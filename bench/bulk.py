@@ -34,7 +34,7 @@ from flask_statemgr.tables import history_table
 from .databases import databases, engine_for, insert_documents, session
 from .harness import Case, measure, quick
 from .report import Report
-from .workload import CYCLE, DRAFT, EDITOR, NAMES, PUBLISHED, TRANSITIONS, DocState, Document
+from .workload import CYCLE, DRAFT, EDITOR, TRANSITIONS, DocState, Document
 
 TITLE = "Many objects at once: perform_all on 5,000 documents, a cascade over 1,000 / 10,000 children"
 
@@ -131,7 +131,9 @@ def cascade_figures(report: Report, db: str, url: str) -> None:
             )
             report.compare(f"{db}: cascade over {children:,} children, <= 2x raw", key, f"{key}:raw", minimum=0.5)
     finally:
-        chains.drop_database(engine)
+        # no drop: the SQLite file and the PostgreSQL schema go as a whole
+        # (dropping tables on SQLite checks every foreign key row by row)
+        engine.dispose()
 
 
 def run(report: Report) -> None:
@@ -151,18 +153,15 @@ def run(report: Report) -> None:
             )
             report.compare(f"{db}: perform_all, {COUNT:,} objects, <= 2x raw", f"{db}:ours", f"{db}:raw", minimum=0.5)
             with engine.connect() as conn:
-                states = dict(
-                    conn.execute(
-                        sa.select(Document.id <= COUNT, sa.func.count(sa.distinct(Document._state))).group_by(
-                            Document.id <= COUNT
-                        )
-                    ).all()
-                )
+                states = {
+                    side: conn.scalar(sa.select(sa.func.count(sa.distinct(Document._state))).where(where))
+                    for side, where in (("ours", Document.id <= COUNT), ("raw", Document.id > COUNT))
+                }
                 records = conn.scalar(sa.select(sa.func.count()).select_from(history_table))
             report.check(
                 f"{db}: every document moved together, one record each",
                 set(states.values()) == {1} and records is not None and records % COUNT == 0,
-                f"{records} history records; states per side {states}, all {NAMES.get(PUBLISHED)} at the start",
+                f"{records} history records; distinct states per side {states}",
             )
             engine.dispose()
             cascade_figures(report, db, url)

@@ -26,6 +26,7 @@ from .engine import (
     _instance_state,
     _preload,
     describe,
+    identity_of,
     run_plan,
     validate_data,
 )
@@ -142,7 +143,7 @@ def _session_of(objs: list[t.Any]) -> orm.Session | None:
 def _load(session: orm.Session, host: type, objs: list[t.Any], key: str) -> None:
     """Read the rows of objects whose state was expired (after a commit,
     say) with one ``SELECT`` per chunk, instead of a refresh each."""
-    stale = [sa.inspect(obj).identity for obj in objs if key not in obj.__dict__]
+    stale = [identity_of(obj) for obj in objs if key not in obj.__dict__]
     if not stale:
         return
     pk: tuple[sa.Column[t.Any], ...] = sa.inspect(host).primary_key
@@ -162,20 +163,20 @@ def _merge(
     Two cascades reaching one (object, manager) share its step; reaching it
     towards different targets refuses the later object.
     """
+    if all(len(plan.steps) == 1 for plan in plans):
+        # no cascade: the objects are distinct, their steps run as they are
+        return Plan([plan.steps[0] for plan in plans], []), [(plan, plan.steps) for plan in plans]
     shared: dict[tuple[int, str], Step] = {}
     parents: dict[int, Step] = {}
     merged: list[Step] = []
     executing: list[tuple[Plan, list[Step]]] = []
     for plan in plans:
-        clash = next(
-            (
-                s
-                for s in plan.steps
-                if (found := shared.get((id(s.obj), s.manager))) is not None
-                and found.transition.target is not s.transition.target
-            ),
-            None,
-        )
+        clash = None
+        for step in plan.steps:
+            found = shared.get((id(step.obj), step.manager))
+            if found is not None and found.transition.target is not step.transition.target:
+                clash = step
+                break
         if clash is not None:
             refused[plan.steps[0].obj] = _conflict(
                 clash, "the cascade of another object reaches it with a conflicting transition"

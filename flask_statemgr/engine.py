@@ -43,11 +43,18 @@ if t.TYPE_CHECKING:
 
 def object_identity(obj: t.Any) -> str:
     """The primary key of ``obj`` as a string (``"12"``, ``"3,7"``)."""
-    state = sa.inspect(obj, raiseerr=False)
+    state = _instance_state(obj)
     identity = state.identity if state is not None else None
     if identity is None:
         return str(getattr(obj, "id", id(obj)))
     return ",".join(str(v) for v in identity)
+
+
+def identity_of(obj: t.Any) -> tuple[t.Any, ...]:
+    """The primary key of a persistent ``obj``."""
+    identity = instance_state(obj).identity
+    assert identity is not None, f"{obj!r} has no primary key yet"
+    return identity
 
 
 def describe(obj: t.Any) -> str:
@@ -855,7 +862,7 @@ def _move(
         values = {"_sm_seen": seen, "_sm_target": transition.target.value}
         for start in range(0, len(members), CHUNK):
             chunk = members[start : start + CHUNK]
-            identities = [sa.inspect(level[i].obj).identity for i in chunk]
+            identities = [identity_of(level[i].obj) for i in chunk]
             if rows and hooks.cas_many_recording is not None:
                 # the record's key is the object's identity as a string, as
                 # record_rows writes it
