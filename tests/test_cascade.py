@@ -574,3 +574,31 @@ def test_plan_and_perform_statements_do_not_grow_with_the_children(
     else:
         assert small_perform == {"UPDATE": 5, "INSERT": 3, "SAVEPOINT": 1, "RELEASE": 1}
         assert large_perform == {"UPDATE": 5, "INSERT": 4, "SAVEPOINT": 1, "RELEASE": 1}
+
+
+def test_postgresql_statements_keep_their_text_for_any_number_of_children(
+    chain_db: orm.Session, chain_engine: sa.Engine
+) -> None:
+    # the keys travel as arrays: no statement expands a list of 1,000 keys
+    if chain_engine.dialect.name != "postgresql":
+        pytest.skip("the array parameters are PostgreSQL's")
+
+    def texts(children: int) -> set[str]:
+        project = reload(chain_db, add_project(chain_db, sessions=children, comments=1))
+        plan = project.state.delete.plan(OWNER)
+        sent: set[str] = set()
+
+        def listener(conn: t.Any, cursor: t.Any, statement: str, *args: t.Any) -> None:
+            sent.add(statement)
+
+        sa.event.listen(chain_engine, "before_cursor_execute", listener)
+        try:
+            project.state.delete.perform_plan(plan, OWNER)
+        finally:
+            sa.event.remove(chain_engine, "before_cursor_execute", listener)
+        chain_db.commit()
+        return sent
+
+    small, large = texts(10), texts(1000)
+    assert small == large
+    assert max(len(s) for s in large) < 3000
