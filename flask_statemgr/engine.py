@@ -6,9 +6,10 @@ Performing is three phases, so dependencies and chains slot into one shape:
    each checked in order (state, requires, permission, preconditions); any
    blocker refuses the whole plan before anything changes;
 2. **validate** the submitted data with the transition's form;
-3. **execute** every step all or nothing, inside one savepoint (or the
-   transaction the perform began): signals, execute hooks, a
-   compare-and-set of the state column, history records.
+3. **execute** every step all or nothing, inside one savepoint (or a
+   transaction that holds nothing else): signals, execute hooks, a
+   compare-and-set of the state column per level and chunk of objects,
+   history records.
 """
 
 from __future__ import annotations
