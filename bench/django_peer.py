@@ -17,6 +17,9 @@ import functools
 import types
 import typing as t
 
+import sqlalchemy as sa
+
+from .databases import POSTGRES_URL
 from .workload import ARCHIVED, DRAFT, NAMES, PENDING, PUBLISHED, WITHDRAWN
 
 #: the Django database alias of each benchmark database
@@ -33,12 +36,15 @@ def configure(sqlite_path: str, pg_schema: str | None) -> types.SimpleNamespace:
             "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": sqlite_path},
         }
         if pg_schema is not None:
+            # the server and database the rest of the bench uses
+            url = sa.engine.make_url(POSTGRES_URL)
             databases["pg"] = {
                 "ENGINE": "django.db.backends.postgresql",
-                "NAME": "test",
-                "USER": "postgres",
-                "HOST": "127.0.0.1",
-                "PORT": "5432",
+                "NAME": url.database,
+                "USER": url.username or "",
+                "PASSWORD": url.password or "",
+                "HOST": url.host or "",
+                "PORT": str(url.port or ""),
                 "OPTIONS": {"options": f"-c search_path={pg_schema}"},
                 "CONN_MAX_AGE": None,
             }

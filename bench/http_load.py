@@ -8,7 +8,8 @@ sends them.
   ``publish_at``, each request on a fresh approved draft (the answer is the
   object JSON plus the result);
 - POST bare: the same change written by hand in a route the benchmark adds
-  (``bench/http_app.py``);
+  (``bench/http_app.py``), answering the whole object as the API does (its
+  fields, states, and which transitions the user may perform now);
 - GET object state, cycling over 100 projects;
 - GET schema, 200 (the body) and 304 (``If-None-Match``);
 - GET a trivial route returning ``ok``, also added by the benchmark.

@@ -1,10 +1,11 @@
 """5. Perform with the database, one commit per transition, on a SQLite file
 and on PostgreSQL: the publish / withdraw / restore cycle on one row.
 
-- ours: ``doc.state.publish(user)`` then ``session.commit()``: it reads the
-  state, checks role and precondition, and in a savepoint does the
-  compare-and-set ``UPDATE`` and inserts a history record;
-- raw ORM: read ``doc._state``, check it is a source of the transition,
+- ours: ``doc = session.get(Document, pk)`` (app code loads the object
+  first), ``doc.state.publish(user)``, then ``session.commit()``: it checks
+  role and precondition, and does the compare-and-set ``UPDATE`` and
+  inserts a history record (no savepoint: the transaction has only read);
+- raw ORM: ``session.get``, read ``doc._state``, check it is a source of the transition,
   assign the target, ``session.commit()`` (the least a hand-written state
   change does); and the same without the read ("blind write");
 - django-fsm-2: ``has_transition_perm`` then the decorated method then
@@ -112,11 +113,16 @@ def cases_for(url: str, alias: str, fsm: t.Any) -> tuple[dict[str, Case], sa.Eng
         "    raise RuntimeError\n"
     )
     cases = {
+        # loaded first in the transaction, as app code does (session.get of
+        # the expired object reads its row and begins the transaction)
         "ours": Case(
-            "getattr(doc.state, next(names))(user)\nsession.commit()",
-            {"doc": ours, "names": cycle(), "user": EDITOR, "session": s},
+            "doc = session.get(Document, pk)\ngetattr(doc.state, next(names))(user)\nsession.commit()",
+            {"Document": Document, "pk": ours.id, "names": cycle(), "user": EDITOR, "session": s},
         ),
-        "raw": Case("raw_step(next(names), doc)\nsession.commit()", {"doc": raw, "names": cycle(), "raw_step": raw_step, "session": s}),
+        "raw": Case(
+            "doc = session.get(Document, pk)\nraw_step(next(names), doc)\nsession.commit()",
+            {"Document": Document, "pk": raw.id, "names": cycle(), "raw_step": raw_step, "session": s},
+        ),
         "blind": Case("doc._state = next(targets)\nsession.commit()", {"doc": blind, "targets": targets, "session": s}),
         "django-fsm": Case(
             django_stmt + "method()\ndoc.save()",

@@ -51,6 +51,7 @@ GROUPS = {
     "http": "http_load",
     "concurrency": "concurrency",
     "scaling": "scaling",
+    "bulk": "bulk",
 }
 #: groups other engineers own: scripts in bench/, run as they are
 SCRIPTS = {"store": "store.py", "chains": "chains.py"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typing as t
 
-from .availability import Availability, Plan, Reason, Step, TransitionResult
+from .availability import Availability, BulkResult, Plan, Reason, Step, TransitionResult
 from .engine import BoundTransition
 from .exceptions import (
     BlobNotFound,
@@ -36,6 +36,7 @@ __all__ = [
     "Availability",
     "BlobNotFound",
     "BoundTransition",
+    "BulkResult",
     "ConfirmationRequired",
     "CorruptBlobError",
     "PayloadTooLarge",

@@ -14,6 +14,7 @@ import uuid
 import sqlalchemy as sa
 from sqlalchemy import exc
 from flask import Blueprint, Response, request
+from sqlalchemy import orm
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
@@ -115,6 +116,28 @@ def latest_cursor(session: t.Any) -> int:
     return int(session.execute(sa.select(sa.func.max(history_table.c.id))).scalar() or 0)
 
 
+#: ``Session.info``: (transaction, cursor) of the last :func:`transaction_cursor`
+_CURSOR = "statemgr_cursor"
+
+
+def transaction_cursor(session: t.Any) -> int:
+    """:func:`latest_cursor`, read once per transaction of ``session``, so
+    a listing of many objects sends one query, not one per object. A cursor
+    read earlier in the transaction is at worst older than the objects, and
+    a client following the events from it is sent again what it already
+    shows, never misses anything."""
+    if isinstance(session, orm.scoped_session):
+        session = session()
+    transaction = session.get_transaction()
+    cached = session.info.get(_CURSOR)
+    if transaction is not None and cached is not None and cached[0] is transaction:
+        return t.cast(int, cached[1])
+    cursor = latest_cursor(session)
+    # the read began the transaction if none was open
+    session.info[_CURSOR] = (session.get_transaction(), cursor)
+    return cursor
+
+
 def object_json(ext: StateMgr, exposed: Exposed, obj: t.Any, user: t.Any) -> dict[str, t.Any]:
     """An object's states and, for ``user``, every transition with whether it
     is available, why not, and what it would change."""
@@ -127,15 +150,18 @@ def object_json(ext: StateMgr, exposed: Exposed, obj: t.Any, user: t.Any) -> dic
         value = view.value
         transitions = {}
         for name, transition in type(view)._public_transitions.items():
-            plan = BoundTransition(transition, view)._plan(checker)
+            plan = BoundTransition(transition, view)._plan(checker) if transition.cascade else None
+            # without a cascade the plan would be this one step: its check alone
+            error = plan.error if plan is not None else checker.failure(view, transition, obj, value)
+            reasons = plan.blockers if plan is not None else error.reasons if error is not None else []
             entry: dict[str, t.Any] = {
                 "title": text(transition.title),
-                "available": plan.error is None,
-                "status": plan.error.http_status if plan.error is not None else 200,
-                "reasons": [r.to_dict() for r in plan.blockers],
+                "available": error is None,
+                "status": error.http_status if error is not None else 200,
+                "reasons": [r.to_dict() for r in reasons],
                 "form": transition.form is not None,
             }
-            if transition.cascade and plan.error is None:
+            if plan is not None and error is None:
                 entry["changes"] = plan.summary()
             transitions[name] = entry
         current = view.current
@@ -153,7 +179,7 @@ def object_json(ext: StateMgr, exposed: Exposed, obj: t.Any, user: t.Any) -> dic
         "id": object_identity(obj),
         "label": str(obj),
         "managers": managers,
-        "cursor": latest_cursor(ext.db.session) if ext.db is not None else 0,
+        "cursor": transaction_cursor(ext.db.session) if ext.db is not None else 0,
     }
 
 

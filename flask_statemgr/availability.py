@@ -107,3 +107,16 @@ class TransitionResult:
     record: TransitionRecord | None
     steps: list[Step]
     data: dict[str, t.Any]
+
+
+@dataclasses.dataclass(slots=True)
+class BulkResult:
+    """What :meth:`BoundTransition.perform_all` returns.
+
+    :param performed: one result per object moved, in the order given.
+    :param refused: each object skipped, mapped to why (the error a single
+        perform would have raised).
+    """
+
+    performed: list[TransitionResult]
+    refused: dict[t.Any, TransitionError]

@@ -6,22 +6,24 @@ Performing is three phases, so dependencies and chains slot into one shape:
    each checked in order (state, requires, permission, preconditions); any
    blocker refuses the whole plan before anything changes;
 2. **validate** the submitted data with the transition's form;
-3. **execute** every step all or nothing, inside one savepoint (or the
-   transaction the perform began): signals, execute hooks, a
-   compare-and-set of the state column, history records.
+3. **execute** every step all or nothing, inside one savepoint (or a
+   transaction that holds nothing else): signals, execute hooks, a
+   compare-and-set of the state column per level and chunk of objects,
+   history records.
 """
 
 from __future__ import annotations
 
 import datetime
 import typing as t
+import weakref
 from collections import abc
 
 import sqlalchemy as sa
-from sqlalchemy import exc, orm
+from sqlalchemy import event, exc, orm
 from sqlalchemy.orm.attributes import instance_state, set_committed_value
 
-from .availability import Availability, Plan, Reason, Step, TransitionResult
+from .availability import Availability, BulkResult, Plan, Reason, Step, TransitionResult
 from .exceptions import (
     PermissionDenied,
     PreconditionFailed,
@@ -39,16 +41,24 @@ from .tables import history_table
 from .storable import unstorable_text
 
 if t.TYPE_CHECKING:
+    from .history import SessionLike
     from .states import State
     from .transitions import Transition
 
 def object_identity(obj: t.Any) -> str:
     """The primary key of ``obj`` as a string (``"12"``, ``"3,7"``)."""
-    state = sa.inspect(obj, raiseerr=False)
+    state = _instance_state(obj)
     identity = state.identity if state is not None else None
     if identity is None:
         return str(getattr(obj, "id", id(obj)))
     return ",".join(str(v) for v in identity)
+
+
+def identity_of(obj: t.Any) -> tuple[t.Any, ...]:
+    """The primary key of a persistent ``obj``."""
+    identity = instance_state(obj).identity
+    assert identity is not None, f"{obj!r} has no primary key yet"
+    return identity
 
 
 def describe(obj: t.Any) -> str:
@@ -247,16 +257,6 @@ def _child_transition(host: type, spec: str) -> tuple[str, Transition]:
     return matches[0]
 
 
-def _keys_per_statement(session: orm.Session, mapper: orm.Mapper[t.Any], width: int = 1) -> int:
-    """How many keys of ``width`` columns one ``IN (...)`` may carry: the
-    bound-parameter limit SQLAlchemy knows for the dialect (32,700, or 999 on
-    an old SQLite), less room for the statement's other parameters. Chunks
-    that large keep the number of statements independent of a cascade's size
-    in practice."""
-    limit: int = session.get_bind(mapper=mapper).dialect.insertmanyvalues_max_parameters
-    return max(1, (limit - 8) // width)
-
-
 def _preload(parents: list[t.Any], attr: str) -> None:
     """Load relationship ``attr`` of many objects of one class with one
     set-based query per chunk of keys, instead of one lazy load each."""
@@ -278,11 +278,10 @@ def _preload(parents: list[t.Any], attr: str) -> None:
         return
     pk = mapper.primary_key
     key = pk[0] if len(pk) == 1 else sa.tuple_(*pk)
-    size = _keys_per_statement(session, mapper, len(pk))
     # the loader's own default chunk (500 keys) would add a query per 500 parents
-    loader = orm.selectinload(getattr(host, attr), chunksize=size)
-    for start in range(0, len(pending), size):
-        session.execute(sa.select(host).where(key.in_(pending[start : start + size])).options(loader)).scalars().all()
+    loader = orm.selectinload(getattr(host, attr), chunksize=CHUNK)
+    for start in range(0, len(pending), CHUNK):
+        session.execute(sa.select(host).where(key.in_(pending[start : start + CHUNK])).options(loader)).scalars().all()
 
 
 def _related(obj: t.Any, attr: str) -> list[t.Any]:
@@ -350,8 +349,16 @@ class BoundTransition:
 
     def check(self, user: t.Any = None) -> Availability:
         """Whether ``user`` may perform it now, and if not, why."""
-        plan = self.plan(user)
-        return Availability(plan.ok, list(plan.blockers), plan.error)
+        if self.transition.cascade:
+            plan = self.plan(user)
+            return Availability(plan.ok, list(plan.blockers), plan.error)
+        # without a cascade the plan is this one step: no need to build it
+        view = self.manager
+        obj = self._instance()
+        error = _Checker(current_runtime(), user).failure(view, self.transition, obj, view._read(obj))
+        if error is None:
+            return Availability(True, [])
+        return Availability(False, list(error.reasons), error)
 
     def plan(self, user: t.Any = None) -> Plan:
         """Every step performing it would take, and every blocker."""
@@ -379,8 +386,8 @@ class BoundTransition:
         obj = self.manager._obj
         if obj is None:
             self._instance()  # raises: bound to the class
-        # asked before planning, whose reads begin the session's transaction
-        savepoint = not _starts_transaction(obj)
+        # asked before planning, whose checks run the app's code
+        savepoint = not _holds_nothing(obj)
         runtime = current_runtime()
         return self._perform(self._plan(_Checker(runtime, user)), user, data, runtime, savepoint)
 
@@ -421,6 +428,33 @@ class BoundTransition:
         the caller to raise."""
         send_safely(transition_refused, self.transition, obj=self.obj, user=user, data=data, error=error)
         return error
+
+    def perform_all(
+        self,
+        objects: t.Iterable[t.Any] | sa.Select[t.Any],
+        user: t.Any = None,
+        data: t.Mapping[str, t.Any] | None = None,
+        *,
+        session: SessionLike | None = None,
+    ) -> BulkResult:
+        """Perform it on many objects of the class in one transaction
+        (``Project.state.withdraw.perform_all(selected, user)``), each
+        checked as a single perform would check it. The refused are skipped
+        and reported; the statements sent grow by chunks of objects, not per
+        object.
+
+        :param objects: model instances, or a ``select()`` of the model.
+        :param session: where a ``select()`` runs; by default the
+            extension's ``db.session``.
+        """
+        if self.manager._obj is not None:
+            raise TypeError(
+                f"perform_all is called on the class: {self.host.__name__}.{self.manager._name}."
+                f"{self.transition.name}.perform_all(objects)"
+            )
+        from .bulk import perform_all
+
+        return perform_all(self, objects, user, data, session=session)
 
     def __repr__(self) -> str:
         return f"<BoundTransition {self.transition.name} of {self.manager!r}>"
@@ -568,21 +602,62 @@ def _as_cascade_error(error: TransitionError, reason: Reason) -> TransitionError
     return type(error)(reason.message, [reason])
 
 
-def _starts_transaction(obj: t.Any) -> bool:
-    """Whether performing on ``obj`` begins its session's transaction: none
-    is open and nothing waits to be flushed, so the transaction will hold
-    this transition's work alone."""
+#: ``Connection.info``: the transaction has sent no write on it yet
+_CLEAN = "statemgr_clean"
+#: ``Session.info``: the connections the transaction began on
+_JOINED = "statemgr_joined"
+#: engines whose statements :func:`_note_write` watches
+_watched: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
+
+
+def _note_write(conn: sa.Connection, cursor: t.Any, statement: str, *args: t.Any) -> None:
+    # anything but a plain read counts, a SAVEPOINT or a user's own text too
+    if not statement.startswith("SELECT"):
+        conn.info.pop(_CLEAN, None)
+
+
+@event.listens_for(orm.Session, "after_begin")
+def _joined(session: orm.Session, transaction: orm.SessionTransaction, connection: sa.Connection) -> None:
+    joined = session.info.setdefault(_JOINED, [])
+    if connection not in joined:
+        joined.append(connection)
+    engine = connection.engine
+    if engine not in _watched:
+        event.listen(engine, "before_cursor_execute", _note_write)
+        _watched.add(engine)
+        # not known to be clean: the watch began after it did
+        connection.info.pop(_CLEAN, None)
+    elif transaction.parent is None:
+        connection.info[_CLEAN] = True
+
+
+@event.listens_for(orm.Session, "after_transaction_end")
+def _ended(session: orm.Session, transaction: orm.SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_JOINED, None)
+
+
+def _holds_nothing(obj: t.Any) -> bool:
+    """Whether the transaction a perform on ``obj`` runs in holds nothing
+    else: none is open yet, or the open one has only read (on one
+    connection), and nothing waits to be flushed. A failure may then roll
+    back the whole transaction instead of a savepoint, losing nothing but
+    reads; two statements (SAVEPOINT, RELEASE) fewer."""
     state = _instance_state(obj)
     session = state.session if state is not None else None
-    return (
-        state is not None
-        and session is not None
-        and not session.in_transaction()
-        and not (session.new or session.deleted or session.dirty)
+    if (
+        state is None
+        or session is None
+        or session.new or session.deleted or session.dirty
         # a session joined to a connection's own transaction (a test
         # fixture's, say) could roll that back too
-        and not isinstance(session.get_bind(mapper=state.mapper), sa.Connection)
-    )
+        or isinstance(session.get_bind(mapper=state.mapper), sa.Connection)
+    ):
+        return False
+    if not session.in_transaction():
+        return True
+    joined = session.info.get(_JOINED, ())
+    return len(joined) == 1 and joined[0].info.get(_CLEAN, False) is True
 
 
 def execute(
@@ -595,6 +670,21 @@ def execute(
         transaction: for a transaction that holds nothing else, the same
         outcome for two statements (SAVEPOINT, RELEASE) fewer.
     """
+    run_plan(plan, user, data, runtime, savepoint)
+    root = plan.steps[0]
+    return TransitionResult(root.source, root.target, root.record, plan.steps, data)
+
+
+def run_plan(
+    plan: Plan,
+    user: t.Any,
+    data: dict[str, t.Any],
+    runtime: Runtime,
+    savepoint: bool = True,
+    refused: dict[int, TransitionError] | None = None,
+) -> set[int]:
+    """:func:`execute` for a plan of one root or, with ``refused`` (see
+    :func:`_run`), of many; the ids of the steps left out."""
     root = plan.steps[0]
     # an unmapped object has no instance state: it changes in memory only
     state = _instance_state(root.obj)
@@ -603,13 +693,13 @@ def execute(
         raise TypeError(f"{describe(root.obj)} is detached; add it to a session first")
     try:
         if session is None:
-            _run(plan, user, data, runtime, None)
+            left_out = _run(plan, user, data, runtime, None, refused)
         elif savepoint:
             with session.begin_nested():
-                _run(plan, user, data, runtime, session)
+                left_out = _run(plan, user, data, runtime, session, refused)
         else:
             try:
-                _run(plan, user, data, runtime, session)
+                left_out = _run(plan, user, data, runtime, session, refused)
             except BaseException:
                 session.rollback()
                 raise
@@ -621,24 +711,33 @@ def execute(
             error = StateConflict(
                 reasons=[Reason("state", gettext("The object was changed at the same time by someone else"))]
             )
+        roots = [root] if refused is None else [s for s in plan.steps if s.depth == 0]
         if isinstance(error, StateConflict) and session is not None:
-            # what the checks saw is stale: read the row again next time
-            session.expire(root.obj, [_key_of(root)])
-        transition_failed.send(
-            root.transition, obj=root.obj, user=user, data=data, source=root.source,
-            target=root.target, exception=error,
-        )
+            # what the checks saw is stale: read the rows again next time
+            for step in roots:
+                session.expire(step.obj, [_key_of(step)])
+        if transition_failed.receivers:
+            for step in roots:
+                transition_failed.send(
+                    step.transition, obj=step.obj, user=user, data=data, source=step.source,
+                    target=step.target, exception=error,
+                )
         if error is e:
             raise
         raise error from e
+    if session is not None and refused:
+        for step in plan.steps:
+            if id(step) in refused:
+                session.expire(step.obj, [_key_of(step)])
     if transition_after.receivers:
         guard = session.begin_nested if session is not None else None
         for step in plan.steps:
-            send_safely(
-                transition_after, step.transition, guard=guard, obj=step.obj, user=user, data=data,
-                source=step.source, target=step.target,
-            )
-    return TransitionResult(root.source, root.target, root.record, plan.steps, data)
+            if id(step) not in left_out:
+                send_safely(
+                    transition_after, step.transition, guard=guard, obj=step.obj, user=user, data=data,
+                    source=step.source, target=step.target,
+                )
+    return left_out
 
 
 def _instance_state(obj: t.Any) -> orm.InstanceState[t.Any] | None:
@@ -686,19 +785,60 @@ def _is_write_conflict(error: BaseException, session: orm.Session) -> bool:
     return code in _PG_CONFLICTS
 
 
-def _run(plan: Plan, user: t.Any, data: dict[str, t.Any], runtime: Runtime, session: orm.Session | None) -> None:
+#: keys per set-based statement of a level: a fixed size, so a cascade or a
+#: bulk perform adds a statement per thousand objects, and each statement
+#: stays cheap to render, send and parse (an ``IN`` of 32,700 keys cost the
+#: client more than the server spent on it)
+CHUNK = 1000
+
+#: the history columns every row of one compare-and-set group shares
+_SHARED = ("model", "manager", "transition", "source", "target", "user_id", "at", "payload")
+
+
+def _levels(steps: list[Step]) -> list[list[Step]]:
     # the plan lists its steps level by level, parents first
     levels: list[list[Step]] = []
-    for step in plan.steps:
+    for step in steps:
         if step.depth == len(levels):
             levels.append([step])
         else:
             levels[step.depth].append(step)
+    return levels
+
+
+def _run(
+    plan: Plan,
+    user: t.Any,
+    data: dict[str, t.Any],
+    runtime: Runtime,
+    session: orm.Session | None,
+    refused: dict[int, TransitionError] | None = None,
+) -> set[int]:
+    """Every level of ``plan``: signals and execute hooks, then the
+    compare-and-set and history records; the ids of the steps left out.
+
+    :param refused: for a plan of many roots (a bulk perform): their
+        compare-and-set runs first, and a root that a concurrent change took
+        is left out with its cascade, its error under ``id(root)``, rather
+        than failing the others.
+    """
     if session is not None:
         # who and when, for the history records
         at = datetime.datetime.now(datetime.timezone.utc)
         user_id = runtime.user_id(user)
-    for depth, level in enumerate(levels):
+    left_out: set[int] = set()
+    for depth, level in enumerate(_levels(plan.steps)):
+        if left_out:
+            # the cascade of a root left out stays out too
+            left_out.update(id(s) for s in level if s.parent is not None and id(plan.steps[s.parent]) in left_out)
+            level = [s for s in level if id(s) not in left_out]
+        payload = data if depth == 0 else None
+        moved_first = refused is not None and depth == 0 and session is not None
+        if moved_first:
+            assert session is not None and refused is not None
+            kept = _move(session, plan.steps, level, payload, runtime, user_id, at, refused)
+            left_out.update(id(s) for s in level if id(s) in refused)
+            level = kept
         for step in level:
             view: StateManager = getattr(step.obj, step.manager)
             if transition_before.receivers:
@@ -714,16 +854,20 @@ def _run(plan: Plan, user: t.Any, data: dict[str, t.Any], runtime: Runtime, sess
                 setattr(step.obj, _key_of(step), step.target.value)
             continue
         session.flush()
-        payload = data if depth == 0 else None
+        if moved_first:
+            for step in level:
+                set_committed_value(step.obj, _key_of(step), step.target.value)
+            continue
         recording = _recording_statement(session, level, payload, runtime)
         if recording is None:
-            _compare_and_set(session, level)
-        rows = record_rows(session, plan.steps, level, user_id, at, payload, runtime)
-        if recording is None:
-            ids = insert_records(session, rows)
+            _move(session, plan.steps, level, payload, runtime, user_id, at)
+            for step in level:
+                set_committed_value(step.obj, _key_of(step), step.target.value)
         else:
+            rows = record_rows(session, plan.steps, level, user_id, at, payload, runtime)
             ids = _compare_and_set_recording(session, level[0], recording, rows[0])
-        attach_records(level, rows, ids, payload)
+            attach_records(level, rows, ids, payload)
+    return left_out
 
 
 def _recording_statement(
@@ -736,26 +880,33 @@ def _recording_statement(
     store outside the transaction sends them apart: a compare-and-set that
     fails then stores nothing.
     """
-    if len(level) != 1 or (payload and not runtime.store.backend.transactional):
+    if len(level) != 1 or not _records_with_move(session, level[0], payload, runtime):
         return None
-    step = level[0]
+    view: StateManager = getattr(type(level[0].obj), level[0].manager)
+    assert view._hooks is not None
+    return view._hooks.cas_recording
+
+
+def _records_with_move(
+    session: orm.Session, step: Step, payload: dict[str, t.Any] | None, runtime: Runtime
+) -> bool:
+    """Whether the compare-and-set may insert its history records in the
+    same statement: on PostgreSQL (a data-modifying ``WITH``), unless the
+    payload goes to a store outside the transaction first."""
+    if payload and not runtime.store.backend.transactional:
+        return False
     state = _instance_state(step.obj)
     assert state is not None
     bind = session.get_bind(mapper=state.mapper)
     # one statement only when the model and the history share a database
-    if bind.dialect.name != "postgresql" or bind is not session.get_bind(clause=history_table):
-        return None
-    view: StateManager = getattr(type(step.obj), step.manager)
-    assert view._hooks is not None
-    return view._hooks.cas_recording
+    return bind.dialect.name == "postgresql" and bind is session.get_bind(clause=history_table)
 
 
 def _compare_and_set_recording(
     session: orm.Session, step: Step, statement: sa.Insert, row: dict[str, t.Any]
 ) -> list[int]:
-    """:func:`_compare_and_set` of one step and the insert of its history
-    ``row`` in one statement; the record's id."""
-    view: StateManager = getattr(type(step.obj), step.manager)
+    """:func:`_move` of one step in one statement with scalar parameters;
+    the record's id."""
     target = step.target.value
     identity = sa.inspect(step.obj).identity
     ids = list(
@@ -763,7 +914,7 @@ def _compare_and_set_recording(
     )
     if not ids:
         raise _changed(describe(step.obj))
-    set_committed_value(step.obj, view._key, target)
+    set_committed_value(step.obj, _key_of(step), target)
     return ids
 
 
@@ -773,29 +924,81 @@ def _changed(who: str) -> StateConflict:
     )
 
 
-def _compare_and_set(session: orm.Session, level: list[Step]) -> None:
-    """Move every step's object to its target in a few ``UPDATE``s, each
-    guarded by the state the checks saw; a changed row fails the whole plan."""
-    groups: dict[tuple[type, str, t.Any, t.Any], list[Step]] = {}
-    for step in level:
-        groups.setdefault((type(step.obj), step.manager, step.seen, step.target.value), []).append(step)
-    for (host, manager, seen, target), steps in groups.items():
+def _move(
+    session: orm.Session,
+    steps: list[Step],
+    level: list[Step],
+    payload: dict[str, t.Any] | None,
+    runtime: Runtime,
+    user_id: str | None,
+    at: datetime.datetime,
+    refused: dict[int, TransitionError] | None = None,
+) -> list[Step]:
+    """Move every step's object of ``level`` to its target with ``UPDATE``s
+    guarded by the state the checks saw, a chunk of keys at a time, and
+    write their history records; the steps moved. On PostgreSQL each chunk
+    is one statement that also inserts the records; elsewhere the records
+    follow as multi-row ``INSERT``s.
+
+    :param refused: where a step whose row a concurrent change took goes
+        (by ``id(step)``); without, such a row fails the whole level.
+    """
+    combined = _records_with_move(session, level[0], payload, runtime)
+    # apart, the records (and the payload's blobs) are written once the rows
+    # moved, so a conflict stores nothing outside the transaction
+    rows: dict[int, dict[str, t.Any]] = (
+        dict(enumerate(record_rows(session, steps, level, user_id, at, payload, runtime))) if combined else {}
+    )
+    groups: dict[tuple[type, str, Transition, t.Any], list[int]] = {}
+    for i, step in enumerate(level):
+        groups.setdefault((type(step.obj), step.manager, step.transition, step.seen), []).append(i)
+    taken: set[int] = set()
+    #: the record id of each step recorded with its move
+    ids: dict[int, int] = {}
+    for (host, manager, transition, seen), members in groups.items():
         view: StateManager = getattr(host, manager)
         hooks = view._hooks
         assert hooks is not None and hooks.cas is not None
-        mapper: orm.Mapper[t.Any] = sa.inspect(host)
-        size = _keys_per_statement(session, mapper, len(mapper.primary_key))
-        for start in range(0, len(steps), size):
-            chunk = steps[start : start + size]
-            identities = [sa.inspect(s.obj).identity for s in chunk]
-            if len(chunk) == 1 and hooks.cas_one is not None:
-                statement, keys = hooks.cas_one, {"_sm_pk": identities[0][0]}
+        values = {"_sm_seen": seen, "_sm_target": transition.target.value}
+        for start in range(0, len(members), CHUNK):
+            chunk = members[start : start + CHUNK]
+            identities = [identity_of(level[i].obj) for i in chunk]
+            if rows and hooks.cas_many_recording is not None:
+                # the record's key is the object's identity as a string, as
+                # record_rows writes it
+                shared = {name: rows[chunk[0]][name] for name in _SHARED}
+                keys = {"_sm_pks": [i[0] for i in identities], "_sm_parents": [rows[i]["parent_id"] for i in chunk]}
+                recorded = dict((object_id, id_) for id_, object_id in session.execute(
+                    hooks.cas_many_recording, {**shared, **keys, **values}
+                ))
+                for i in chunk:
+                    if rows[i]["object_id"] in recorded:
+                        ids[i] = recorded[rows[i]["object_id"]]
+                    else:
+                        taken.add(i)
+                missed = len(chunk) - len(recorded)
             else:
-                statement, keys = hooks.cas, {"_sm_pks": [i[0] if len(i) == 1 else i for i in identities]}
-            result = session.execute(statement, {**keys, "_sm_seen": seen, "_sm_target": target})
-            missed = len(chunk) - result.rowcount  # type: ignore[attr-defined]
-            if missed:
-                who = describe(chunk[0].obj) if len(chunk) == 1 else f"{missed} of {len(chunk)} {host.__name__} objects"
+                pks = [i[0] if len(i) == 1 else i for i in identities]
+                if refused is None:
+                    result = session.execute(hooks.cas, {"_sm_pks": pks, **values})
+                    missed = len(chunk) - result.rowcount  # type: ignore[attr-defined]
+                else:
+                    assert hooks.cas_returning is not None
+                    returned = {tuple(row) for row in session.execute(hooks.cas_returning, {"_sm_pks": pks, **values})}
+                    taken.update(i for i, identity in zip(chunk, identities) if tuple(identity) not in returned)
+                    missed = len(chunk) - len(returned)
+            if missed and refused is None:
+                who = describe(level[chunk[0]].obj) if len(chunk) == 1 else f"{missed} of {len(chunk)} {host.__name__} objects"
                 raise _changed(who)
-        for step in steps:
-            set_committed_value(step.obj, view._key, target)
+    for i in taken:
+        assert refused is not None
+        refused[id(level[i])] = _changed(describe(level[i].obj))
+    kept = [i for i in range(len(level)) if i not in taken]
+    moved = [level[i] for i in kept]
+    if not rows:
+        rows = dict(zip(kept, record_rows(session, steps, moved, user_id, at, payload, runtime)))
+    unrecorded = [i for i in kept if i not in ids]
+    if unrecorded:
+        ids.update(zip(unrecorded, insert_records(session, [rows[i] for i in unrecorded])))
+    attach_records(moved, [rows[i] for i in kept], [ids[i] for i in kept], payload)
+    return moved

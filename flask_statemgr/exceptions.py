@@ -44,15 +44,15 @@ class StateConflict(TransitionError):
     """The object is not in a state the transition starts from, or another
     worker changed it first."""
 
-    http_status = 409
-    title = N_("State conflict")
+    http_status: int = 409
+    title: str = N_("State conflict")
 
 
 class RequirementsUnmet(TransitionError):
     """Another state manager is not in the state the transition requires."""
 
-    http_status = 409
-    title = N_("Requirements unmet")
+    http_status: int = 409
+    title: str = N_("Requirements unmet")
 
 
 class PermissionDenied(TransitionError):
@@ -78,8 +78,8 @@ class PermissionDenied(TransitionError):
 class PreconditionFailed(TransitionError):
     """A precondition declared on the model refused the transition."""
 
-    http_status = 409
-    title = N_("Precondition failed")
+    http_status: int = 409
+    title: str = N_("Precondition failed")
 
 
 class ValidationFailed(TransitionError):
@@ -88,8 +88,8 @@ class ValidationFailed(TransitionError):
     :param errors: field name to a list of messages.
     """
 
-    http_status = 422
-    title = N_("Validation failed")
+    http_status: int = 422
+    title: str = N_("Validation failed")
 
     def __init__(
         self,
@@ -109,8 +109,8 @@ class ConfirmationRequired(TransitionError):
     :param plan: how many objects it would change, by model.
     """
 
-    http_status = 409
-    title = N_("Confirmation required")
+    http_status: int = 409
+    title: str = N_("Confirmation required")
 
     def __init__(self, message: str = "", reasons: t.Sequence[Reason] = (), *, plan: t.Mapping[str, int]) -> None:
         self.plan: dict[str, int] = dict(plan)
@@ -152,7 +152,7 @@ class SerializationError(StateMgrError, TypeError):
 class PayloadTooLarge(StateMgrError, ValueError):
     """A serialized value exceeds ``STATEMGR_STORE_MAX_SIZE``."""
 
-    http_status = 413
+    http_status: int = 413
 
 
 class CorruptBlobError(StateMgrError):
@@ -166,4 +166,4 @@ class BlobNotFound(StateMgrError, KeyError):
 class StoreUnavailable(StateMgrError):
     """The store's backend cannot be reached (503 through the API)."""
 
-    http_status = 503
+    http_status: int = 503

@@ -15,7 +15,7 @@ import sqlalchemy.orm as orm
 from .exceptions import BlobNotFound, CorruptBlobError
 from .tables import history_table
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 if t.TYPE_CHECKING:
     from .availability import Step

@@ -5,7 +5,7 @@ import typing as t
 
 import pytest
 import sqlalchemy as sa
-from api_app import Project, db
+from api_app import ALICE, Project, db
 
 Client = t.Any
 
@@ -285,3 +285,32 @@ def test_schema_is_cached_and_stable(api: t.Any) -> None:
         assert api.statemgr.schema() is first
     body = api.test_client().get("/_statemgr/schema").data
     assert json.loads(body) == first
+
+
+def test_object_json_of_a_listing_reads_the_cursor_once(api: t.Any) -> None:
+    from flask_statemgr.api import object_json
+
+    ext = api.statemgr
+    with api.app_context():
+        db.session.add_all([Project(title=f"more {i}", owner_id=1) for i in range(8)])
+        db.session.commit()
+        projects = db.session.scalars(sa.select(Project).order_by(Project.id)).all()
+        assert len(projects) == 10
+        sent: list[str] = []
+
+        def log(conn: t.Any, cursor: t.Any, statement: str, *args: t.Any) -> None:
+            sent.append(" ".join(statement.split()).upper())
+
+        sa.event.listen(db.engine, "before_cursor_execute", log)
+        try:
+            bodies = [object_json(ext, ext.exposed["project"], p, None) for p in projects]
+        finally:
+            sa.event.remove(db.engine, "before_cursor_execute", log)
+        # no query per object for the events cursor
+        assert len([q for q in sent if "MAX(STATEMGR_HISTORY.ID)" in q]) == 1
+        assert {body["cursor"] for body in bodies} == {0}
+        # the cursor holds for the transaction: a perform in it, or a later
+        # transaction, reads it again
+        projects[2].state.delete(ALICE)
+        db.session.commit()
+        assert object_json(ext, ext.exposed["project"], projects[1], None)["cursor"] > 0

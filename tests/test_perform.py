@@ -228,6 +228,56 @@ def test_perform_that_begins_the_transaction_needs_no_savepoint(
     assert [r["transition"] for r in history_rows(core_engine)] == ["publish"]
 
 
+def test_perform_on_an_object_loaded_in_its_transaction_needs_no_savepoint(
+    core_engine: sa.Engine, core_db: orm.Session
+) -> None:
+    # ordinary app code: load, perform, commit
+    project_id = add_project(core_db).id
+    core_db.close()
+    project = core_db.get_one(Project, project_id)
+    assert core_db.in_transaction()
+    sent = count_statements(core_engine, lambda: project.state.publish(BOB))
+    assert "SAVEPOINT" not in sent and "RELEASE" not in sent
+    core_db.commit()
+    assert _fresh(core_engine, project_id)["_state"] == 2
+    # a failure rolls back that transaction, which held nothing else
+    project = core_db.get_one(Project, project_id)
+    with pytest.raises(HookFailure):
+        project.state.withdraw(BOB, data={"fail": "no"})
+    assert not core_db.in_transaction()
+    assert project.state.PUBLISHED and project.title == "Project"
+    assert [r["transition"] for r in history_rows(core_engine)] == ["publish"]
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda session, pid: session.execute(sa.update(Project).where(Project.id == pid).values(title="written")),
+        lambda session, pid: session.connection().execute(
+            sa.text("UPDATE core_project SET title = 'written' WHERE id = :id"), {"id": pid}
+        ),
+    ],
+    ids=["orm", "connection"],
+)
+def test_a_write_earlier_in_the_transaction_keeps_the_savepoint(
+    core_engine: sa.Engine, core_db: orm.Session, write: t.Callable[[orm.Session, int], t.Any]
+) -> None:
+    project = add_project(core_db)
+    project.state.publish(BOB)
+    core_db.commit()
+    project_id, other_id = project.id, add_project(core_db).id
+    core_db.close()
+    project = core_db.get_one(Project, project_id)
+    write(core_db, other_id)
+    with pytest.raises(HookFailure):
+        project.state.withdraw(BOB, data={"fail": "no"})
+    # only the transition's savepoint was rolled back
+    assert core_db.in_transaction()
+    core_db.commit()
+    assert _fresh(core_engine, other_id)["title"] == "written"
+    assert _fresh(core_engine, project_id)["_state"] == 2
+
+
 def test_failure_without_savepoint_rolls_back_its_transaction(
     core_engine: sa.Engine, core_db: orm.Session
 ) -> None:
