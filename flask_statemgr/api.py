@@ -16,11 +16,11 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from .engine import BoundTransition, _Checker
+from .events import Page, cursor_of, latest_cursor, parse_cursor, read_rows
 from .exceptions import SerializationError, StateMgrError, TransitionError
 from .history import TransitionRecord, query_history
 from .manager import StateManager, bindings_of
 from .problems import error_problem, http_problem, problem, transition_problem
-from .tables import history_table
 
 if t.TYPE_CHECKING:
     from .extension import Exposed, StateMgr
@@ -106,10 +106,6 @@ def record_json(record: TransitionRecord) -> dict[str, t.Any]:
 
 def json_response(body: t.Any, status: int = 200) -> Response:
     return Response(json.dumps(body), status=status, mimetype="application/json")
-
-
-def latest_cursor(session: t.Any) -> int:
-    return int(session.execute(sa.select(sa.func.max(history_table.c.id))).scalar() or 0)
 
 
 def object_json(ext: StateMgr, exposed: Exposed, obj: t.Any, user: t.Any) -> dict[str, t.Any]:
@@ -306,30 +302,11 @@ def create_blueprint(ext: StateMgr) -> Blueprint:
         )
         return json_response({"records": [record_json(r) for r in records]})
 
-    @bp.get("/events")
-    def events() -> Response:
+    def feed(after: str, limit: int) -> Page:
+        """The events after ``after`` that the current user may view."""
         assert ext.db is not None
-        session = ext.db.session
-        after = request.args.get("after")
-        limit_max = int(ext._state().config["STATEMGR_EVENTS_LIMIT"])
-        # both are checked even when after is absent: a bad query is refused
-        # the same way whatever else it holds
-        try:
-            cursor = 0 if after is None else int(after)
-            limit = int(request.args.get("limit", limit_max))
-        except ValueError:
-            raise _BadRequest("after and limit must be whole numbers") from None
-        if not 0 <= cursor <= _MAX_INT or not 1 <= limit <= _MAX_INT:
-            raise _BadRequest(f"after must be from 0 and limit from 1, both at most {_MAX_INT}")
-        if after is None:
-            return json_response({"events": [], "cursor": latest_cursor(session)})
-        rows = session.execute(
-            sa.select(history_table)
-            .where(history_table.c.id > cursor)
-            .order_by(history_table.c.id)
-            .limit(min(limit, limit_max))
-        ).mappings().all()
-        visible = _visible(ext, rows)
+        read = read_rows(ext.db.session, after, limit)
+        visible = _visible(ext, read.rows)
         events = [
             {
                 "id": row["id"],
@@ -340,13 +317,33 @@ def create_blueprint(ext: StateMgr) -> Blueprint:
                 "source": row["source"],
                 "target": row["target"],
                 "at": _utc(row["at"]).isoformat(),
+                "cursor": cursor_of(row),
             }
-            for row in rows
+            for row in read.rows
             if (row["model"], row["object_id"]) in visible
         ]
         # the cursor moves past hidden records too, without revealing them
-        next_cursor = rows[-1]["id"] if rows else cursor
-        return json_response({"events": events, "cursor": next_cursor})
+        return Page(events, read.cursor, read.pending)
+
+    @bp.get("/events")
+    def events() -> Response:
+        assert ext.db is not None
+        after = request.args.get("after")
+        limit_max = int(ext._state().config["STATEMGR_EVENTS_LIMIT"])
+        # both are checked even when after is absent: a bad query is refused
+        # the same way whatever else it holds
+        if after is not None:
+            parse_cursor(after)
+        try:
+            limit = int(request.args.get("limit", limit_max))
+        except ValueError:
+            raise _BadRequest("limit must be a whole number") from None
+        if not 1 <= limit <= _MAX_INT:
+            raise _BadRequest(f"limit must be from 1 to {_MAX_INT}")
+        if after is None:
+            return json_response({"events": [], "cursor": latest_cursor(ext.db.session)})
+        page = feed(after, min(limit, limit_max))
+        return json_response({"events": page.events, "cursor": page.cursor})
 
     @bp.get("/openapi.json")
     def openapi() -> Response:

@@ -55,7 +55,7 @@ def openapi_document(ext: StateMgr) -> dict[str, t.Any]:
     }
     # the fields are the transition's form's (its JSON Schema is in /schema)
     body = {"type": "object", "properties": {"confirm": {"type": ["boolean", "string"]}}}
-    obj = {"type": "object", "properties": {"model": {"type": "string"}, "id": {"type": "string"}, "managers": {"type": "object"}, "cursor": {"type": "integer"}}, "required": ["model", "id", "managers"]}
+    obj = {"type": "object", "properties": {"model": {"type": "string"}, "id": {"type": "string"}, "managers": {"type": "object"}, "cursor": {"type": "string"}}, "required": ["model", "id", "managers"]}
     return {
         "openapi": "3.1.0",
         "info": {"title": "flask_statemgr JSON API", "version": str(schema["version"])},
@@ -107,7 +107,7 @@ def openapi_document(ext: StateMgr) -> dict[str, t.Any]:
                 "get": {
                     "operationId": "getEvents",
                     "parameters": [
-                        {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": _MAX_INT}},
+                        {"name": "after", "in": "query", "schema": {"type": "string", "pattern": r"^([0-9]{1,19}\.)?[0-9]{1,19}$"}},
                         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": _MAX_INT}},
                     ],
                     "responses": {"200": _json({"type": "object"}, "Transitions after the cursor"), "400": _PROBLEM},

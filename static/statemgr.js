@@ -200,8 +200,8 @@ export class StateClient {
    * The transitions after `after` that the user may see:
    * `{events: [...], cursor}`. Without `after`, no events and the current
    * cursor.
-   * @param {number|null} [after]
-   * @returns {Promise<{events: object[], cursor: number}>}
+   * @param {string|null} [after]
+   * @returns {Promise<{events: object[], cursor: string}>}
    */
   async events(after = null) {
     const query = after === null || after === undefined ? "" : `?after=${encodeURIComponent(after)}`;
@@ -268,7 +268,7 @@ export class StateClient {
     const objects = await Promise.all([...keys].map((key) => this._refreshKey(key)));
     if (this._cursor === null) {
       const cursors = objects.filter(Boolean).map((obj) => obj.cursor);
-      if (cursors.length) this._cursor = Math.min(...cursors);
+      if (cursors.length) this._cursor = cursors.reduce((a, b) => (cursorBefore(b, a) ? b : a));
     }
   }
 
@@ -1097,6 +1097,19 @@ function elementsUnder(root) {
 
 function cssEscape(value) {
   return globalThis.CSS?.escape ? CSS.escape(value) : value.replace(/["\\]/g, "\\$&");
+}
+
+/**
+ * Whether the feed position `a` comes before `b`. A cursor is
+ * `"<transaction>.<record id>"` (or a bare record id, an older form); the
+ * earliest one an object was read at is where the page must start.
+ */
+function cursorBefore(a, b) {
+  const parts = (c) => String(c).split(".").map(BigInt);
+  const [x, y] = [parts(a), parts(b)];
+  if (x.length !== y.length) return x.length < y.length;
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return x[i] < y[i];
+  return false;
 }
 
 function readStorage(key) {

@@ -208,7 +208,7 @@ def test_history_and_events(api: t.Any) -> None:
     anonymous = client.get(f"/_statemgr/events?after={cursor}").get_json()
     # project 2 is private: anonymous users see only project 1's event
     assert [(e["model"], e["object_id"]) for e in anonymous["events"]] == [("project", "1")]
-    assert anonymous["cursor"] > cursor
+    assert anonymous["cursor"] != cursor
     carol = client.get(f"/_statemgr/events?after={cursor}", headers=as_("carol")).get_json()
     assert [e["object_id"] for e in carol["events"]] == ["1", "2"]
     assert client.get(f"/_statemgr/events?after={carol['cursor']}").get_json()["events"] == []

@@ -1,0 +1,139 @@
+"""The events feed (DESIGN §6): the transitions after a cursor that the
+current user may view, complete whatever order writers commit in.
+
+A record id is handed out at insert, but transactions commit in any order:
+on PostgreSQL a reader that has seen id 7 may later find id 6 committed, so
+"every id above the last one seen" skips records. The feed therefore orders
+records by the writing transaction (``xact``, set by the database) and then
+id, and hands out only records whose transaction is older than every
+transaction still running (the snapshot's ``xmin``): those are all
+committed, so nothing can appear before them any more. This is how
+transactional-outbox readers work (Debezium's and Marten's "high water
+mark"); a record waits at most as long as the oldest open write
+transaction. SQLite lets one writer at a time hold the database from its
+first write to its commit, so ids are handed out in commit order there and
+no record waits.
+
+A cursor is ``"<xact>.<id>"``, the position of the last record read. A bare
+number is read as a record id (the cursor before this format), so an
+``after=`` kept by an old page still works.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import typing as t
+
+import sqlalchemy as sa
+
+from .exceptions import StateMgrError
+from .tables import history_table, settled_below
+
+_MAX_INT = 2**63 - 1
+_CURSOR = re.compile(r"(?:(\d{1,19})\.)?(\d{1,19})")
+#: where a feed starts: before every record
+START = "0.0"
+
+
+class CursorError(StateMgrError):
+    """An ``after=`` or ``Last-Event-ID`` that is not a cursor."""
+
+    http_status = 400
+    title = "Bad request"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Position:
+    """A place in the feed: after the record ``id`` of transaction
+    ``xact``; ``xact`` is ``None`` for a bare record id."""
+
+    xact: int | None
+    id: int
+
+    def __str__(self) -> str:
+        return f"{self.xact or 0}.{self.id}"
+
+
+def parse_cursor(text: str) -> Position:
+    """The position a cursor names.
+
+    :raises CursorError: when ``text`` is not one.
+    """
+    match = _CURSOR.fullmatch(text)
+    if match is None:
+        raise CursorError(f"{text!r} is not a cursor from this feed")
+    xact, id_ = match.groups()
+    position = Position(None if xact is None else int(xact), int(id_))
+    if position.id > _MAX_INT or (position.xact or 0) > _MAX_INT:
+        raise CursorError(f"{text!r} is not a cursor from this feed")
+    return position
+
+
+def _at(position: Position) -> sa.ColumnElement[bool]:
+    c = history_table.c
+    if position.xact is None:
+        return c.id > position.id
+    return sa.tuple_(c.xact, c.id) > sa.tuple_(sa.literal(position.xact), sa.literal(position.id))
+
+
+def latest_cursor(session: t.Any) -> str:
+    """The cursor past every record already committed for good: a page
+    rendered now starts polling there."""
+    c = history_table.c
+    row = session.execute(
+        sa.select(c.xact, c.id)
+        .where(c.xact < settled_below())
+        .order_by(c.xact.desc(), c.id.desc())
+        .limit(1)
+    ).first()
+    return START if row is None else cursor_of(row._mapping)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Rows:
+    """One read of the feed."""
+
+    #: the settled records after the cursor, in feed order, hidden ones too
+    rows: t.Sequence[sa.RowMapping]
+    #: where the next read starts
+    cursor: str
+    #: records are committed past ``cursor`` that an older transaction
+    #: still holds back: read again soon
+    pending: bool
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Page:
+    """The events of one read that the user may view."""
+
+    #: JSON-ready events, each with the ``cursor`` just past it
+    events: list[dict[str, t.Any]]
+    cursor: str
+    pending: bool
+
+
+def cursor_of(row: sa.RowMapping) -> str:
+    """The cursor just past the history row ``row``."""
+    return str(Position(row["xact"], row["id"]))
+
+
+def read_rows(session: t.Any, after: str, limit: int) -> Rows:
+    """The next ``limit`` settled records after the cursor ``after``.
+
+    :raises CursorError: when ``after`` is not a cursor.
+    """
+    position = parse_cursor(after)
+    c = history_table.c
+    # the horizon comes from the statement's own snapshot, so every record
+    # below it is visible to the same read
+    rows = session.execute(
+        sa.select(history_table, (c.xact < settled_below()).label("settled"))
+        .where(_at(position))
+        .order_by(c.xact, c.id)
+        .limit(limit)
+    ).mappings().all()
+    # records sort by transaction, so the settled ones come first
+    settled = [row for row in rows if row["settled"]]
+    cursor = cursor_of(settled[-1]) if settled else after
+    return Rows(settled, cursor, pending=len(settled) < len(rows))
