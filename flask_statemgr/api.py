@@ -21,6 +21,7 @@ from .exceptions import SerializationError, StateMgrError, TransitionError
 from .history import TransitionRecord, query_history
 from .manager import StateManager, bindings_of
 from .problems import error_problem, http_problem, problem, transition_problem
+from .stream import event_stream
 
 if t.TYPE_CHECKING:
     from .extension import Exposed, StateMgr
@@ -323,7 +324,7 @@ def create_blueprint(ext: StateMgr) -> Blueprint:
             if (row["model"], row["object_id"]) in visible
         ]
         # the cursor moves past hidden records too, without revealing them
-        return Page(events, read.cursor, read.pending)
+        return Page(events, read.cursor, read.pending, read.more)
 
     @bp.get("/events")
     def events() -> Response:
@@ -344,6 +345,19 @@ def create_blueprint(ext: StateMgr) -> Blueprint:
             return json_response({"events": [], "cursor": latest_cursor(ext.db.session)})
         page = feed(after, min(limit, limit_max))
         return json_response({"events": page.events, "cursor": page.cursor})
+
+    @bp.get("/events/stream")
+    def events_stream() -> Response:
+        assert ext.db is not None
+        # a reconnecting EventSource sends the last id it saw and the URL
+        # it first opened: the id is the later position
+        after = request.headers.get("Last-Event-ID") or request.args.get("after")
+        if after is None:
+            after = latest_cursor(ext.db.session)
+        else:
+            parse_cursor(after)
+        limit = int(ext._state().config["STATEMGR_EVENTS_LIMIT"])
+        return event_stream(ext, after, lambda cursor: feed(cursor, limit))
 
     @bp.get("/openapi.json")
     def openapi() -> Response:

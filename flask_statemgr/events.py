@@ -101,6 +101,8 @@ class Rows:
     #: records are committed past ``cursor`` that an older transaction
     #: still holds back: read again soon
     pending: bool
+    #: the read stopped at its limit: more may follow at once
+    more: bool
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -111,6 +113,7 @@ class Page:
     events: list[dict[str, t.Any]]
     cursor: str
     pending: bool
+    more: bool
 
 
 def cursor_of(row: sa.RowMapping) -> str:
@@ -136,4 +139,4 @@ def read_rows(session: t.Any, after: str, limit: int) -> Rows:
     # records sort by transaction, so the settled ones come first
     settled = [row for row in rows if row["settled"]]
     cursor = cursor_of(settled[-1]) if settled else after
-    return Rows(settled, cursor, pending=len(settled) < len(rows))
+    return Rows(settled, cursor, pending=len(settled) < len(rows), more=len(settled) == limit)

@@ -16,6 +16,7 @@ from .engine import BoundTransition
 from .manager import bindings_of
 from .runtime import Runtime, default_roles
 from .schema import build_schema, dump, etag
+from .stream import DEFAULTS as STREAM_DEFAULTS
 from .tables import ensure_tables
 
 if t.TYPE_CHECKING:
@@ -38,6 +39,7 @@ DEFAULTS: dict[str, t.Any] = {
     "STATEMGR_STORE_CACHE_SIZE": 1024,
     "STATEMGR_EVENTS_LIMIT": 100,
     "STATEMGR_CONFIRM_CASCADE": True,
+    **STREAM_DEFAULTS,
 }
 
 

@@ -45,6 +45,10 @@ class TransitionRecord:
         return data
 
 
+#: in ``Session.info`` while the transaction holds records not yet announced
+RECORDED = "statemgr.recorded"
+
+
 def record_rows(
     session: orm.Session,
     steps: list[Step],
@@ -58,6 +62,8 @@ def record_rows(
     blobs written through ``session``)."""
     from .engine import object_identity
 
+    # the commit announces them to open event streams
+    session.info[RECORDED] = True
     stored = None
     if payload:
         inline = level[0].transition.metadata.get("inline_fields", ())
