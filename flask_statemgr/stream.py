@@ -78,6 +78,8 @@ class Hub:
         self._changed = threading.Condition()
         self._pid = os.getpid()
         self._stopped: threading.Event | None = None
+        #: set once the listener is subscribed (at its first wake)
+        self.ready = threading.Event()
 
     def acquire(self) -> bool:
         """Count a new stream in, unless the worker already holds its cap;
@@ -87,6 +89,7 @@ class Hub:
                 return False
             self._open += 1
             if self._stopped is None:
+                self.ready.clear()
                 self._stopped = threading.Event()
                 threading.Thread(
                     target=self._listen, args=(self._stopped,), name="statemgr-events", daemon=True
@@ -116,6 +119,7 @@ class Hub:
         with self._changed:
             self._generation += 1
             self._changed.notify_all()
+        self.ready.set()
 
     def _listen(self, stopped: threading.Event) -> None:
         delay = WATCH_INTERVAL
@@ -236,6 +240,8 @@ def event_stream(ext: StateMgr, after: str, read: t.Callable[[str], Page]) -> Re
     def generate() -> t.Iterator[str]:
         try:
             yield f"retry: {int(config['STATEMGR_EVENTS_RETRY'])}\n\n"
+            # what commits after the first read must be announced to us
+            hub.ready.wait(heartbeat)
             cursor = after
             wait = PENDING_DELAY
             while True:
@@ -281,25 +287,30 @@ def _unavailable(detail: str) -> Response:
 
 @sa.event.listens_for(orm.Session, "before_commit")
 def _notify(session: orm.Session) -> None:
-    """Announce the records of this transaction inside it (PostgreSQL)."""
-    if not session.info.get(RECORDED) or _config("STATEMGR_EVENTS_BROKER"):
+    """Announce the records of this transaction: inside it on PostgreSQL,
+    or to the broker once it committed."""
+    # a savepoint's release fires this too: announce once, at the commit
+    if session.in_nested_transaction() or not session.info.pop(RECORDED, None):
         return
-    session.info.pop(RECORDED)
-    if session.get_bind().dialect.name == "postgresql":
+    if _config("STATEMGR_EVENTS_BROKER"):
+        session.info[_PUBLISH] = True
+    elif session.get_bind().dialect.name == "postgresql":
         session.execute(sa.select(sa.func.pg_notify(_config("STATEMGR_EVENTS_CHANNEL"), "")))
 
 
 @sa.event.listens_for(orm.Session, "after_commit")
 def _publish(session: orm.Session) -> None:
-    """Announce the records of a committed transaction to the broker."""
-    if not session.info.pop(RECORDED, None):
+    if not session.info.pop(_PUBLISH, None):
         return
     broker = _config("STATEMGR_EVENTS_BROKER")
-    if broker:
-        try:
-            _redis(broker).publish(_config("STATEMGR_EVENTS_CHANNEL"), "")
-        except Exception:  # noqa: BLE001 - the commit stands; streams read again at their heartbeat
-            log.warning("statemgr: could not announce events to %s", broker, exc_info=True)
+    try:
+        _redis(broker).publish(_config("STATEMGR_EVENTS_CHANNEL"), "")
+    except Exception:  # noqa: BLE001 - the commit stands; streams read again at their heartbeat
+        log.warning("statemgr: could not announce events to %s", broker, exc_info=True)
+
+
+#: in ``Session.info`` from the commit on, until the broker has heard of it
+_PUBLISH = "statemgr.publish"
 
 
 def _config(key: str) -> t.Any:

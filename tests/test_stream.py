@@ -129,3 +129,27 @@ def test_a_bad_last_event_id_is_a_400(reliability: t.Callable[..., t.Any], curso
     response = reliability().test_client().get(STREAM, headers={"Last-Event-ID": cursor}, environ_overrides=THREADED)
     assert response.status_code == 400
     assert response.mimetype == "application/problem+json"
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_only_committed_records_are_announced(reliability: t.Callable[..., t.Any], postgres_url: str) -> None:
+    """The NOTIFY goes out inside the writing transaction: a rolled-back
+    perform announces nothing, a committed one once."""
+    import psycopg
+    from reliability_app import Document, db
+    from sqlalchemy import orm
+
+    channel = f"statemgr_test_{uuid.uuid4().hex}"
+    app = reliability(STATEMGR_EVENTS_CHANNEL=channel)
+    with app.app_context():
+        seed(Population(owners=[ALICE.id], documents=[(0, ALICE.id)]))
+    with psycopg.connect(postgres_url.replace("postgresql+psycopg", "postgresql"), autocommit=True) as listener:
+        listener.execute(f'LISTEN "{channel}"')
+        with app.app_context(), orm.Session(db.engine) as session:
+            session.get(Document, 1).state.archive(user=ALICE)
+            session.rollback()
+            assert list(listener.notifies(timeout=0.5)) == []
+            session.get(Document, 1).state.archive(user=ALICE)
+            session.commit()
+        assert [n.channel for n in listener.notifies(timeout=2, stop_after=2)] == [channel]

@@ -37,6 +37,7 @@ class Client:
         self.after = after
         self.last_id: str | None = None
         self.response: http.client.HTTPResponse | None = None
+        self.comments = 0
 
     def connect(self) -> None:
         connection = http.client.HTTPConnection(self.url.hostname, self.url.port, timeout=30)
@@ -65,7 +66,9 @@ class Client:
                     received.append(fields)
                     self.last_id = fields.get("id", self.last_id)
                 fields = {}
-            elif not line.startswith(":"):
+            elif line.startswith(":"):
+                self.comments += 1
+            else:
                 name, _, value = line.partition(": ")
                 fields[name] = value
         return received
@@ -103,7 +106,7 @@ def test_a_change_through_one_host_reaches_a_stream_on_another_and_survives_its_
     app = reliability()
     with app.app_context():
         seed(Population(owners=[ALICE.id], documents=[(0, ALICE.id)] * DOCUMENTS))
-    environ = {"STATEMGR_EVENTS_CHANNEL": f"statemgr_test_{uuid.uuid4().hex}", "STATEMGR_EVENTS_HEARTBEAT": "2"}
+    environ = {"STATEMGR_EVENTS_CHANNEL": f"statemgr_test_{uuid.uuid4().hex}", "STATEMGR_EVENTS_HEARTBEAT": "60"}
     if broker == "redis":
         environ["STATEMGR_EVENTS_BROKER"] = request.getfixturevalue("redis_url")
     with gunicorn(database_url, workers=1, threads=4, host=HOST_A, **environ) as a, gunicorn(
@@ -115,6 +118,9 @@ def test_a_change_through_one_host_reaches_a_stream_on_another_and_survives_its_
         performed = [perform(a, d, "archive") for d in range(1, DOCUMENTS + 1)]
         received = client.events(DOCUMENTS)
         assert [json.loads(e["data"])["id"] for e in received] == performed
+        # pushed: the stream reads the table again unwoken only after a
+        # heartbeat (a minute), and none has come
+        assert client.comments == 0
 
         (worker,) = workers_of(b)
         os.kill(worker, signal.SIGKILL)
@@ -127,6 +133,7 @@ def test_a_change_through_one_host_reaches_a_stream_on_another_and_survives_its_
             time.sleep(0.1)
         client.connect()
         received += client.events(DOCUMENTS)
+        assert client.comments == 0
         ids = [json.loads(e["data"])["id"] for e in received]
         assert sorted(ids) == sorted(performed) and len(ids) == len(set(ids))
         assert workers_of(b) != {worker}
