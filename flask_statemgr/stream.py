@@ -45,8 +45,11 @@ WATCH_INTERVAL = 0.1
 MAX_RECONNECT_DELAY = 5.0
 #: seconds a listener waits for a message before it looks whether to stop
 LISTEN_TIMEOUT = 1.0
-#: how soon a stream reads again while an older transaction holds records back
+#: how soon a stream reads again while an older transaction holds records
+#: back (doubling up to the maximum): that transaction's end is announced
+#: only if it wrote records itself
 PENDING_DELAY = 0.05
+MAX_PENDING_DELAY = 0.4
 
 Wake = t.Callable[[], None]
 
@@ -173,9 +176,9 @@ def _listen_postgres(engine: sa.Engine, channel: str, wake: Wake, stopped: threa
 
     # a connection of its own for as long as the listener runs: out of the pool
     raw = engine.raw_connection()
-    raw.detach()
     connection = raw.driver_connection
     assert connection is not None
+    raw.detach()
     try:
         connection.rollback()
         connection.autocommit = True
@@ -255,10 +258,8 @@ def event_stream(ext: StateMgr, after: str, read: t.Callable[[str], Page]) -> Re
                 if page.more:
                     continue
                 if page.pending:
-                    # held back by an older transaction, whose end is not
-                    # announced when it wrote no record
                     hub.wait(seen, wait)
-                    wait = min(wait * 2, heartbeat)
+                    wait = min(wait * 2, MAX_PENDING_DELAY)
                     continue
                 wait = PENDING_DELAY
                 if not hub.wait(seen, heartbeat):

@@ -68,7 +68,9 @@ def broker(request: pytest.FixtureRequest) -> dict[str, t.Any]:
     return config
 
 
-def test_the_stream_replays_then_pushes_then_resumes(reliability: t.Callable[..., t.Any], broker: dict[str, t.Any]) -> None:
+def test_the_stream_replays_then_pushes_then_resumes(
+    reliability: t.Callable[..., t.Any], broker: dict[str, t.Any], caplog: pytest.LogCaptureFixture
+) -> None:
     app = reliability(**broker)
     with app.app_context():
         # folder 2 is private to bob: carol never hears of document 2
@@ -95,6 +97,9 @@ def test_the_stream_replays_then_pushes_then_resumes(reliability: t.Callable[...
     again = open_stream(app, "carol", **{"Last-Event-ID": event["sse_id"], "query": f"?after={start}"})
     assert [e["id"] for e in again.events(1)] == [fourth]
     again.response.close()
+    # a failing listener wakes its streams as it reconnects, which would
+    # pass for a push
+    assert [r.getMessage() for r in caplog.records if r.name == "flask_statemgr.stream"] == []
 
 
 def test_the_stream_says_retry_and_keeps_alive(reliability: t.Callable[..., t.Any], broker: dict[str, t.Any]) -> None:
