@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -100,7 +101,8 @@ class Pages:
         self.requests = 0
         #: (record id, seconds after the perform began) per page and event
         self.received: list[tuple[int, float]] = []
-        self.errors = 0
+        self.errors: list[str] = []
+        self.reconnects = 0
 
     async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         return await asyncio.open_connection("127.0.0.1", self.port, limit=1 << 20)
@@ -111,12 +113,13 @@ class Pages:
 
     async def _head(self, reader: asyncio.StreamReader) -> dict[str, str]:
         status = await reader.readline()
-        if not status.startswith(b"HTTP/1.1 200"):
-            raise RuntimeError(status.decode(errors="replace"))
         headers = {}
         while (line := await reader.readline()) not in (b"\r\n", b""):
             name, _, value = line.decode().partition(":")
             headers[name.strip().lower()] = value.strip()
+        if not status.startswith(b"HTTP/1.1 200"):
+            body = await reader.read(int(headers.get("content-length", 0)))
+            raise RuntimeError(status.decode(errors="replace").strip(), body.decode(errors="replace")[:200])
         return headers
 
     async def poll(self, cursor: str, until: float) -> None:
@@ -124,7 +127,15 @@ class Pages:
         try:
             while time.monotonic() < until:
                 writer.write(self._request(f"/_statemgr/events?after={cursor}"))
-                headers = await self._head(reader)
+                try:
+                    headers = await self._head(reader)
+                except (RuntimeError, ConnectionError):
+                    # the server closed the kept-alive connection: a browser
+                    # opens another one
+                    writer.close()
+                    reader, writer = await self._open()
+                    self.reconnects += 1
+                    continue
                 body = json.loads(await reader.readexactly(int(headers["content-length"])))
                 self.requests += 1
                 now = time.monotonic()
@@ -160,7 +171,7 @@ class Pages:
         until = time.monotonic() + seconds
         page = self.poll if mode == "poll" else self.stream
         results = await asyncio.gather(*(page(cursor, until) for _ in range(self.count)), return_exceptions=True)
-        self.errors += sum(isinstance(r, BaseException) for r in results)
+        self.errors += [repr(r) for r in results if isinstance(r, BaseException)]
 
 
 def changer(url: str, seconds: float, committed: dict[int, float], stop: threading.Event) -> None:
@@ -228,7 +239,7 @@ def measure(url: str, pages: int, mode: str, idle: float, changing: float) -> di
             "idle_cpu_percent_of_a_core": round(100 * idle_cpu, 1),
             "changes": len(committed), "delivered": len(latencies), "expected": expected,
             "p50_ms": round(1000 * quantiles[49], 1), "p99_ms": round(1000 * quantiles[98], 1),
-            "page_errors": clients.errors,
+            "reconnects": clients.reconnects, "page_errors": len(clients.errors), "first_errors": sorted(set(clients.errors))[:3],
         }
 
 
@@ -238,6 +249,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--idle", type=float, default=10.0)
     parser.add_argument("--changing", type=float, default=20.0)
     args = parser.parse_args(argv)
+    # a socket per page here, and in the server (which inherits the limit)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     rows = []
     for pages in (int(p) for p in args.pages.split(",")):
         for mode in ("poll", "stream"):

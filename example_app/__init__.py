@@ -42,6 +42,9 @@ def create_app(config: t.Mapping[str, t.Any] | None = None) -> Flask:
         SECRET_KEY=os.environ.get("SECRET_KEY", "dev-only-secret"),
         # the default transition pages look like the rest of the app
         STATEMGR_BASE_TEMPLATE="base.html",
+        # each open page holds a stream, and a stream a gunicorn thread
+        # (example_app/gunicorn.conf.py): both are sized together
+        STATEMGR_EVENTS_STREAMS=int(os.environ.get("STATEMGR_EVENTS_STREAMS", "100")),
     )
     if config:
         app.config.update(config)
