@@ -7,10 +7,11 @@ on PostgreSQL a reader that has seen id 7 may later find id 6 committed, so
 records by the writing transaction (``xact``, set by the database) and then
 id, and hands out only records whose transaction is older than every
 transaction still running (the snapshot's ``xmin``): those are all
-committed, so nothing can appear before them any more. This is how
-transactional-outbox readers work (Debezium's and Marten's "high water
-mark"); a record waits at most as long as the oldest open write
-transaction. SQLite lets one writer at a time hold the database from its
+committed, so nothing can appear before them any more. This is the
+commit-ordered reading of PostgreSQL outboxes and event stores; the
+alternative, a settling window with gap tracking (Marten's "high water
+mark"), must guess how long a gap may stay open. A record waits as long as
+the oldest open write transaction. SQLite lets one writer at a time hold the database from its
 first write to its commit, so ids are handed out in commit order there and
 no record waits.
 
