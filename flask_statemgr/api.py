@@ -344,7 +344,7 @@ def create_blueprint(ext: StateMgr) -> Blueprint:
         if after is None:
             return json_response({"events": [], "cursor": latest_cursor(ext.db.session)})
         page = feed(after, min(limit, limit_max))
-        return json_response({"events": page.events, "cursor": page.cursor})
+        return json_response({"events": page.events, "cursor": page.cursor, "pending": page.pending})
 
     @bp.get("/events/stream")
     def events_stream() -> Response:

@@ -32,7 +32,8 @@ from .exceptions import StateMgrError
 from .tables import history_table, settled_below
 
 _MAX_INT = 2**63 - 1
-_CURSOR = re.compile(r"(?:(\d{1,19})\.)?(\d{1,19})")
+#: what a cursor looks like: "<xact>.<id>", or a bare record id
+CURSOR = re.compile(r"(?:(\d{1,19})\.)?(\d{1,19})")
 #: where a feed starts: before every record
 START = "0.0"
 
@@ -61,7 +62,7 @@ def parse_cursor(text: str) -> Position:
 
     :raises CursorError: when ``text`` is not one.
     """
-    match = _CURSOR.fullmatch(text)
+    match = CURSOR.fullmatch(text)
     if match is None:
         raise CursorError(f"{text!r} is not a cursor from this feed")
     xact, id_ = match.groups()

@@ -7,11 +7,14 @@ import typing as t
 from flask import current_app, request
 
 from .api import _MAX_INT
+from .events import CURSOR
 
 if t.TYPE_CHECKING:
     from .extension import StateMgr
 
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
+
+_CURSOR = {"type": "string", "pattern": f"^{CURSOR.pattern}$"}
 
 
 def _json(schema: dict[str, t.Any], description: str) -> dict[str, t.Any]:
@@ -107,10 +110,27 @@ def openapi_document(ext: StateMgr) -> dict[str, t.Any]:
                 "get": {
                     "operationId": "getEvents",
                     "parameters": [
-                        {"name": "after", "in": "query", "schema": {"type": "string", "pattern": r"^([0-9]{1,19}\.)?[0-9]{1,19}$"}},
+                        {"name": "after", "in": "query", "schema": _CURSOR},
                         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": _MAX_INT}},
                     ],
                     "responses": {"200": _json({"type": "object"}, "Transitions after the cursor"), "400": _PROBLEM},
+                }
+            },
+            "/events/stream": {
+                "get": {
+                    "operationId": "streamEvents",
+                    "parameters": [
+                        {"name": "after", "in": "query", "schema": _CURSOR},
+                        {"name": "Last-Event-ID", "in": "header", "schema": _CURSOR},
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The transitions after the cursor as Server-Sent Events, then as they commit",
+                            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                        },
+                        "400": _PROBLEM,
+                        "503": _PROBLEM,
+                    },
                 }
             },
         },

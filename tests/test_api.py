@@ -6,6 +6,7 @@ import typing as t
 import pytest
 import sqlalchemy as sa
 from api_app import Project, db
+from feed import settled
 
 Client = t.Any
 
@@ -205,11 +206,11 @@ def test_history_and_events(api: t.Any) -> None:
     history = client.get("/_statemgr/objects/project/1/history").get_json()["records"]
     assert [(r["transition"], r["source"], r["target"]) for r in history] == [("publish", "DRAFT", "PUBLISHED")]
     assert history[0]["user_id"] == "1" and history[0]["payload"]["note"] == "n"
-    anonymous = client.get(f"/_statemgr/events?after={cursor}").get_json()
+    anonymous = settled(client, f"/_statemgr/events?after={cursor}")
     # project 2 is private: anonymous users see only project 1's event
     assert [(e["model"], e["object_id"]) for e in anonymous["events"]] == [("project", "1")]
     assert anonymous["cursor"] != cursor
-    carol = client.get(f"/_statemgr/events?after={cursor}", headers=as_("carol")).get_json()
+    carol = settled(client, f"/_statemgr/events?after={cursor}", as_("carol"))
     assert [e["object_id"] for e in carol["events"]] == ["1", "2"]
     assert client.get(f"/_statemgr/events?after={carol['cursor']}").get_json()["events"] == []
     assert client.get("/_statemgr/events?after=x").status_code == 400

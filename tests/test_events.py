@@ -69,6 +69,9 @@ def test_a_record_committed_after_a_higher_one_is_delivered(
             # older one: it is delivered before the lower id commits
             seen, cursor = collect(client, cursor, 1 if older == "higher id" else 0)
             assert seen == ([second.id] if older == "higher id" else [])
+            if older == "lower id":
+                # the client hears that a committed record waits
+                assert client.get(f"{EVENTS}?after={cursor}", headers={"X-User": "alice"}).get_json()["pending"]
             low.commit()
         later, cursor = collect(client, cursor, 2 - len(seen))
         assert seen + later == [second.id, first.id] if older == "higher id" else [first.id, second.id]
