@@ -53,9 +53,6 @@ class Position:
     xact: int | None
     id: int
 
-    def __str__(self) -> str:
-        return f"{self.xact or 0}.{self.id}"
-
 
 def parse_cursor(text: str) -> Position:
     """The position a cursor names.
@@ -120,7 +117,7 @@ class Page:
 
 def cursor_of(row: sa.RowMapping) -> str:
     """The cursor just past the history row ``row``."""
-    return str(Position(row["xact"], row["id"]))
+    return f"{row['xact']}.{row['id']}"
 
 
 def read_rows(session: t.Any, after: str, limit: int) -> Rows:
