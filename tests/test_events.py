@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import sqlalchemy as sa
+from feed import settled
 from reliability_app import ALICE, BOB, Document, Population, db, seed
 from sqlalchemy import orm
 
@@ -86,10 +87,10 @@ def test_a_bare_record_id_still_works_as_cursor(reliability: t.Callable[..., t.A
         seed(Population(owners=[ALICE.id], documents=[(0, ALICE.id)] * 3))
         ids = [db.session.get(Document, i).state.archive(user=ALICE).record.id for i in (1, 2, 3)]
         db.session.commit()
-        body = app.test_client().get(f"{EVENTS}?after={ids[0]}", headers={"X-User": "alice"}).get_json()
+        body = settled(app.test_client(), f"{EVENTS}?after={ids[0]}", {"X-User": "alice"})
         assert [e["id"] for e in body["events"]] == ids[1:]
         assert body["cursor"] == body["events"][-1]["cursor"]
-        assert drain(app.test_client(), "0")[0] == ids
+        assert collect(app.test_client(), "0", len(ids))[0] == ids
 
 
 @pytest.mark.parametrize("after", ["x", "-1", "1.", ".1", "1.2.3", "1e3", "99999999999999999999", "9223372036854775808"])
