@@ -132,7 +132,9 @@ def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         url = f"sqlite:///{tmp_path_factory.mktemp('browser') / 'example.sqlite'}"
     else:
         url = request.getfixturevalue("postgres_url")
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "browser"})
+    # each test closes its pages; their event streams end at the next
+    # heartbeat, so they are not left reading the table for the next tests
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "browser", "STATEMGR_EVENTS_HEARTBEAT": 1})
     server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
