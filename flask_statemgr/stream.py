@@ -18,6 +18,7 @@ table again at each heartbeat too.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -241,43 +242,37 @@ def event_stream(ext: StateMgr, after: str, read: t.Callable[[str], Page]) -> Re
     session = ext.db.session
 
     def generate() -> t.Iterator[str]:
-        try:
-            yield f"retry: {int(config['STATEMGR_EVENTS_RETRY'])}\n\n"
-            # what commits after the first read must be announced to us
-            hub.ready.wait(heartbeat)
-            cursor = after
+        yield f"retry: {int(config['STATEMGR_EVENTS_RETRY'])}\n\n"
+        # what commits after the first read must be announced to us
+        hub.ready.wait(heartbeat)
+        cursor = after
+        wait = PENDING_DELAY
+        while True:
+            seen = hub.generation
+            page = read(cursor)
+            # the connection goes back to the pool while the stream waits
+            session.rollback()
+            for event in page.events:
+                yield f"id: {event['cursor']}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n"
+            cursor = page.cursor
+            if page.more:
+                continue
+            if page.pending:
+                hub.wait(seen, wait)
+                wait = min(wait * 2, MAX_PENDING_DELAY)
+                continue
             wait = PENDING_DELAY
-            while True:
-                seen = hub.generation
-                page = read(cursor)
-                # the connection goes back to the pool while the stream waits
-                session.rollback()
-                for event in page.events:
-                    yield f"id: {event['cursor']}\ndata: {_json(event)}\n\n"
-                cursor = page.cursor
-                if page.more:
-                    continue
-                if page.pending:
-                    hub.wait(seen, wait)
-                    wait = min(wait * 2, MAX_PENDING_DELAY)
-                    continue
-                wait = PENDING_DELAY
-                if not hub.wait(seen, heartbeat):
-                    yield ": keep-alive\n\n"
-        finally:
-            hub.release()
+            if not hub.wait(seen, heartbeat):
+                yield ": keep-alive\n\n"
 
     response = Response(stream_with_context(generate()), mimetype="text/event-stream")
+    # the server closes every response, also one whose body it never read
+    # (a HEAD, a client gone at once): a generator's own cleanup would not run
+    response.call_on_close(hub.release)
     response.headers["Cache-Control"] = "no-cache"
     # nginx buffers a proxied response unless told otherwise
     response.headers["X-Accel-Buffering"] = "no"
     return response
-
-
-def _json(event: dict[str, t.Any]) -> str:
-    import json
-
-    return json.dumps(event, separators=(",", ":"))
 
 
 def _unavailable(detail: str) -> Response:

@@ -158,3 +158,14 @@ def test_only_committed_records_are_announced(reliability: t.Callable[..., t.Any
             session.get(Document, 1).state.archive(user=ALICE)
             session.commit()
         assert [n.channel for n in listener.notifies(timeout=2, stop_after=2)] == [channel]
+
+
+def test_a_stream_never_read_frees_its_place(reliability: t.Callable[..., t.Any]) -> None:
+    """A HEAD (or a client gone before the first byte) opens no stream for
+    good: the cap is not used up by requests whose body is never sent."""
+    app = reliability(STATEMGR_EVENTS_STREAMS=1, STATEMGR_EVENTS_HEARTBEAT=0.2)
+    for _ in range(3):
+        head = app.test_client().head(STREAM, environ_overrides=THREADED)
+        assert head.status_code == 200
+        head.close()
+    open_stream(app, "alice").response.close()
