@@ -317,8 +317,13 @@ export class StateClient {
     this._stopped = false;
     this._delay = this.pollInterval;
     this.document.addEventListener("visibilitychange", this._onVisibility);
-    if (this.stream) this._openStream();
+    if (this._streamable()) this._openStream();
     else this._schedule(this.pollInterval);
+  }
+
+  /** A stream is worth a connection once the page shows objects. */
+  _streamable() {
+    return this.stream && this._streamTimer === null && this._query("[data-statemgr]").length > 0;
   }
 
   /**
@@ -390,6 +395,11 @@ export class StateClient {
   }
 
   async _poll() {
+    // elements came (htmx), or the stream may be tried again
+    if (this._streamable()) {
+      this._openStream();
+      return;
+    }
     let failed = false;
     this._polling = true;
     try {

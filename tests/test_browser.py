@@ -584,6 +584,41 @@ async () => {
 """
 
 
+# A page without objects holds no stream; one appearing later opens it.
+STREAM_ON_DEMAND = """
+async () => {
+  window.statemgr.stop();
+  const { StateClient } = await import("/_statemgr/static/statemgr.js");
+  const opened = [];
+  class Recorded {
+    static CLOSED = 2;
+    constructor(url) { opened.push(url); this.readyState = 1; }
+    close() { this.readyState = 2; }
+  }
+  const root = document.createElement("div");
+  document.body.append(root);
+  const fetch = async () => new Response(JSON.stringify({model: "thing", id: "1", label: "Thing", cursor: "7.5", managers: {}}),
+    {headers: {"Content-Type": "application/json"}});
+  const client = new StateClient({fetch, pollInterval: 20, EventSource: Recorded});
+  await client.mount(root);
+  client.start();
+  await new Promise((r) => setTimeout(r, 100));
+  const before = opened.length;
+  root.innerHTML = '<div data-statemgr="thing:1"></div>';
+  while (!opened.length) await new Promise((r) => setTimeout(r, 10));
+  client.stop();
+  return {before, opened};
+}
+"""
+
+
+@sqlite_only
+def test_a_page_without_objects_opens_no_stream_until_one_appears(pages: Pages) -> None:
+    result = pages.open("Victor").evaluate(STREAM_ON_DEMAND)
+    assert result["before"] == 0
+    assert result["opened"] == ["/_statemgr/events/stream"]
+
+
 @sqlite_only
 def test_a_refused_stream_falls_back_to_polling(pages: Pages) -> None:
     result = pages.open("Victor").evaluate(REFUSED_STREAM)
