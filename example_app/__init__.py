@@ -61,6 +61,9 @@ def create_app(config: t.Mapping[str, t.Any] | None = None) -> Flask:
         STATEMGR_BASE_TEMPLATE="base.html",
         # the session cookie is not sent with requests other sites start
         SESSION_COOKIE_SAMESITE="Lax",
+        # each open page holds a stream, and a stream a gunicorn thread
+        # (example_app/gunicorn.conf.py): both are sized together
+        STATEMGR_EVENTS_STREAMS=int(os.environ.get("STATEMGR_EVENTS_STREAMS", "100")),
     )
     if config:
         app.config.update(config)

@@ -19,12 +19,13 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
 from .engine import BoundTransition, _Checker
+from .events import START, Page, cursor_of, latest_cursor, parse_cursor, read_rows, transaction_cursor
 from .exceptions import SerializationError, StateMgrError, TransitionError
 from .history import TransitionRecord, query_history
 from .i18n import N_, current_locale, gettext, json_default, text
 from .manager import StateManager, bindings_of
 from .problems import error_problem, http_problem, problem, transition_problem
-from .tables import history_table
+from .stream import event_stream
 
 if t.TYPE_CHECKING:
     from .extension import Exposed, StateMgr
@@ -112,32 +113,6 @@ def json_response(body: t.Any, status: int = 200) -> Response:
     return Response(json.dumps(body, default=json_default), status=status, mimetype="application/json")
 
 
-def latest_cursor(session: t.Any) -> int:
-    return int(session.execute(sa.select(sa.func.max(history_table.c.id))).scalar() or 0)
-
-
-#: ``Session.info``: (transaction, cursor) of the last :func:`transaction_cursor`
-_CURSOR = "statemgr_cursor"
-
-
-def transaction_cursor(session: t.Any) -> int:
-    """:func:`latest_cursor`, read once per transaction of ``session``, so
-    a listing of many objects sends one query, not one per object. A cursor
-    read earlier in the transaction is at worst older than the objects, and
-    a client following the events from it is sent again what it already
-    shows, never misses anything."""
-    if isinstance(session, orm.scoped_session):
-        session = session()
-    transaction = session.get_transaction()
-    cached = session.info.get(_CURSOR)
-    if transaction is not None and cached is not None and cached[0] is transaction:
-        return t.cast(int, cached[1])
-    cursor = latest_cursor(session)
-    # the read began the transaction if none was open
-    session.info[_CURSOR] = (session.get_transaction(), cursor)
-    return cursor
-
-
 def object_json(ext: StateMgr, exposed: Exposed, obj: t.Any, user: t.Any) -> dict[str, t.Any]:
     """An object's states and, for ``user``, every transition with whether it
     is available, why not, and what it would change."""
@@ -179,7 +154,7 @@ def object_json(ext: StateMgr, exposed: Exposed, obj: t.Any, user: t.Any) -> dic
         "id": object_identity(obj),
         "label": str(obj),
         "managers": managers,
-        "cursor": transaction_cursor(ext.db.session) if ext.db is not None else 0,
+        "cursor": transaction_cursor(ext.db.session) if ext.db is not None else START,
     }
 
 
@@ -407,32 +382,11 @@ def create_blueprint(ext: StateMgr) -> Blueprint:
         )
         return json_response({"records": [record_json(r) for r in records]})
 
-    @bp.get("/events")
-    def events() -> Response:
+    def feed(after: str, limit: int) -> Page:
+        """The events after ``after`` that the current user may view."""
         assert ext.db is not None
-        session = ext.db.session
-        after = request.args.get("after")
-        limit_max = int(ext._state().config["STATEMGR_EVENTS_LIMIT"])
-        # both are checked even when after is absent: a bad query is refused
-        # the same way whatever else it holds
-        try:
-            cursor = 0 if after is None else int(after)
-            limit = int(request.args.get("limit", limit_max))
-        except ValueError:
-            raise _BadRequest(gettext("after and limit must be whole numbers")) from None
-        if not 0 <= cursor <= _MAX_INT or not 1 <= limit <= _MAX_INT:
-            raise _BadRequest(
-                gettext("after must be from 0 and limit from 1, both at most %(max)d", max=_MAX_INT)
-            )
-        if after is None:
-            return json_response({"events": [], "cursor": latest_cursor(session)})
-        rows = session.execute(
-            sa.select(history_table)
-            .where(history_table.c.id > cursor)
-            .order_by(history_table.c.id)
-            .limit(min(limit, limit_max))
-        ).mappings().all()
-        visible = _visible(ext, rows)
+        read = read_rows(ext.db.session, after, limit)
+        visible = _visible(ext, read.rows)
         events = [
             {
                 "id": row["id"],
@@ -443,13 +397,46 @@ def create_blueprint(ext: StateMgr) -> Blueprint:
                 "source": row["source"],
                 "target": row["target"],
                 "at": _utc(row["at"]).isoformat(),
+                "cursor": cursor_of(row),
             }
-            for row in rows
+            for row in read.rows
             if (row["model"], row["object_id"]) in visible
         ]
         # the cursor moves past hidden records too, without revealing them
-        next_cursor = rows[-1]["id"] if rows else cursor
-        return json_response({"events": events, "cursor": next_cursor})
+        return Page(events, read.cursor, read.pending, read.more)
+
+    @bp.get("/events")
+    def events() -> Response:
+        assert ext.db is not None
+        after = request.args.get("after")
+        limit_max = int(ext._state().config["STATEMGR_EVENTS_LIMIT"])
+        # both are checked even when after is absent: a bad query is refused
+        # the same way whatever else it holds
+        if after is not None:
+            parse_cursor(after)
+        try:
+            limit = int(request.args.get("limit", limit_max))
+        except ValueError:
+            raise _BadRequest(gettext("limit must be a whole number")) from None
+        if not 1 <= limit <= _MAX_INT:
+            raise _BadRequest(gettext("limit must be from 1 to %(max)d", max=_MAX_INT))
+        if after is None:
+            return json_response({"events": [], "cursor": latest_cursor(ext.db.session)})
+        page = feed(after, min(limit, limit_max))
+        return json_response({"events": page.events, "cursor": page.cursor, "pending": page.pending})
+
+    @bp.get("/events/stream")
+    def events_stream() -> Response:
+        assert ext.db is not None
+        # a reconnecting EventSource sends the last id it saw and the URL
+        # it first opened: the id is the later position
+        after = request.headers.get("Last-Event-ID") or request.args.get("after")
+        if after is None:
+            after = latest_cursor(ext.db.session)
+        else:
+            parse_cursor(after)
+        limit = int(ext._state().config["STATEMGR_EVENTS_LIMIT"])
+        return event_stream(ext, after, lambda cursor: feed(cursor, limit))
 
     @bp.get("/openapi.json")
     def openapi() -> Response:

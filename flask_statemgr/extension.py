@@ -18,6 +18,7 @@ from .i18n import current_locale, gettext, ngettext
 from .manager import bindings_of
 from .runtime import Runtime, default_roles
 from .schema import build_schema, dump, etag
+from .stream import DEFAULTS as STREAM_DEFAULTS
 from .tables import ensure_tables
 
 if t.TYPE_CHECKING:
@@ -46,6 +47,7 @@ DEFAULTS: dict[str, t.Any] = {
     #: the extension's own messages replaced, English text to replacement
     "STATEMGR_MESSAGES": types.MappingProxyType({}),
     "STATEMGR_SQLITE_SAVEPOINTS": True,
+    **STREAM_DEFAULTS,
 }
 
 

@@ -54,6 +54,10 @@ class TransitionRecord:
         return data
 
 
+#: in ``Session.info`` while the transaction holds records not yet announced
+RECORDED = "statemgr.recorded"
+
+
 def record_rows(
     session: orm.Session,
     steps: list[Step],
@@ -67,6 +71,8 @@ def record_rows(
     blobs written through ``session``)."""
     from .engine import object_identity
 
+    # the commit announces them to open event streams
+    session.info[RECORDED] = True
     stored = None
     if payload:
         inline = level[0].transition.metadata.get("inline_fields", ())
@@ -150,6 +156,11 @@ def _records(
     return records
 
 
+#: what a :class:`TransitionRecord` holds: every column but the feed's
+#: ordering key
+_RECORD_COLUMNS = [column for column in history_table.c if column.key != "xact"]
+
+
 def query_history(
     session: SessionLike,
     *,
@@ -164,9 +175,10 @@ def query_history(
     """Records matching every given filter, oldest first.
 
     :param model: a model class or its name.
-    :param after: only records with a larger id (an events cursor).
+    :param after: only records with a larger id (not an events cursor:
+        records commit out of id order; see :mod:`flask_statemgr.events`).
     """
-    statement = sa.select(history_table).order_by(history_table.c.id)
+    statement = sa.select(*_RECORD_COLUMNS).order_by(history_table.c.id)
     if model is not None:
         statement = statement.where(
             history_table.c.model == (model if isinstance(model, str) else model.__name__)

@@ -13,11 +13,14 @@ import typing as t
 from flask import current_app, request
 
 from .api import _MAX_INT
+from .events import CURSOR
 
 if t.TYPE_CHECKING:
     from .extension import StateMgr
 
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
+
+_CURSOR = {"type": "string", "pattern": f"^{CURSOR.pattern}$"}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -127,7 +130,7 @@ SCHEMAS: dict[str, dict[str, t.Any]] = {
             "id": _STRING,
             "label": _STRING,
             "managers": _map(_ref("ManagerState")),
-            "cursor": _INTEGER,
+            "cursor": _CURSOR,
         },
         ["model", "id", "managers"],
     ),
@@ -175,10 +178,19 @@ SCHEMAS: dict[str, dict[str, t.Any]] = {
             "source": _STRING,
             "target": _STRING,
             "at": {"type": "string", "format": "date-time"},
+            "cursor": _CURSOR,
         },
-        ["id", "model", "object_id", "manager", "transition", "source", "target", "at"],
+        ["id", "model", "object_id", "manager", "transition", "source", "target", "at", "cursor"],
     ),
-    "Events": _object({"events": {"type": "array", "items": _ref("Event")}, "cursor": _INTEGER}, ["events", "cursor"]),
+    "Events": _object(
+        {
+            "events": {"type": "array", "items": _ref("Event")},
+            "cursor": _CURSOR,
+            # committed records held back behind an older writing transaction
+            "pending": {"type": "boolean"},
+        },
+        ["events", "cursor"],
+    ),
 }
 
 _ETAG = {
@@ -267,10 +279,27 @@ def openapi_document(ext: StateMgr) -> dict[str, t.Any]:
             "get": {
                 "operationId": "getEvents",
                 "parameters": [
-                    {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": _MAX_INT}},
+                    {"name": "after", "in": "query", "schema": _CURSOR},
                     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": _MAX_INT}},
                 ],
                 "responses": {"200": _json(_ref("Events"), "Transitions after the cursor"), "400": _PROBLEM},
+            }
+        },
+        "/events/stream": {
+            "get": {
+                "operationId": "streamEvents",
+                "parameters": [
+                    {"name": "after", "in": "query", "schema": _CURSOR},
+                    {"name": "Last-Event-ID", "in": "header", "schema": _CURSOR},
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The transitions after the cursor as Server-Sent Events, then as they commit",
+                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    },
+                    "400": _PROBLEM,
+                    "503": _PROBLEM,
+                },
             }
         },
     }

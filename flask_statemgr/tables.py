@@ -7,12 +7,56 @@ Alembic's autogenerate see them without any extra step.
 
 from __future__ import annotations
 
+import typing as t
+
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 metadata: sa.MetaData = sa.MetaData()
 
 # SQLite only autoincrements an INTEGER PRIMARY KEY, not a BIGINT one.
 _BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+class current_xact(FunctionElement[int]):
+    """The id of the writing transaction on PostgreSQL (``xid8`` as a
+    bigint, which never wraps), ``0`` elsewhere: the events feed orders
+    records by it (see :mod:`flask_statemgr.events`)."""
+
+    type = sa.BigInteger()
+    inherit_cache = True
+
+
+class settled_below(FunctionElement[int]):
+    """The oldest transaction still running on PostgreSQL: every record with
+    a smaller :class:`current_xact` is committed or rolled back, so none can
+    appear below it any more. Elsewhere writers commit in id order, so no
+    record waits."""
+
+    type = sa.BigInteger()
+    inherit_cache = True
+
+
+@compiles(current_xact)
+def _current_xact(element: current_xact, compiler: t.Any, **kw: t.Any) -> str:
+    return "0"
+
+
+@compiles(current_xact, "postgresql")
+def _current_xact_pg(element: current_xact, compiler: t.Any, **kw: t.Any) -> str:
+    return "CAST(CAST(pg_current_xact_id() AS TEXT) AS BIGINT)"
+
+
+@compiles(settled_below)
+def _settled_below(element: settled_below, compiler: t.Any, **kw: t.Any) -> str:
+    return "9223372036854775807"
+
+
+@compiles(settled_below, "postgresql")
+def _settled_below_pg(element: settled_below, compiler: t.Any, **kw: t.Any) -> str:
+    return "CAST(CAST(pg_snapshot_xmin(pg_current_snapshot()) AS TEXT) AS BIGINT)"
+
 
 history_table: sa.Table = sa.Table(
     "statemgr_history",
@@ -34,8 +78,14 @@ history_table: sa.Table = sa.Table(
         sa.ForeignKey("statemgr_history.id", ondelete="CASCADE"),
         nullable=True,
     ),
+    # set by the database, so every way of inserting a record sets it
+    sa.Column("xact", sa.BigInteger, nullable=False, server_default=sa.DefaultClause(current_xact())),
     sa.Index("ix_statemgr_history_object", "model", "object_id", "id"),
     sa.Index("ix_statemgr_history_user", "user_id"),
+    sa.Index("ix_statemgr_history_feed", "xact", "id"),
+    # an id is never handed out twice, even after the highest record is
+    # deleted: a reader past it would skip the new one
+    sqlite_autoincrement=True,
 )
 
 blob_table: sa.Table = sa.Table(

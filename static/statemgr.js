@@ -54,6 +54,11 @@
 
 const DEFAULT_PREFIX = "/_statemgr";
 const MAX_POLL_INTERVAL = 30000;
+// A stream that failed this many times in a row without a message is given
+// up for polling; it is tried again after STREAM_RETRY ms, doubling.
+const STREAM_FAILURES = 3;
+const STREAM_RETRY = 15000;
+const MAX_STREAM_RETRY = 300000;
 const CONFIRMATION = "confirmation-required";
 
 // Input types that render as a plain <input>: what a transition's `ui`
@@ -98,6 +103,10 @@ export class StateClient {
    *   user cannot perform instead of showing them disabled with the reason.
    * @param {number} [options.pollInterval=1000] ms between event polls while
    *   the page is visible; it doubles (up to 30 s) while hidden or failing.
+   * @param {boolean} [options.stream=true] follow changes through the event
+   *   stream (Server-Sent Events) where the server offers it, polling only
+   *   where it does not.
+   * @param {typeof EventSource} [options.EventSource] the EventSource class.
    * @param {typeof fetch} [options.fetch] the fetch function to use.
    * @param {Document} [options.document] the document to work in.
    */
@@ -105,13 +114,21 @@ export class StateClient {
     prefix = DEFAULT_PREFIX,
     hideUnavailable = false,
     pollInterval = 1000,
+    stream = true,
+    EventSource: EventSourceClass = globalThis.EventSource,
     fetch: fetchFn = globalThis.fetch.bind(globalThis),
     document: doc = globalThis.document,
   } = {}) {
     this.prefix = prefix.replace(/\/+$/, "");
     this.hideUnavailable = hideUnavailable;
     this.pollInterval = pollInterval;
+    this.stream = stream && typeof EventSourceClass === "function";
     this.document = doc;
+    this._EventSource = EventSourceClass;
+    this._source = null;
+    this._streamFailures = 0;
+    this._streamRetry = STREAM_RETRY;
+    this._streamTimer = null;
     this._fetch = fetchFn;
     this._schema = null;
     this._etag = null;
@@ -206,8 +223,8 @@ export class StateClient {
    * The transitions after `after` that the user may see:
    * `{events: [...], cursor}`. Without `after`, no events and the current
    * cursor.
-   * @param {number|null} [after]
-   * @returns {Promise<{events: object[], cursor: number}>}
+   * @param {string|null} [after]
+   * @returns {Promise<{events: object[], cursor: string}>}
    */
   async events(after = null) {
     const query = after === null || after === undefined ? "" : `?after=${encodeURIComponent(after)}`;
@@ -274,7 +291,7 @@ export class StateClient {
     const objects = await Promise.all([...keys].map((key) => this._refreshKey(key)));
     if (this._cursor === null) {
       const cursors = objects.filter(Boolean).map((obj) => obj.cursor);
-      if (cursors.length) this._cursor = Math.min(...cursors);
+      if (cursors.length) this._cursor = cursors.reduce((a, b) => (cursorBefore(b, a) ? b : a));
     }
   }
 
@@ -296,14 +313,23 @@ export class StateClient {
     return this._refreshKey(`${model}:${id}`);
   }
 
-  /** Poll the events endpoint and keep the page in sync. */
+  /**
+   * Keep the page in sync: follow the event stream, or poll the events
+   * endpoint where the stream is unavailable.
+   */
   start() {
     if (this._running) return;
     this._running = true;
     this._stopped = false;
     this._delay = this.pollInterval;
     this.document.addEventListener("visibilitychange", this._onVisibility);
-    this._schedule(this.pollInterval);
+    if (this._streamable()) this._openStream();
+    else this._schedule(this.pollInterval);
+  }
+
+  /** A stream is worth a connection once the page shows objects. */
+  _streamable() {
+    return this.stream && this._streamTimer === null && this._query("[data-statemgr]").length > 0;
   }
 
   /**
@@ -315,15 +341,71 @@ export class StateClient {
     this._stopped = true;
     clearTimeout(this._timer);
     this._timer = null;
+    this._closeStream();
+    clearTimeout(this._streamTimer);
+    this._streamTimer = null;
     this.document.removeEventListener("visibilitychange", this._onVisibility);
   }
 
   _schedule(delay) {
     clearTimeout(this._timer);
-    if (this._running) this._timer = setTimeout(() => this._poll(), delay);
+    if (this._running && !this._source) this._timer = setTimeout(() => this._poll(), delay);
+  }
+
+  /**
+   * Follow the stream from the page's cursor. The browser reconnects by
+   * itself after a dropped connection, sending the last event id, so
+   * nothing is missed or applied twice.
+   */
+  _openStream() {
+    const query = this._cursor === null ? "" : `?after=${encodeURIComponent(this._cursor)}`;
+    const source = new this._EventSource(`${this.prefix}/events/stream${query}`);
+    this._source = source;
+    clearTimeout(this._timer);
+    source.onopen = () => {
+      this._streamFailures = 0;
+    };
+    source.onmessage = (message) => {
+      this._streamFailures = 0;
+      this._streamRetry = STREAM_RETRY;
+      const event = JSON.parse(message.data);
+      this._cursor = event.cursor;
+      this._apply([event]).catch(() => {});
+    };
+    source.onerror = () => {
+      // Refused (503 when the server holds no more streams, 404 on an
+      // older server): closed for good. Or failing again and again.
+      this._streamFailures += 1;
+      if (source.readyState !== this._EventSource.CLOSED && this._streamFailures < STREAM_FAILURES) return;
+      this._closeStream();
+      this._schedule(0);
+      this._streamTimer = setTimeout(() => this._retryStream(), this._streamRetry);
+      this._streamRetry = Math.min(this._streamRetry * 2, MAX_STREAM_RETRY);
+    };
+  }
+
+  _retryStream() {
+    this._streamTimer = null;
+    if (!this._running) return;
+    this._streamFailures = 0;
+    // a poll in flight keeps its own cursor moving; the stream starts from
+    // where the page is now
+    clearTimeout(this._timer);
+    this._openStream();
+  }
+
+  _closeStream() {
+    if (!this._source) return;
+    this._source.close();
+    this._source = null;
   }
 
   async _poll() {
+    // elements came (htmx), or the stream may be tried again
+    if (this._streamable()) {
+      this._openStream();
+      return;
+    }
     let failed = false;
     this._polling = true;
     try {
@@ -363,6 +445,7 @@ export class StateClient {
   _visibilityChanged() {
     if (!this._running || this.document.hidden) return;
     this._delay = this.pollInterval;
+    // a stream kept the page in sync while it was hidden; polling catches up
     if (this._polling) this._pollNow = true;
     else this._schedule(0);
     this.schema({ revalidate: true }).catch(() => {});
@@ -1118,6 +1201,19 @@ function elementsUnder(root) {
 
 function cssEscape(value) {
   return globalThis.CSS?.escape ? CSS.escape(value) : value.replace(/["\\]/g, "\\$&");
+}
+
+/**
+ * Whether the feed position `a` comes before `b`. A cursor is
+ * `"<transaction>.<record id>"` (or a bare record id, an older form); the
+ * earliest one an object was read at is where the page must start.
+ */
+function cursorBefore(a, b) {
+  const parts = (c) => String(c).split(".").map(BigInt);
+  const [x, y] = [parts(a), parts(b)];
+  if (x.length !== y.length) return x.length < y.length;
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return x[i] < y[i];
+  return false;
 }
 
 function readStorage(key) {

@@ -271,17 +271,20 @@ def call(
     return status, ctype, json.loads(raw) if ctype.endswith("json") else raw
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager
-def gunicorn(database_url: str, *, workers: int, **environ: str) -> t.Iterator[str]:
-    """Serve :func:`from_environ` with gunicorn's sync workers on a free port
-    of 127.0.0.1 and yield its base URL; stop it on exit."""
-    port = free_port()
+def gunicorn(
+    database_url: str, *, workers: int, host: str = "127.0.0.1", threads: int = 0, **environ: str
+) -> t.Iterator[str]:
+    """Serve :func:`from_environ` with gunicorn's sync workers (``gthread``
+    ones with ``threads``) on a free port of ``host`` and yield its base
+    URL; stop it on exit."""
+    port = free_port(host)
     env = {
         **os.environ,
         "RELIABILITY_DATABASE_URL": database_url,
@@ -291,12 +294,13 @@ def gunicorn(database_url: str, *, workers: int, **environ: str) -> t.Iterator[s
     process = subprocess.Popen(
         [
             sys.executable, "-m", "gunicorn", "--workers", str(workers),
-            "--bind", f"127.0.0.1:{port}", "--timeout", "60", "--graceful-timeout", "5",
+            *(("--worker-class", "gthread", "--threads", str(threads)) if threads else ()),
+            "--bind", f"{host}:{port}", "--timeout", "60", "--graceful-timeout", "5",
             "--log-level", "warning", "reliability_app:from_environ()",
         ],
         env=env,
     )
-    base = f"http://127.0.0.1:{port}"
+    base = f"http://{host}:{port}"
     try:
         deadline = time.monotonic() + 30
         while True:

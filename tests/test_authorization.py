@@ -9,6 +9,7 @@ from __future__ import annotations
 import typing as t
 
 import pytest
+from feed import settled
 from reliability_app import Document, Folder, db
 
 API = "/_statemgr/objects"
@@ -178,21 +179,22 @@ def test_events_never_name_hidden_objects(secured: t.Callable[..., t.Any]) -> No
     for user, visible in VISIBLE.items():
         seen = []
         cursor = start
+        pages = 0
         while True:
             # one record a page, so pages made only of hidden records occur
-            page = client.get(f"/_statemgr/events?after={cursor}&limit=1", headers=as_(user)).get_json()
+            page = settled(client, f"/_statemgr/events?after={cursor}&limit=1", as_(user))
             if page["cursor"] == cursor:
                 break
-            assert page["cursor"] == cursor + 1  # moves past hidden records too
+            pages += 1  # the cursor moves past hidden records too
             seen += [(e["model"], int(e["object_id"])) for e in page["events"]]
             cursor = page["cursor"]
         expected = [(p.split("/")[0], int(p.split("/")[1])) for _, p in performed]
         assert seen == [o for o in expected if o in visible], user
-        assert cursor == start + len(performed)
+        assert pages == len(performed)
         # one big page says the same
-        whole = client.get(f"/_statemgr/events?after={start}", headers=as_(user)).get_json()
+        whole = settled(client, f"/_statemgr/events?after={start}", as_(user))
         assert [(e["model"], int(e["object_id"])) for e in whole["events"]] == seen
-        assert whole["cursor"] == start + len(performed)
+        assert whole["cursor"] == cursor
 
 
 def test_history_of_a_hidden_object_is_404_even_with_records(secured: t.Callable[..., t.Any]) -> None:

@@ -132,7 +132,9 @@ def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         url = f"sqlite:///{tmp_path_factory.mktemp('browser') / 'example.sqlite'}"
     else:
         url = request.getfixturevalue("postgres_url")
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "browser"})
+    # each test closes its pages; their event streams end at the next
+    # heartbeat, so they are not left reading the table for the next tests
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "browser", "STATEMGR_EVENTS_HEARTBEAT": 1})
     server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -529,7 +531,7 @@ async () => {
   const delays = [];
   const realSetTimeout = window.setTimeout;
   window.setTimeout = (f, delay) => { delays.push(delay); return realSetTimeout(f, 0); };
-  const client = new StateClient({fetch, pollInterval: 700});
+  const client = new StateClient({fetch, pollInterval: 700, stream: false});
   await client.mount(root);
   const phase = async (n, start = delays.length) => {
     while (delays.length < start + n) await new Promise((r) => realSetTimeout(r, 5));
@@ -552,6 +554,102 @@ async () => {
   return {visible, whileHidden, back, offline};
 }
 """
+
+
+def test_a_second_page_follows_through_the_stream(pages: Pages, live: Live) -> None:
+    """The watcher's page holds the event stream open and polls nothing: the
+    change reaches it through the stream."""
+    project = live.add_project("Streamed", sessions=["Talk"])
+    actor = pages.open("Rita", f"/projects/{project}")
+    watcher = pages.open("Victor", f"/projects/{project}")
+    polls: list[str] = []
+    watcher.on("request", lambda r: polls.append(r.url) if "/_statemgr/events?" in r.url else None)
+    for page in (actor, watcher):
+        rendered(page, "project", project)
+    watcher.wait_for_function("window.statemgr._source && window.statemgr._source.readyState === 1")
+    actor.click(button("project", project, "review.approve"))
+    badge = watcher.locator(f'{obj("project", project)} [data-statemgr-badge="review"]')
+    expect(badge).to_have_text("Approved")
+    assert polls == []
+    assert watcher.evaluate("window.statemgr._source.readyState") == 1
+
+
+# A stream the server refuses (503: over its cap, or a sync worker): the
+# client polls at its usual pace instead, and tries the stream again later.
+REFUSED_STREAM = """
+async () => {
+  window.statemgr.stop();
+  const { StateClient } = await import("/_statemgr/static/statemgr.js");
+  const opened = [];
+  class Refused {
+    static CLOSED = 2;
+    constructor(url) {
+      opened.push(url);
+      this.readyState = 0;
+      setTimeout(() => { this.readyState = 2; this.onerror(new Event("error")); }, 0);
+    }
+    close() { this.readyState = 2; }
+  }
+  const polled = [];
+  const fetch = async (url) => {
+    if (url.includes("/events")) polled.push(url);
+    const body = url.includes("/events") ? {events: [], cursor: "7.5"}
+      : {model: "thing", id: "1", label: "Thing", cursor: "7.5", managers: {}};
+    return new Response(JSON.stringify(body), {headers: {"Content-Type": "application/json"}});
+  };
+  const root = document.createElement("div");
+  root.innerHTML = '<div data-statemgr="thing:1"></div>';
+  document.body.append(root);
+  const client = new StateClient({fetch, pollInterval: 50, EventSource: Refused});
+  await client.mount(root);
+  client.start();
+  while (polled.length < 3) await new Promise((r) => setTimeout(r, 10));
+  client.stop();
+  return {opened, polled};
+}
+"""
+
+
+# A page without objects holds no stream; one appearing later opens it.
+STREAM_ON_DEMAND = """
+async () => {
+  window.statemgr.stop();
+  const { StateClient } = await import("/_statemgr/static/statemgr.js");
+  const opened = [];
+  class Recorded {
+    static CLOSED = 2;
+    constructor(url) { opened.push(url); this.readyState = 1; }
+    close() { this.readyState = 2; }
+  }
+  const root = document.createElement("div");
+  document.body.append(root);
+  const fetch = async () => new Response(JSON.stringify({model: "thing", id: "1", label: "Thing", cursor: "7.5", managers: {}}),
+    {headers: {"Content-Type": "application/json"}});
+  const client = new StateClient({fetch, pollInterval: 20, EventSource: Recorded});
+  await client.mount(root);
+  client.start();
+  await new Promise((r) => setTimeout(r, 100));
+  const before = opened.length;
+  root.innerHTML = '<div data-statemgr="thing:1"></div>';
+  while (!opened.length) await new Promise((r) => setTimeout(r, 10));
+  client.stop();
+  return {before, opened};
+}
+"""
+
+
+@sqlite_only
+def test_a_page_without_objects_opens_no_stream_until_one_appears(pages: Pages) -> None:
+    result = pages.open("Victor").evaluate(STREAM_ON_DEMAND)
+    assert result["before"] == 0
+    assert result["opened"] == ["/_statemgr/events/stream"]
+
+
+@sqlite_only
+def test_a_refused_stream_falls_back_to_polling(pages: Pages) -> None:
+    result = pages.open("Victor").evaluate(REFUSED_STREAM)
+    assert result["opened"] == ["/_statemgr/events/stream?after=7.5"]
+    assert result["polled"][:3] == ["/_statemgr/events?after=7.5"] * 3
 
 
 @sqlite_only

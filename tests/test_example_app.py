@@ -3,15 +3,20 @@ data, the template helpers it uses, and the guarded classic form."""
 
 from __future__ import annotations
 
+import http.client
 import multiprocessing
 import os
 import re
+import subprocess
+import sys
+import time
 import typing as t
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from reliability_app import free_port
 
 from example_app import create_app, database_url
 from example_app.models import Project, User, db
@@ -176,3 +181,34 @@ def test_without_javascript_buttons_open_the_default_pages(example: Flask) -> No
     form = client.get(link).get_data(as_text=True)
     # in the app's own layout, with the transition's form
     assert "Pressroom" in form and 'name="publish_at"' in form
+
+
+@pytest.mark.slow
+def test_served_by_its_gunicorn_config_it_streams_events(tmp_path: t.Any) -> None:
+    """The example app's gunicorn settings give threaded workers, which
+    hold event streams (a sync worker would be refused one)."""
+    port = free_port()
+    root = Path(__file__).parent.parent
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'example.sqlite'}", "BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "1"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", str(root / "example_app/gunicorn.conf.py"), "example_app:create_app()"],
+        cwd=root, env=env,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                connection.request("GET", "/_statemgr/events/stream")
+                response = connection.getresponse()
+                break
+            except ConnectionError:
+                assert server.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
+                time.sleep(0.1)
+        assert response.status == 200
+        assert response.getheader("Content-Type").startswith("text/event-stream")
+        assert response.readline().startswith(b"retry: ")
+        connection.close()
+    finally:
+        server.terminate()
+        server.wait(30)

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from flask import Flask
+from feed import settled
 from reliability_app import (
     ALICE,
     Document,
@@ -278,8 +279,8 @@ def test_unreachable_store_on_reading_history_is_503(reliability: t.Any, caplog:
     unavailable_without_address(history, port, caplog)
     # what needs no payload is served as usual
     assert read(reader, "document/1")["managers"]["state"]["state"] == "REVIEW"
-    events = reader.test_client().get("/_statemgr/events?after=0", headers={"X-User": ALICE.name})
-    assert [e["transition"] for e in events.get_json()["events"]] == ["submit"]
+    events = settled(reader.test_client(), "/_statemgr/events?after=0", {"X-User": ALICE.name})
+    assert [e["transition"] for e in events["events"]] == ["submit"]
 
 
 # -- a served app, on PostgreSQL ---------------------------------------------------

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from flask import Flask
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
+from feed import settled
 from reliability_app import USERS, Document, Folder, User, create_app, db
 
 from flask_statemgr import TransitionError, query_history
@@ -426,7 +427,7 @@ class Machine(RuleBasedStateMachine):
         seen: list[tuple[str, str, str]] = []
         cursor = 0
         while True:
-            body = self.client.get(f"/_statemgr/events?after={cursor}&limit=7", headers=headers).get_json()
+            body = settled(self.client, f"/_statemgr/events?after={cursor}&limit=7", headers)
             seen.extend((e["model"], e["object_id"], e["transition"]) for e in body["events"])
             if body["cursor"] == cursor:
                 break
