@@ -136,7 +136,7 @@ def test_schema_etag_is_stable_across_processes(api: Flask) -> None:
         "app, _ = create_app('sqlite://');"
         "print(app.test_client().get('/_statemgr/schema').headers['ETag'])"
     )
-    root = Path(__file__).parent.parent
+    root = Path(__file__).parents[2]
     other = subprocess.run(
         [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, check=True,
         env={"PYTHONHASHSEED": "123", "PATH": ""},
