@@ -18,10 +18,10 @@ from pathlib import Path
 import msgpack
 import pytest
 import sqlalchemy as sa
+from bombs import BOMBS
 from reliability_app import Document, Folder, db
 from sqlalchemy import orm
 from sqlalchemy.orm import Mapped, mapped_column
-from unit.test_serialization import BOMBS
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
