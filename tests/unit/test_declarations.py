@@ -4,32 +4,83 @@ silently."""
 
 from __future__ import annotations
 
+import functools
 import re
+import typing as t
 
 import pytest
 
 from flask_statemgr import State, StateManager, Transition
 
 
-def test_group_with_a_conditional_and_its_base() -> None:
-    with pytest.raises(ValueError, match=r"^Post\.VISIBLE: the group holds RECENT and its base PUBLISHED"):
-
-        class Post(StateManager):
-            DRAFT = State(0, "Draft")
-            PUBLISHED = State(1, "Published")
-            RECENT = PUBLISHED.conditional("Recent", lambda post: True)
-            VISIBLE = State({PUBLISHED, RECENT}, "Visible")
+def _group_with_a_conditional_and_its_base() -> None:
+    class Post(StateManager):
+        DRAFT = State(0, "Draft")
+        PUBLISHED = State(1, "Published")
+        RECENT = PUBLISHED.conditional("Recent", lambda post: True)
+        VISIBLE = State({PUBLISHED, RECENT}, "Visible")
 
 
-def test_nested_group_with_a_conditional_and_its_base() -> None:
-    with pytest.raises(ValueError, match=r"^Post\.SHOWN: the group holds RECENT and its base PUBLISHED"):
+def _nested_group_with_a_conditional_and_its_base() -> None:
+    class Post(StateManager):
+        DRAFT = State(0, "Draft")
+        PUBLISHED = State(1, "Published")
+        RECENT = PUBLISHED.conditional("Recent", lambda post: True)
+        FRESH = State({DRAFT, RECENT}, "Fresh")
+        SHOWN = State({FRESH, PUBLISHED}, "Shown")
 
-        class Post(StateManager):
-            DRAFT = State(0, "Draft")
-            PUBLISHED = State(1, "Published")
-            RECENT = PUBLISHED.conditional("Recent", lambda post: True)
-            FRESH = State({DRAFT, RECENT}, "Fresh")
-            SHOWN = State({FRESH, PUBLISHED}, "Shown")
+
+def _one_transition_bound_to_two_names() -> None:
+    class Post(StateManager):
+        DRAFT = State(0, "Draft")
+        PUBLISHED = State(1, "Published")
+        withdraw = Transition(PUBLISHED, DRAFT, "Withdraw")
+        unpublish = withdraw
+
+
+def _roles(roles: t.Any) -> None:
+    class Post(StateManager):
+        DRAFT = State(0, "Draft")
+        PUBLISHED = State(1, "Published")
+        publish = Transition(DRAFT, PUBLISHED, "Publish", roles=roles)
+
+
+@pytest.mark.parametrize(
+    ("declare", "error", "message"),
+    [
+        pytest.param(
+            _group_with_a_conditional_and_its_base, ValueError,
+            r"^Post\.VISIBLE: the group holds RECENT and its base PUBLISHED",
+            id="group-with-a-conditional-and-its-base",
+        ),
+        pytest.param(
+            _nested_group_with_a_conditional_and_its_base, ValueError,
+            r"^Post\.SHOWN: the group holds RECENT and its base PUBLISHED", id="nested-group",
+        ),
+        pytest.param(
+            _one_transition_bound_to_two_names, ValueError,
+            r"^Post\.unpublish: the same Transition is already bound to Post\.withdraw",
+            id="one-transition-two-names",
+        ),
+        pytest.param(
+            functools.partial(_roles, "editor"), TypeError,
+            r"^Post\.publish: roles must be a set of role names, not the string", id="roles-as-a-string",
+        ),
+        pytest.param(
+            functools.partial(_roles, b"editor"), TypeError,
+            r"^Post\.publish: roles must be a set of role names, not the string", id="roles-as-bytes",
+        ),
+        pytest.param(
+            functools.partial(_roles, {1}), TypeError, r"^Post\.publish: roles must be role names \(str\)",
+            id="roles-that-are-not-names",
+        ),
+    ],
+)
+def test_refused_declarations_name_the_attribute(
+    declare: t.Callable[[], None], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        declare()
 
 
 def test_group_with_a_conditional_without_its_base_is_fine() -> None:
@@ -40,16 +91,6 @@ def test_group_with_a_conditional_without_its_base_is_fine() -> None:
         REDRAFTABLE = State({DRAFT, RECENT}, "Redraftable")
 
     assert Post.REDRAFTABLE.is_group
-
-
-def test_one_transition_bound_to_two_names() -> None:
-    with pytest.raises(ValueError, match=r"^Post\.unpublish: the same Transition is already bound to Post\.withdraw"):
-
-        class Post(StateManager):
-            DRAFT = State(0, "Draft")
-            PUBLISHED = State(1, "Published")
-            withdraw = Transition(PUBLISHED, DRAFT, "Withdraw")
-            unpublish = withdraw
 
 
 def test_a_transition_of_another_manager() -> None:
@@ -85,22 +126,3 @@ def test_a_name_declared_twice(body: str, kind: str) -> None:
     message = f"Post.{body.split()[0]}: declared twice in the class body; the first {kind} would be lost"
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         exec(source, {"StateManager": StateManager, "State": State, "Transition": Transition})
-
-
-@pytest.mark.parametrize("roles", ["editor", b"editor"])
-def test_roles_as_a_string(roles: object) -> None:
-    with pytest.raises(TypeError, match=r"^Post\.publish: roles must be a set of role names, not the string"):
-
-        class Post(StateManager):
-            DRAFT = State(0, "Draft")
-            PUBLISHED = State(1, "Published")
-            publish = Transition(DRAFT, PUBLISHED, "Publish", roles=roles)  # type: ignore[arg-type]
-
-
-def test_roles_that_are_not_names() -> None:
-    with pytest.raises(TypeError, match=r"^Post\.publish: roles must be role names \(str\)"):
-
-        class Post(StateManager):
-            DRAFT = State(0, "Draft")
-            PUBLISHED = State(1, "Published")
-            publish = Transition(DRAFT, PUBLISHED, "Publish", roles={1})  # type: ignore[arg-type]
