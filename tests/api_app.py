@@ -3,13 +3,12 @@ sessions under projects, three users."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import typing as t
 
 import sqlalchemy as sa
-from flask import Flask, g
-from flask_sqlalchemy import SQLAlchemy
+from apps import User, database
+from flask import Flask, g, request
 from sqlalchemy import orm
 from sqlalchemy.orm import Mapped, mapped_column
 from wtforms import DateTimeLocalField, Form, StringField, TextAreaField
@@ -17,20 +16,8 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from flask_statemgr import State, StateManager, StateMgr, Transition
 
-
-class Base(orm.DeclarativeBase):
-    pass
-
-
-db = SQLAlchemy(model_class=Base)
-
-
-@dataclasses.dataclass(frozen=True)
-class User:
-    id: int
-    name: str
-    roles: frozenset[str] = frozenset()
-
+db = database()
+CONFIG: dict[str, t.Any] = {}
 
 ALICE = User(1, "alice", frozenset({"editor", "owner"}))
 BOB = User(2, "bob", frozenset({"editor"}))
@@ -132,20 +119,10 @@ class Session(db.Model):  # type: ignore[name-defined,misc]
         return self.project.roles_for(user)
 
 
-def create_app(database_url: str, **config: t.Any) -> tuple[Flask, StateMgr]:
-    app = Flask(__name__)
-    app.config.update(
-        SQLALCHEMY_DATABASE_URI=database_url, SECRET_KEY="test", TESTING=True, **config
-    )
-    db.init_app(app)
-    statemgr = StateMgr(app, db=db)
+def setup(app: Flask, statemgr: StateMgr) -> None:
     statemgr.expose(Project, name="project", can_view=lambda obj, user: not obj.private or user is not None)
     statemgr.expose(Session)
 
     @app.before_request
     def load_user() -> None:
-        from flask import request
-
         g.user = USERS.get(request.headers.get("X-User", ""))
-
-    return app, statemgr

@@ -13,11 +13,11 @@ import datetime
 import typing as t
 
 import sqlalchemy as sa
+from apps import make_engine
 from sqlalchemy import orm
 from sqlalchemy.orm import Mapped, mapped_column
 
 from flask_statemgr import State, StateManager, Transition
-from flask_statemgr.dialects import configure_engine
 
 #: what the execute hooks stamp, fixed (and naive, as SQLite keeps no time
 #: zone) so tests can compare it
@@ -175,8 +175,7 @@ class Comment(Base):
 def create_database(url: str, **engine_options: t.Any) -> sa.Engine:
     """An engine configured for the engine's guarantees, with the tables
     created."""
-    engine = sa.create_engine(url, **engine_options)
-    configure_engine(engine)
+    engine = make_engine(url, **engine_options)
     Base.metadata.create_all(engine)
     return engine
 

@@ -5,32 +5,18 @@ decorators do: ``publish`` and ``undo`` cascade to internal transitions of
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import typing as t
 
 import sqlalchemy as sa
+from apps import User, database
 from flask import Flask, g, render_template_string, request
-from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import orm
 from sqlalchemy.orm import Mapped, mapped_column
 
 from flask_statemgr import State, StateManager, StateMgr, Transition
 
-
-class Base(orm.DeclarativeBase):
-    pass
-
-
-db = SQLAlchemy(model_class=Base)
-
-
-@dataclasses.dataclass(frozen=True)
-class User:
-    id: int
-    name: str
-    roles: frozenset[str] = frozenset()
-
+db = database()
+CONFIG: dict[str, t.Any] = {}
 
 #: an editor who is no reviewer: the internal halves' roles are not hers
 EDNA = User(1, "edna", frozenset({"editor"}))
@@ -96,11 +82,7 @@ class Post(db.Model):  # type: ignore[name-defined,misc]
         return self.published_at is not None
 
 
-def create_app(database_url: str) -> tuple[Flask, StateMgr]:
-    app = Flask(__name__)
-    app.config.update(SQLALCHEMY_DATABASE_URI=database_url, SECRET_KEY="test", TESTING=True)
-    db.init_app(app)
-    statemgr = StateMgr(app, db=db)
+def setup(app: Flask, statemgr: StateMgr) -> None:
     statemgr.expose(Post, name="post")
 
     @app.before_request
@@ -113,5 +95,3 @@ def create_app(database_url: str) -> tuple[Flask, StateMgr]:
         return render_template_string(
             '<!doctype html><div data-statemgr="post:{{ id }}"></div>{{ statemgr_script() }}', id=id
         )
-
-    return app, statemgr

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -103,7 +104,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: t.Any) -> str:
 def core_engine(database_url: str) -> t.Iterator[sa.Engine]:
     """An engine on each database with the tables of the core's models
     (tests/core_models.py), dropped after."""
-    from core_models import Base, make_engine
+    from apps import make_engine
+    from core_models import Base
 
     engine = make_engine(database_url)
     Base.metadata.create_all(engine)
@@ -138,55 +140,57 @@ def chain_db(chain_engine: sa.Engine) -> t.Iterator[orm.Session]:
 
 
 @pytest.fixture
-def api(database_url: str) -> t.Iterator[t.Any]:
+def make_app() -> t.Iterator[t.Callable[..., t.Any]]:
+    """``make_app(models, database_url, **config)``: the app of a test app
+    module (tests/apps.py) with its tables created by the first app made of
+    that module, and the extension as ``app.statemgr``. After the test every
+    app made gives its connections back and the tables are dropped."""
+    from apps import create_app, dispose
+
+    made: list[tuple[t.Any, t.Any, bool]] = []
+
+    def make(models: t.Any, database_url: str, **config: t.Any) -> t.Any:
+        app, statemgr = create_app(models, database_url, **config)
+        app.statemgr = statemgr
+        first = all(db is not models.db for _, db, _ in made)
+        if first:
+            with app.app_context():
+                models.db.create_all()
+        made.append((app, models.db, first))
+        return app
+
+    yield make
+    # every app's connections go back first: PostgreSQL's DROP waits for them
+    for app, db, first in made[::-1]:
+        dispose(app, db, drop=first)
+
+
+@pytest.fixture
+def api(make_app: t.Callable[..., t.Any], database_url: str) -> t.Any:
     """The extension's test app (tests/api_app.py) on each database, with
     tables created and two projects: 1 (alice's, approved review, titled)
     with two sessions, and 2 (bob's, private, untitled)."""
-    from api_app import Project, Session, create_app, db
+    import api_app
+    from api_app import Project, Session, db
 
-    app, statemgr = create_app(database_url)
+    app = make_app(api_app, database_url)
     with app.app_context():
-        db.create_all()
         first = Project(title="First", owner_id=1, _review="approved")
         first.sessions = [Session(), Session()]
         db.session.add_all([first, Project(title="", owner_id=2, private=True)])
         db.session.commit()
         db.session.remove()
-    app.statemgr = statemgr  # type: ignore[attr-defined]
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.drop_all()
-        for engine in db.engines.values():
-            engine.dispose()
+    return app
 
 
 @pytest.fixture
-def reliability(database_url: str) -> t.Iterator[t.Callable[..., t.Any]]:
+def reliability(make_app: t.Callable[..., t.Any], database_url: str) -> t.Callable[..., t.Any]:
     """A factory for the reliability app (tests/reliability_app.py) on each
     database: ``reliability(**config)`` returns an app whose tables exist
-    (created once); every app made is disposed of and the tables dropped."""
-    from reliability_app import create_app, db
+    (created once)."""
+    import reliability_app
 
-    apps = []
-
-    def make(**config: t.Any) -> t.Any:
-        app, _ = create_app(database_url, **config)
-        if not apps:
-            with app.app_context():
-                db.create_all()
-        apps.append(app)
-        return app
-
-    yield make
-    # every app's connections go back first: PostgreSQL's DROP waits for them
-    for app in apps[::-1]:
-        with app.app_context():
-            db.session.remove()
-            if app is apps[0]:
-                db.drop_all()
-            for engine in db.engines.values():
-                engine.dispose()
+    return functools.partial(make_app, reliability_app, database_url)
 
 
 @pytest.fixture
@@ -246,6 +250,8 @@ def snapshot() -> t.Callable[[t.Any], dict[str, t.Any]]:
 def example(tmp_path: t.Any) -> t.Iterator[t.Any]:
     """The example app (example_app/) on a new SQLite file, seeded with its
     demo data."""
+    from apps import dispose
+
     from example_app import create_app
     from example_app.models import db
 
@@ -253,53 +259,43 @@ def example(tmp_path: t.Any) -> t.Iterator[t.Any]:
         {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'example.sqlite'}", "SECRET_KEY": "t"}
     )
     yield app
-    with app.app_context():
-        db.session.remove()
-        for engine in db.engines.values():
-            engine.dispose()
+    dispose(app, db, drop=False)
 
 
 @pytest.fixture
-def i18n(tmp_path: t.Any) -> t.Iterator[t.Any]:
+def i18n(make_app: t.Callable[..., t.Any], tmp_path: t.Any) -> t.Any:
     """The translated app (tests/i18n_app.py) on SQLite: every title, label
     and app reason a lazy string, in English and German. Article 1 is
     titled, article 2 is not (its publish precondition fails)."""
-    from i18n_app import Article, create_app, db
+    import i18n_app
+    from i18n_app import Article, db
 
-    app, statemgr = create_app(f"sqlite:///{tmp_path / 'i18n.sqlite'}", tmp_path / "translations")
+    app = make_app(
+        i18n_app,
+        f"sqlite:///{tmp_path / 'i18n.sqlite'}",
+        BABEL_TRANSLATION_DIRECTORIES=str(tmp_path / "translations"),
+    )
     with app.app_context():
-        db.create_all()
         db.session.add_all([Article(title="Spring"), Article()])
         db.session.commit()
         db.session.remove()
-    app.statemgr = statemgr  # type: ignore[attr-defined]
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.drop_all()
-        for engine in db.engines.values():
-            engine.dispose()
+    return app
 
 
 @pytest.fixture
-def coaster_api(database_url: str) -> t.Iterator[t.Any]:
+def coaster_api(make_app: t.Callable[..., t.Any], database_url: str) -> t.Iterator[t.Any]:
     """The two-manager app of tests/coaster_app.py on each database, with
     post 1 (with a body) and post 2 (without), both drafts."""
-    from coaster_app import ASKED, Post, create_app, db
+    import coaster_app
+    from coaster_app import ASKED, Post, db
 
-    app, _ = create_app(database_url)
+    app = make_app(coaster_app, database_url)
     with app.app_context():
-        db.create_all()
         db.session.add_all([Post(body="Hello"), Post(body="")])
         db.session.commit()
         db.session.remove()
     yield app
     ASKED.clear()
-    with app.app_context():
-        db.session.remove()
-        db.drop_all()
-        for engine in db.engines.values():
-            engine.dispose()
 
 
 JS_TOOLS = Path(__file__).parent / "js"
@@ -343,6 +339,8 @@ def ajv() -> t.Callable[[list[t.Any], list[tuple[int, t.Any]]], tuple[list[str |
 def example_everywhere(database_url: str) -> t.Iterator[t.Callable[..., t.Any]]:
     """``example_everywhere(**config)``: the example app on each database,
     seeded, with CSRF off; its tables are dropped after."""
+    from apps import dispose
+
     from example_app import create_app
     from example_app.models import db
 
@@ -357,9 +355,4 @@ def example_everywhere(database_url: str) -> t.Iterator[t.Callable[..., t.Any]]:
 
     yield make
     for app in apps[::-1]:
-        with app.app_context():
-            db.session.remove()
-            if app is apps[0]:
-                db.drop_all()
-            for engine in db.engines.values():
-                engine.dispose()
+        dispose(app, db, drop=app is apps[0])

@@ -15,13 +15,13 @@ import enum
 import typing as t
 
 import sqlalchemy as sa
+from apps import User
 from sqlalchemy import orm
 from sqlalchemy.orm import Mapped, mapped_column
 from wtforms import Form, IntegerField, StringField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from flask_statemgr import State, StateManager, Transition
-from flask_statemgr.dialects import configure_engine
 
 #: what execute hooks stamp, so tests can compare exactly
 STAMP = datetime.datetime(2026, 1, 1, 12, 0)
@@ -33,13 +33,6 @@ class Base(orm.DeclarativeBase):
 
 class HookFailure(Exception):
     """What an execute hook raises when the data asks it to (``fail``)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class User:
-    id: int
-    name: str
-    roles: frozenset[str] = frozenset()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -314,13 +307,6 @@ class Ticket:
 
 
 # -- helpers -------------------------------------------------------------------
-
-
-def make_engine(url: str, **kwargs: t.Any) -> sa.Engine:
-    """An engine configured the way the core needs (savepoints on SQLite)."""
-    engine = sa.create_engine(url, **kwargs)
-    configure_engine(engine)
-    return engine
 
 
 def add_project(session: orm.Session, **kwargs: t.Any) -> Project:

@@ -7,24 +7,21 @@ import typing as t
 from pathlib import Path
 
 import sqlalchemy as sa
+from apps import database
 from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from flask import Flask, g, has_request_context, request
 from flask_babel import Babel, lazy_gettext
-from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import orm
 from sqlalchemy.orm import Mapped, mapped_column
 from wtforms import Form, SelectField, StringField
 from wtforms.validators import DataRequired
 
 from flask_statemgr import State, StateManager, StateMgr, Transition
 
-
-class Base(orm.DeclarativeBase):
-    pass
-
-
-db = SQLAlchemy(model_class=Base)
+db = database()
+#: the translations directory comes from the caller, as
+#: ``BABEL_TRANSLATION_DIRECTORIES``
+CONFIG: dict[str, t.Any] = {}
 
 #: the app's own German catalog (the "messages" domain)
 APP_GERMAN = {
@@ -98,24 +95,13 @@ def select_locale() -> str | None:
     return request.args.get("lang") or request.accept_languages.best_match(["en", "de"])
 
 
-def create_app(database_url: str, translations: Path, **config: t.Any) -> tuple[Flask, StateMgr]:
-    """The app, with its German catalog compiled into ``translations``."""
-    compile_catalog(translations, "de", "messages", APP_GERMAN)
-    app = Flask(__name__)
-    app.config.update(
-        SQLALCHEMY_DATABASE_URI=database_url,
-        SECRET_KEY="test",
-        TESTING=True,
-        BABEL_TRANSLATION_DIRECTORIES=str(translations),
-        **config,
-    )
-    db.init_app(app)
+def setup(app: Flask, statemgr: StateMgr) -> None:
+    """Expose the articles, with the app's German catalog compiled into its
+    ``BABEL_TRANSLATION_DIRECTORIES``."""
+    compile_catalog(Path(app.config["BABEL_TRANSLATION_DIRECTORIES"]), "de", "messages", APP_GERMAN)
     Babel(app, locale_selector=select_locale)
-    statemgr = StateMgr(app, db=db)
     statemgr.expose(Article)
 
     @app.before_request
     def load_user() -> None:
         g.user = request.headers.get("X-User")
-
-    return app, statemgr

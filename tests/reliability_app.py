@@ -23,8 +23,8 @@ import urllib.request
 from pathlib import Path
 
 import sqlalchemy as sa
+from apps import create_app, database
 from flask import Flask, current_app, request
-from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import orm
 from sqlalchemy.orm import Mapped, mapped_column
 from wtforms import Form, IntegerField, StringField, TextAreaField
@@ -32,12 +32,10 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from flask_statemgr import State, StateManager, StateMgr, Transition
 
-
-class Base(orm.DeclarativeBase):
-    pass
-
-
-db = SQLAlchemy(model_class=Base)
+db = database()
+#: unhandled errors become 500 responses (not ``TESTING``'s propagation),
+#: as they would in production
+CONFIG = {"TESTING": False}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,14 +194,9 @@ def wait_at_gate() -> None:
         time.sleep(0.01)
 
 
-def create_app(database_url: str, **config: t.Any) -> tuple[Flask, StateMgr]:
-    """The app on ``database_url``; the acting user is named by the
-    ``X-User`` header. Unhandled errors become 500 responses (not
-    ``TESTING``'s propagation), as they would in production."""
-    app = Flask(__name__)
-    app.config.update(SQLALCHEMY_DATABASE_URI=database_url, SECRET_KEY="reliability", **config)
-    db.init_app(app)
-    statemgr = StateMgr(app, db=db)
+def setup(app: Flask, statemgr: StateMgr) -> None:
+    """Expose folders and documents; the acting user is named by the
+    ``X-User`` header."""
     statemgr.expose(Folder, name="folder")
     statemgr.expose(Document, name="document")
 
@@ -211,18 +204,17 @@ def create_app(database_url: str, **config: t.Any) -> tuple[Flask, StateMgr]:
     def load_user() -> User | None:
         return USERS.get(request.headers.get("X-User", ""))
 
-    if config.get("WTF_CSRF_ENABLED"):
+    if app.config.get("WTF_CSRF_ENABLED"):
         from flask_wtf import CSRFProtect
 
         CSRFProtect(app)
-    return app, statemgr
 
 
 def from_environ() -> Flask:
     """The app gunicorn serves: ``RELIABILITY_DATABASE_URL``, and every
     ``STATEMGR_*``/``RELIABILITY_*`` variable as config."""
     config = {k: v for k, v in os.environ.items() if k.startswith(("STATEMGR_", "RELIABILITY_"))}
-    app, _ = create_app(config.pop("RELIABILITY_DATABASE_URL"), **config)
+    app, _ = create_app(sys.modules[__name__], config.pop("RELIABILITY_DATABASE_URL"), **config)
     return app
 
 

@@ -1,6 +1,6 @@
 """Deliberate mistakes: every line marked ``# error: <mypy code> <pyright rule>``
 must be reported by both checkers with that code, and nothing else may be
-(``tests/test_typing.py``). Not part of the typed-usage check."""
+(``tests/system/test_typing.py``). Not part of the typed-usage check."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Typed use of the core, checked by mypy and pyright (``tests/test_typing.py``).
+"""Typed use of the core, checked by mypy and pyright (``tests/system/test_typing.py``).
 
 The model is declared the way the README declares it. ``assert_type`` fails
 the check when a checker infers anything else, so this file pins what every

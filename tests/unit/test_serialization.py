@@ -14,6 +14,7 @@ from decimal import Decimal
 
 import msgpack
 import pytest
+from bombs import BOMBS, crafted_tuple_chain, raw_ext
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -228,37 +229,6 @@ def test_depth_limit(make: t.Callable[[int], t.Any]) -> None:
     round_trip(make(MAX_DEPTH))
     with pytest.raises(SerializationError, match="nested deeper"):
         pack(make(MAX_DEPTH + 1))
-
-
-def raw_ext(code: int, data: bytes) -> bytes:
-    return t.cast(bytes, msgpack.packb(msgpack.ExtType(code, data)))
-
-
-def crafted_tuple_chain(depth: int) -> bytes:
-    data = raw_ext(10, msgpack.packb([]))
-    for _ in range(depth - 1):
-        data = raw_ext(10, b"\x91" + data)
-    return data
-
-
-BOMBS = {
-    # Headers that claim far more than the input holds.
-    "array32": b"\xdd\xff\xff\xff\xff",
-    "map32": b"\xdf\xff\xff\xff\xff",
-    "str32": b"\xdb\xff\xff\xff\xff" + b"a" * 10,
-    "bin32": b"\xc6\xff\xff\xff\xff" + b"a" * 10,
-    "ext32": b"\xc9\xff\xff\xff\xff\x01" + b"a" * 10,
-    "nested array claims": b"\x91" * 50 + b"\xdd\xff\xff\xff\xff",
-    # Nesting beyond our limit but within msgpack's own.
-    "deep arrays": b"\x91" * MAX_DEPTH + b"\x90",
-    "deep maps": b"\x81\xa1k" * MAX_DEPTH + b"\x80",
-    # Nesting beyond msgpack's own limit.
-    "very deep arrays": b"\x91" * 100_000 + b"\xc0",
-    # Nesting through extensions, which nest unpackb calls.
-    "deep tuples": crafted_tuple_chain(MAX_DEPTH + 1),
-    "very deep tuples": crafted_tuple_chain(5000),
-    "tuples and arrays": raw_ext(10, b"\x91" * 1000 + b"\x90"),
-}
 
 
 @pytest.mark.parametrize("data", BOMBS.values(), ids=BOMBS.keys())

@@ -18,7 +18,7 @@ from flask_babel import Babel, force_locale
 from flask_statemgr import State, StateManager, StateMgr, Transition
 from flask_statemgr.i18n import TRANSLATIONS, gettext, ngettext
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 POT = TRANSLATIONS / "flask_statemgr.pot"
 GERMAN = TRANSLATIONS / "de" / "LC_MESSAGES"
 CHANGES = ("%(transition)s changes %(num)d object", "%(transition)s changes %(num)d objects")

@@ -18,10 +18,10 @@ from pathlib import Path
 import msgpack
 import pytest
 import sqlalchemy as sa
+from bombs import BOMBS
 from reliability_app import Document, Folder, db
 from sqlalchemy import orm
 from sqlalchemy.orm import Mapped, mapped_column
-from test_serialization import BOMBS
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
@@ -609,7 +609,7 @@ def test_pages_escape_titles_descriptions_reasons_and_values(secured: App) -> No
 def test_the_js_client_never_parses_server_strings_as_html() -> None:
     # test_browser.py shows it in Chromium for titles and reasons; this keeps
     # every other path (descriptions, labels, messages) from growing one
-    source = (Path(__file__).parents[1] / "static" / "statemgr.js").read_text()
+    source = (Path(__file__).parents[2] / "static" / "statemgr.js").read_text()
     assert not re.search(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write|createContextualFragment|DOMParser", source)
 
 

@@ -20,12 +20,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import sqlalchemy as sa
+from apps import make_engine
 from core_models import (
     ALICE,
     Project,
     add_project,
     history_rows,
-    make_engine,
 )
 from sqlalchemy import orm
 

@@ -242,42 +242,34 @@ def test_history_and_events(api: t.Any) -> None:
     assert client.get("/_statemgr/events?after=x").status_code == 400
 
 
-def test_csrf_required_when_enabled(database_url: str) -> None:
-    from api_app import create_app
+def test_csrf_required_when_enabled(make_app: t.Callable[..., t.Any], database_url: str) -> None:
+    import api_app
     from flask_wtf.csrf import CSRFProtect, generate_csrf
 
-    app, _ = create_app(database_url, WTF_CSRF_ENABLED=True)
+    app = make_app(api_app, database_url, WTF_CSRF_ENABLED=True)
     CSRFProtect(app)
     app.add_url_rule("/token", "token", generate_csrf)
     with app.app_context():
-        db.create_all()
         db.session.add(Project(title="T", _review="approved"))
         db.session.commit()
-    try:
-        client = app.test_client()
-        missing = perform(client, "project/1/state/publish", "alice", {})
-        assert missing.status_code == 400
-        assert missing.mimetype == "application/problem+json"
-        wrong = client.post(
-            "/_statemgr/objects/project/1/state/publish",
-            headers={**as_("alice"), "X-CSRFToken": "forged"}, json={},
-        )
-        assert wrong.status_code == 400
-        with app.app_context():
-            assert db.session.get(Project, 1).state.DRAFT
-        # the token is tied to the client's session
-        token = client.get("/token").get_data(as_text=True)
-        ok = client.post(
-            "/_statemgr/objects/project/1/state/publish",
-            headers={**as_("alice"), "X-CSRFToken": token}, json={},
-        )
-        assert ok.status_code == 200, ok.get_json()
-    finally:
-        with app.app_context():
-            db.session.remove()
-            db.drop_all()
-            for engine in db.engines.values():
-                engine.dispose()
+    client = app.test_client()
+    missing = perform(client, "project/1/state/publish", "alice", {})
+    assert missing.status_code == 400
+    assert missing.mimetype == "application/problem+json"
+    wrong = client.post(
+        "/_statemgr/objects/project/1/state/publish",
+        headers={**as_("alice"), "X-CSRFToken": "forged"}, json={},
+    )
+    assert wrong.status_code == 400
+    with app.app_context():
+        assert db.session.get(Project, 1).state.DRAFT
+    # the token is tied to the client's session
+    token = client.get("/token").get_data(as_text=True)
+    ok = client.post(
+        "/_statemgr/objects/project/1/state/publish",
+        headers={**as_("alice"), "X-CSRFToken": token}, json={},
+    )
+    assert ok.status_code == 200, ok.get_json()
 
 
 def test_schema_is_cached_and_stable(api: t.Any) -> None:

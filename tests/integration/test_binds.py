@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from apps import dispose
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import orm
@@ -62,11 +63,7 @@ def app(database_url: str, tmp_path: Path) -> t.Iterator[Flask]:
         db.session.commit()
         db.session.remove()
     yield app
-    with app.app_context():
-        db.session.remove()
-        db.drop_all()
-        for engine in db.engines.values():
-            engine.dispose()
+    dispose(app, db)
 
 
 def tables(app: Flask, bind: str | None) -> set[str]:

@@ -1,7 +1,7 @@
 """Headers that keep browsers from misusing the HTML pages: the extension's
 default pages refuse sniffing, framing and leaking their URLs in the
 Referer; the example app adds a nonce-based CSP and a SameSite session
-cookie. tests/test_browser.py shows both in Chromium."""
+cookie. tests/system/test_browser.py shows both in Chromium."""
 
 from __future__ import annotations
 

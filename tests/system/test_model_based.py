@@ -15,9 +15,15 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from hypothesis import HealthCheck, settings
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
 from feed import settled
-from reliability_app import USERS, Document, Folder, User, create_app, db
+from reliability_app import USERS, Document, Folder, User, db
 
 from flask_statemgr import TransitionError, query_history
 from flask_statemgr.tables import blob_table, history_table
@@ -480,23 +486,13 @@ class Machine(RuleBasedStateMachine):
 
 
 @pytest.mark.slow
-def test_random_transitions_agree_with_the_reference(database_url: str) -> None:
-    app, _ = create_app(database_url)
-    with app.app_context():
-        db.create_all()
-    try:
-        run_state_machine_as_test(
-            type("ReliabilityMachine", (Machine,), {"app": app}),
-            settings=settings(
-                max_examples=20,
-                stateful_step_count=25,
-                deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-            ),
-        )
-    finally:
-        with app.app_context():
-            db.session.remove()
-            db.drop_all()
-            for engine in db.engines.values():
-                engine.dispose()
+def test_random_transitions_agree_with_the_reference(reliability: t.Callable[..., Flask]) -> None:
+    run_state_machine_as_test(
+        type("ReliabilityMachine", (Machine,), {"app": reliability()}),
+        settings=settings(
+            max_examples=20,
+            stateful_step_count=25,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        ),
+    )

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from api_app import ALICE, CAROL, Project, Session, db
+from apps import dispose
 from flask import Flask
 
 from flask_statemgr import StateMgr
@@ -116,11 +117,7 @@ def test_flask_login_current_user(database_url: str) -> None:
         assert done.status_code == 200
         assert done.get_json()["result"]["record"]["user_id"] == "1"
     finally:
-        with app.app_context():
-            db.session.remove()
-            db.drop_all()
-            for engine in db.engines.values():
-                engine.dispose()
+        dispose(app, db)
 
 
 def test_expose_needs_a_manager() -> None:
@@ -132,11 +129,11 @@ def test_schema_etag_is_stable_across_processes(api: Flask) -> None:
     tag = api.test_client().get("/_statemgr/schema").headers["ETag"]
     script = (
         "import sys; sys.path.insert(0, 'tests');"
-        "from api_app import create_app;"
-        "app, _ = create_app('sqlite://');"
+        "import api_app; from apps import create_app;"
+        "app, _ = create_app(api_app, 'sqlite://');"
         "print(app.test_client().get('/_statemgr/schema').headers['ETag'])"
     )
-    root = Path(__file__).parent.parent
+    root = Path(__file__).parents[2]
     other = subprocess.run(
         [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, check=True,
         env={"PYTHONHASHSEED": "123", "PATH": ""},

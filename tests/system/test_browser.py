@@ -30,7 +30,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
-ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
+ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
 LOGINS = {
     "Olivia": "Olivia (owner)",
     "Eddie": "Eddie (editor)",
@@ -125,6 +125,8 @@ class Live:
 def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[Live]:
     """The example app on a fresh database (a new SQLite file, or this test
     process's PostgreSQL schema), served on 127.0.0.1 in a thread."""
+    from apps import dispose
+
     from example_app import create_app
     from example_app.models import db
 
@@ -142,10 +144,7 @@ def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     server.shutdown()
     thread.join()
     server.server_close()
-    with app.app_context():
-        db.drop_all()
-        for engine in db.engines.values():
-            engine.dispose()
+    dispose(app, db)
 
 
 # Page-level behaviour needs one database; what involves concurrent
@@ -989,9 +988,11 @@ def test_the_app_in_german(pages: Pages, live: Live) -> None:
 def coaster_live(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[str]:
     """The two-manager app of tests/coaster_app.py with post 1 (a draft),
     served on 127.0.0.1 in a thread; its URL."""
-    from coaster_app import Post, create_app, db
+    import coaster_app
+    from apps import create_app, dispose
+    from coaster_app import Post, db
 
-    app, _ = create_app(f"sqlite:///{tmp_path_factory.mktemp('coaster') / 'coaster.sqlite'}")
+    app, _ = create_app(coaster_app, f"sqlite:///{tmp_path_factory.mktemp('coaster') / 'coaster.sqlite'}")
     with app.app_context():
         db.create_all()
         db.session.add(Post(body="Hello"))
@@ -1003,10 +1004,7 @@ def coaster_live(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[str]:
     server.shutdown()
     thread.join()
     server.server_close()
-    with app.app_context():
-        db.drop_all()
-        for engine in db.engines.values():
-            engine.dispose()
+    dispose(app, db)
 
 
 def test_the_client_offers_no_internal_half(browser: t.Any, coaster_live: str) -> None:

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from flask_statemgr import State, StateManager
 
-ROOT = pathlib.Path(__file__).parent.parent
+ROOT = pathlib.Path(__file__).parents[2]
 TYPE_CHECK = ROOT / "tests" / "type_check"
 MISTAKES = TYPE_CHECK / "mistakes.py"
 
