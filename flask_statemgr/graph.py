@@ -103,6 +103,34 @@ def _members(group: State) -> str:
     return ", ".join(sorted(_title(s) for s in group.plain_states()))
 
 
+def _mermaid_state(manager: str, state: State) -> str:
+    """A plain state with its title; a conditional state as a note on its
+    base, a group as a note on its first member."""
+    if state.is_plain:
+        return f"    {manager}_{state.name} : {_title(state)}"
+    if state.base is not None:
+        return f"    note right of {manager}_{state.base.name} : conditional {_title(state)}"
+    anchor = min(state.plain_states(), key=lambda s: s.name)
+    return f"    note left of {manager}_{anchor.name} : group {_title(state)} = {_members(state)}"
+
+
+def _dot_state(manager: str, state: State) -> list[str]:
+    """A plain state's node; a conditional state's dashed node with a dotted
+    edge from its base; a group's folder joined to its members."""
+    node = f'"{manager}.{state.name}"'
+    if state.is_plain:
+        return [f'    {node} [label="{_title(state)}"];']
+    if state.base is not None:
+        return [
+            f'    {node} [label="{_title(state)}", style="rounded,dashed"];',
+            f'    "{manager}.{state.base.name}" -> {node} [label="when", style=dotted];',
+        ]
+    members = sorted(state.plain_states(), key=lambda s: s.name)
+    return [f'    {node} [label="{_title(state)}", shape=folder];'] + [
+        f'    "{manager}.{member.name}" -> {node} [style=dotted, arrowhead=none];' for member in members
+    ]
+
+
 def mermaid(managers: t.Mapping[str, type[StateManager]], cascades: Cascades | None = None) -> str:
     """Each manager as a composite state: ``[*] -->`` its initial state,
     its plain states, and notes for its groups and conditional states;
@@ -116,14 +144,7 @@ def mermaid(managers: t.Mapping[str, type[StateManager]], cascades: Cascades | N
         initial = initial_state(manager)
         if initial is not None:
             lines.append(f"    [*] --> {name}_{initial.name}")
-        for state in manager.states().values():
-            if state.is_plain:
-                lines.append(f"    {name}_{state.name} : {_title(state)}")
-            elif state.base is not None:
-                lines.append(f"    note right of {name}_{state.base.name} : conditional {_title(state)}")
-            else:
-                anchor = min(state.plain_states(), key=lambda s: s.name)
-                lines.append(f"    note left of {name}_{anchor.name} : group {_title(state)} = {_members(state)}")
+        lines += [_mermaid_state(name, state) for state in manager.states().values()]
         lines.append("  }")
     for edge in _edges(managers, cascades or {}):
         if edge.kind == "transition":
@@ -150,16 +171,7 @@ def dot(managers: t.Mapping[str, type[StateManager]], cascades: Cascades | None 
             lines.append(f'    "{name}.[*]" [shape=point, label=""];')
             lines.append(f'    "{name}.[*]" -> "{name}.{initial.name}";')
         for state in manager.states().values():
-            node = f'"{name}.{state.name}"'
-            if state.is_plain:
-                lines.append(f'    {node} [label="{_title(state)}"];')
-            elif state.base is not None:
-                lines.append(f'    {node} [label="{_title(state)}", style="rounded,dashed"];')
-                lines.append(f'    "{name}.{state.base.name}" -> {node} [label="when", style=dotted];')
-            else:
-                lines.append(f'    {node} [label="{_title(state)}", shape=folder];')
-                for member in sorted(state.plain_states(), key=lambda s: s.name):
-                    lines.append(f'    "{name}.{member.name}" -> {node} [style=dotted, arrowhead=none];')
+            lines += _dot_state(name, state)
         lines.append("  }")
     for edge in _edges(managers, cascades or {}):
         style = "" if edge.kind == "transition" else ", style=dashed"

@@ -92,10 +92,7 @@ def transition_page(model: str, ident: str, manager: str, transition: str) -> t.
         except ValidationFailed as e:
             status = e.http_status
             if form is not None:
-                for name, messages in e.errors.items():
-                    field = getattr(form, name, None)
-                    if field is not None:
-                        field.errors = list(messages)
+                _show_errors(form, e.errors)
         except TransitionError as e:
             status = e.http_status
             reasons = e.reasons
@@ -115,3 +112,12 @@ def transition_page(model: str, ident: str, manager: str, transition: str) -> t.
         ),
         status,
     )
+
+
+def _show_errors(form: t.Any, errors: t.Mapping[str, t.Sequence[str]]) -> None:
+    """Put a refused submission's messages on the form's fields, where the
+    template shows them."""
+    for name, messages in errors.items():
+        field = getattr(form, name, None)
+        if field is not None:
+            field.errors = list(messages)
