@@ -95,7 +95,9 @@ def transition_page(model: str, ident: str, manager: str, transition: str) -> t.
                 _show_errors(form, e.errors)
         except TransitionError as e:
             status = e.http_status
-            reasons = e.reasons
+            if e is not plan.error:
+                # a refused plan's error names its first blocker only
+                reasons = e.reasons
         else:
             flash(gettext("%(transition)s: done", transition=bound.title or bound.name), "success")
             return redirect(back)
