@@ -18,6 +18,7 @@ from .problems import ResourceNotFound
 from .redirects import redirect_target
 
 if t.TYPE_CHECKING:
+    from .availability import Plan, Reason
     from .extension import StateMgr
 
 
@@ -85,22 +86,11 @@ def transition_page(model: str, ident: str, manager: str, transition: str) -> t.
     status = plan.error.http_status if plan.error is not None else 200
     reasons = list(plan.blockers)
     if request.method == "POST":
-        try:
-            # a refused plan raises before the body is read: its data is
-            # not known
-            ext.perform(bound, request.form if plan.error is None else None, confirm=True, plan=plan)
-        except ValidationFailed as e:
-            status = e.http_status
-            if form is not None:
-                _show_errors(form, e.errors)
-        except TransitionError as e:
-            status = e.http_status
-            if e is not plan.error:
-                # a refused plan's error names its first blocker only
-                reasons = e.reasons
-        else:
+        refused = _submit(ext, bound, plan, form)
+        if refused is None:
             flash(gettext("%(transition)s: done", transition=bound.title or bound.name), "success")
             return redirect(back)
+        status, reasons = refused
     return (
         render_template(
             "statemgr/transition.html",
@@ -114,6 +104,22 @@ def transition_page(model: str, ident: str, manager: str, transition: str) -> t.
         ),
         status,
     )
+
+
+def _submit(ext: StateMgr, bound: BoundTransition, plan: Plan, form: t.Any) -> tuple[int, list[Reason]] | None:
+    """Perform a submitted page: ``None`` when done, else the status and
+    the reasons to show (the field errors are put on ``form``)."""
+    try:
+        # a refused plan raises before the body is read: its data is not known
+        ext.perform(bound, request.form if plan.error is None else None, confirm=True, plan=plan)
+    except ValidationFailed as e:
+        if form is not None:
+            _show_errors(form, e.errors)
+        return e.http_status, list(plan.blockers)
+    except TransitionError as e:
+        # a refused plan's error names its first blocker only
+        return e.http_status, list(plan.blockers) if e is plan.error else e.reasons
+    return None
 
 
 def _show_errors(form: t.Any, errors: t.Mapping[str, t.Sequence[str]]) -> None:
