@@ -10,15 +10,16 @@ import io
 import json
 import typing as t
 import uuid
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy import exc
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
 from sqlalchemy import orm
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
-from .engine import BoundTransition, _Checker
+from .engine import BoundTransition, _Checker, is_anonymous, object_identity
 from .events import START, Page, cursor_of, latest_cursor, parse_cursor, read_rows, transaction_cursor
 from .exceptions import SerializationError, StateMgrError, TransitionError
 from .history import TransitionRecord, query_history
@@ -30,7 +31,9 @@ from .stream import event_stream
 if t.TYPE_CHECKING:
     from .extension import Exposed, StateMgr
 
-_MAX_INT = 2**63 - 1
+#: the largest ``after`` cursor and ``limit`` the events view accepts, and
+#: the largest integer key: a signed 64-bit integer (PostgreSQL's bigint)
+MAX_INT = 2**63 - 1
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -38,7 +41,7 @@ def _int_limit(column: sa.Column[t.Any], dialect: str | None) -> int:
     """The largest value an integer ``column`` holds: every SQLite integer
     has 64 bits; elsewhere ``Integer`` has 32 and ``SmallInteger`` 16."""
     if dialect in (None, "sqlite") or isinstance(column.type, sa.BigInteger):
-        return _MAX_INT
+        return MAX_INT
     return 2**15 - 1 if isinstance(column.type, sa.SmallInteger) else 2**31 - 1
 
 
@@ -116,8 +119,6 @@ def json_response(body: t.Any, status: int = 200) -> Response:
 def object_json(ext: StateMgr, exposed: Exposed, obj: t.Any, user: t.Any) -> dict[str, t.Any]:
     """An object's states and, for ``user``, every transition with whether it
     is available, why not, and what it would change."""
-    from .engine import object_identity
-
     checker = _Checker(ext, user)
     managers = {}
     for attr in bindings_of(type(obj)):
@@ -189,35 +190,31 @@ def request_data() -> tuple[t.Mapping[str, t.Any], bool]:
     raise _UnsupportedMediaType()
 
 
-def body_limit(ext: StateMgr) -> tuple[int, str]:
+def body_limit() -> tuple[int, str]:
     """The most bytes a request body to the extension may hold, and the
     setting that says so: ``MAX_CONTENT_LENGTH``, else
     ``STATEMGR_STORE_MAX_SIZE``."""
-    config = ext._state().config
+    config = current_app.config
     if config.get("MAX_CONTENT_LENGTH") is not None:
         return int(config["MAX_CONTENT_LENGTH"]), "MAX_CONTENT_LENGTH"
     return int(config["STATEMGR_STORE_MAX_SIZE"]), "STATEMGR_STORE_MAX_SIZE"
 
 
-def limit_body(ext: StateMgr) -> t.Callable[[str | None, dict[str, t.Any] | None], None]:
+def limit_body(endpoint: str | None, values: dict[str, t.Any] | None) -> None:
     """A URL value preprocessor bounding the body a blueprint's views read
     (:func:`body_limit`): a longer one is a 413 before any of it is read, or,
     sent without a length (chunked), as soon as the limit is passed. URL
     value preprocessors run before every ``before_request`` function,
     Flask-WTF's CSRF check included, which reads a form body."""
-
-    def limit(endpoint: str | None, values: dict[str, t.Any] | None) -> None:
-        most, _ = body_limit(ext)
-        environ = request.environ
-        if request.content_length is None and "wsgi.input_terminated" in environ:
-            # Werkzeug stops reading such a body at max_content_length and
-            # hands on what it read as if it were all: a cut form or JSON.
-            # Reading one byte more shows whether there was more.
-            environ["wsgi.input"] = _CappedInput(environ["wsgi.input"], most)
-            most += 1
-        request.max_content_length = most
-
-    return limit
+    most, _ = body_limit()
+    environ = request.environ
+    if request.content_length is None and "wsgi.input_terminated" in environ:
+        # Werkzeug stops reading such a body at max_content_length and
+        # hands on what it read as if it were all: a cut form or JSON.
+        # Reading one byte more shows whether there was more.
+        environ["wsgi.input"] = _CappedInput(environ["wsgi.input"], most)
+        most += 1
+    request.max_content_length = most
 
 
 class _CappedInput(io.RawIOBase):
@@ -266,224 +263,225 @@ class _UnsupportedMediaType(StateMgrError):
         return gettext("Send JSON (application/json) or a form (application/x-www-form-urlencoded)")
 
 
-def create_blueprint(ext: StateMgr) -> Blueprint:
-    """The JSON API and the extension's static files and templates."""
-    from .extension import resource_folder
+def current_statemgr() -> StateMgr:
+    """The :class:`~flask_statemgr.StateMgr` of the current app.
 
-    bp = Blueprint(
-        "statemgr",
-        __name__,
-        static_folder=resource_folder("static"),
-        template_folder=resource_folder("templates"),
+    .. versionadded:: 0.1
+    """
+    return t.cast("StateMgr", current_app.extensions["statemgr"])
+
+
+def resource_folder(name: str) -> str:
+    """``templates`` or ``static``: inside the package in a built wheel, at
+    the top of the source tree in a checkout or editable install."""
+    here = Path(__file__).parent
+    packaged = here / name
+    return str(packaged if packaged.is_dir() else here.parent / name)
+
+
+#: the JSON API and the extension's static files and templates; one
+#: blueprint for every app, whose views read the app's extension
+bp = Blueprint(
+    "statemgr",
+    __name__,
+    static_folder=resource_folder("static"),
+    template_folder=resource_folder("templates"),
+)
+bp.url_value_preprocessor(limit_body)
+
+
+@bp.before_app_request
+def routing_problem() -> Response | None:
+    """A URL under the API's prefix that matches no route, or not with
+    this method, never reaches the blueprint's error handlers: answer it
+    as the API answers everything else. The pages keep HTML errors."""
+    error = request.routing_exception
+    if not isinstance(error, (NotFound, MethodNotAllowed)):
+        return None
+    prefix = current_app.config["STATEMGR_URL_PREFIX"].rstrip("/")
+    path = request.path
+    # with no prefix every URL would look like the API's
+    if prefix and path.startswith(f"{prefix}/") and not path.startswith(f"{prefix}/pages/"):
+        return http_problem(error)
+    return None
+
+
+@bp.get("/schema")
+def schema() -> Response:
+    body, tag = current_statemgr().schema_json()
+    response = Response(body, mimetype="application/json")
+    response.set_etag(tag)
+    response.headers["Cache-Control"] = "no-cache"
+    locale = current_locale()
+    if locale is not None:
+        # one representation per locale: a shared cache must key on
+        # what selects it (README, "Translations")
+        response.content_language.add(locale.replace("_", "-"))
+        response.vary.add("Accept-Language")
+    # RFC 9110's weak comparison for If-None-Match: W/"…" (what a
+    # compressing proxy sends back), a list of tags and * all match
+    response.make_conditional(request)
+    return response
+
+
+@bp.get("/objects/<model>/<ident>")
+def get_object(model: str, ident: str) -> Response:
+    ext = current_statemgr()
+    user = ext.current_user()
+    obj = ext.resolve_object(model, ident, user)
+    return json_response(object_json(ext, ext.exposed[model], obj, user))
+
+
+@bp.post("/objects/<model>/<ident>/<manager>/<transition>")
+def perform(model: str, ident: str, manager: str, transition: str) -> Response:
+    ext = current_statemgr()
+    user = ext.current_user()
+    bound = ext.resolve(model, ident, manager, transition, user)
+    plan = bound.plan(user)
+    if plan.error is not None:
+        # the user or the state decides: refused (this raises) before the
+        # body is read
+        ext.perform(bound, plan=plan)
+    data, confirm = request_data()
+    try:
+        result = ext.perform(bound, data, confirm=confirm, commit=False, plan=plan)
+    except SerializationError as e:
+        if bound.transition.form is not None:
+            # the form's cleaned data cannot be stored: the app's bug
+            raise
+        # without a form the payload is the client's JSON as sent (too
+        # deep, or a lone surrogate), so it is the client's to fix
+        raise _UnprocessablePayload(str(e)) from e
+    body = object_json(ext, ext.exposed[model], bound.obj, user)
+    body["result"] = {
+        "transition": transition,
+        "manager": manager,
+        "source": result.source.name,
+        "target": result.target.name,
+        "record": record_json(result.record) if result.record is not None else None,
+        "steps": len(result.steps),
+    }
+    # answered from the objects as the transition left them, before the
+    # commit expires them: no reload
+    ext.commit()
+    return json_response(body)
+
+
+@bp.get("/objects/<model>/<ident>/history")
+def history(model: str, ident: str) -> Response:
+    ext = current_statemgr()
+    user = ext.current_user()
+    obj = ext.resolve_object(model, ident, user)
+    if not ext.can_view_history(obj, user):
+        raise _HistoryRefused(anonymous=is_anonymous(user))
+    assert ext.db is not None
+    records = query_history(
+        ext.db.session, model=type(obj), object_id=object_identity(obj), store=ext.store
+    )
+    return json_response({"records": [record_json(r) for r in records]})
+
+
+def feed(after: str, limit: int) -> Page:
+    """The events after ``after`` that the current user may view."""
+    ext = current_statemgr()
+    assert ext.db is not None
+    read = read_rows(ext.db.session, after, limit)
+    visible = _visible(ext, read.rows)
+    events = [
+        {
+            "id": row["id"],
+            "model": visible[(row["model"], row["object_id"])],
+            "object_id": row["object_id"],
+            "manager": row["manager"],
+            "transition": row["transition"],
+            "source": row["source"],
+            "target": row["target"],
+            "at": _utc(row["at"]).isoformat(),
+            "cursor": cursor_of(row),
+        }
+        for row in read.rows
+        if (row["model"], row["object_id"]) in visible
+    ]
+    # the cursor moves past hidden records too, without revealing them
+    return Page(events, read.cursor, read.pending, read.more)
+
+
+@bp.get("/events")
+def events() -> Response:
+    ext = current_statemgr()
+    assert ext.db is not None
+    after = request.args.get("after")
+    limit_max = int(current_app.config["STATEMGR_EVENTS_LIMIT"])
+    # both are checked even when after is absent: a bad query is refused
+    # the same way whatever else it holds
+    if after is not None:
+        parse_cursor(after)
+    try:
+        limit = int(request.args.get("limit", limit_max))
+    except ValueError:
+        raise _BadRequest(gettext("limit must be a whole number")) from None
+    if not 1 <= limit <= MAX_INT:
+        raise _BadRequest(gettext("limit must be from 1 to %(max)d", max=MAX_INT))
+    if after is None:
+        return json_response({"events": [], "cursor": latest_cursor(ext.db.session)})
+    page = feed(after, min(limit, limit_max))
+    return json_response({"events": page.events, "cursor": page.cursor, "pending": page.pending})
+
+
+@bp.get("/events/stream")
+def events_stream() -> Response:
+    ext = current_statemgr()
+    assert ext.db is not None
+    # a reconnecting EventSource sends the last id it saw and the URL it
+    # first opened: the id is the later position
+    after = request.headers.get("Last-Event-ID") or request.args.get("after")
+    if after is None:
+        after = latest_cursor(ext.db.session)
+    else:
+        parse_cursor(after)
+    limit = int(current_app.config["STATEMGR_EVENTS_LIMIT"])
+    return event_stream(ext, after, lambda cursor: feed(cursor, limit))
+
+
+@bp.errorhandler(TransitionError)
+def on_transition_error(error: TransitionError) -> Response:
+    return transition_problem(error)
+
+
+@bp.errorhandler(StateMgrError)
+def on_error(error: StateMgrError) -> Response:
+    db = current_statemgr().db
+    if db is not None:
+        db.session.rollback()
+    return error_problem(error)
+
+
+@bp.errorhandler(HTTPException)
+def on_http_error(error: HTTPException) -> Response:
+    return http_problem(error)
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def on_too_large(error: RequestEntityTooLarge) -> Response:
+    most, setting = body_limit()
+    length = request.content_length
+    if length is not None and length <= most:
+        # a form's own limits (MAX_FORM_MEMORY_SIZE, MAX_FORM_PARTS)
+        return http_problem(error)
+    return problem(
+        413, error.name, gettext("The body is larger than %(most)d bytes (%(setting)s)", most=most, setting=setting), reasons=[]
     )
 
-    def viewable(model: str, ident: str) -> tuple[Exposed, t.Any, t.Any]:
-        exposed = ext.exposed.get(model)
-        if exposed is None:
-            raise _NotFound(gettext("No model named %(model)r", model=model))
-        obj = ext.load(exposed.model, ident)
-        user = ext.current_user()
-        # an object the user may not view is indistinguishable from none
-        if obj is None or not ext.can_view(obj, user):
-            raise _NotFound(gettext("No %(model)s %(id)s", model=model, id=ident))
-        return exposed, obj, user
 
-    bp.url_value_preprocessor(limit_body(ext))
-
-    @bp.before_app_request
-    def routing_problem() -> Response | None:
-        """A URL under the API's prefix that matches no route, or not with
-        this method, never reaches the blueprint's error handlers: answer it
-        as the API answers everything else. The pages keep HTML errors."""
-        error = request.routing_exception
-        if not isinstance(error, (NotFound, MethodNotAllowed)):
-            return None
-        prefix = ext._state().config["STATEMGR_URL_PREFIX"].rstrip("/")
-        path = request.path
-        # with no prefix every URL would look like the API's
-        if prefix and path.startswith(f"{prefix}/") and not path.startswith(f"{prefix}/pages/"):
-            return http_problem(error)
-        return None
-
-    @bp.get("/schema")
-    def schema() -> Response:
-        _, body, tag = ext._schema_entry()
-        response = Response(body, mimetype="application/json")
-        response.set_etag(tag)
-        response.headers["Cache-Control"] = "no-cache"
-        locale = current_locale()
-        if locale is not None:
-            # one representation per locale: a shared cache must key on
-            # what selects it (README, "Translations")
-            response.content_language.add(locale.replace("_", "-"))
-            response.vary.add("Accept-Language")
-        # RFC 9110's weak comparison for If-None-Match: W/"…" (what a
-        # compressing proxy sends back), a list of tags and * all match
-        response.make_conditional(request)
-        return response
-
-    @bp.get("/objects/<model>/<ident>")
-    def get_object(model: str, ident: str) -> Response:
-        exposed, obj, user = viewable(model, ident)
-        return json_response(object_json(ext, exposed, obj, user))
-
-    @bp.post("/objects/<model>/<ident>/<manager>/<transition>")
-    def perform(model: str, ident: str, manager: str, transition: str) -> Response:
-        exposed, obj, user = viewable(model, ident)
-        if manager not in bindings_of(type(obj)):
-            raise _NotFound(
-                gettext("%(model)s has no state manager %(manager)r", model=model, manager=manager)
-            )
-        view: StateManager = getattr(obj, manager)
-        declared = type(view)._declared_transitions.get(transition)
-        if declared is None:
-            raise _NotFound(
-                gettext("%(manager)s has no transition %(transition)r", manager=manager, transition=transition)
-            )
-        bound = BoundTransition(declared, view)
-        plan = bound.plan(user)
-        if plan.error is not None:
-            # the user or the state decides: no need to read the body
-            raise bound._refused(plan.error, user, None)
-        data, confirm = request_data()
-        try:
-            result = ext._perform_uncommitted(bound, data, confirm, plan=plan)
-        except SerializationError as e:
-            if declared.form is not None:
-                # the form's cleaned data cannot be stored: the app's bug
-                raise
-            # without a form the payload is the client's JSON as sent (too
-            # deep, or a lone surrogate), so it is the client's to fix
-            raise _UnprocessablePayload(str(e)) from e
-        body = object_json(ext, exposed, obj, user)
-        body["result"] = {
-            "transition": transition,
-            "manager": manager,
-            "source": result.source.name,
-            "target": result.target.name,
-            "record": record_json(result.record) if result.record is not None else None,
-            "steps": len(result.steps),
-        }
-        # answered from the objects as the transition left them, before the
-        # commit expires them: no reload
-        ext._commit()
-        return json_response(body)
-
-    @bp.get("/objects/<model>/<ident>/history")
-    def history(model: str, ident: str) -> Response:
-        exposed, obj, user = viewable(model, ident)
-        from .engine import is_anonymous, object_identity
-
-        if not ext.can_view_history(obj, user):
-            raise _HistoryRefused(anonymous=is_anonymous(user))
-        assert ext.db is not None
-        records = query_history(
-            ext.db.session, model=type(obj), object_id=object_identity(obj), store=ext.store
-        )
-        return json_response({"records": [record_json(r) for r in records]})
-
-    def feed(after: str, limit: int) -> Page:
-        """The events after ``after`` that the current user may view."""
-        assert ext.db is not None
-        read = read_rows(ext.db.session, after, limit)
-        visible = _visible(ext, read.rows)
-        events = [
-            {
-                "id": row["id"],
-                "model": visible[(row["model"], row["object_id"])],
-                "object_id": row["object_id"],
-                "manager": row["manager"],
-                "transition": row["transition"],
-                "source": row["source"],
-                "target": row["target"],
-                "at": _utc(row["at"]).isoformat(),
-                "cursor": cursor_of(row),
-            }
-            for row in read.rows
-            if (row["model"], row["object_id"]) in visible
-        ]
-        # the cursor moves past hidden records too, without revealing them
-        return Page(events, read.cursor, read.pending, read.more)
-
-    @bp.get("/events")
-    def events() -> Response:
-        assert ext.db is not None
-        after = request.args.get("after")
-        limit_max = int(ext._state().config["STATEMGR_EVENTS_LIMIT"])
-        # both are checked even when after is absent: a bad query is refused
-        # the same way whatever else it holds
-        if after is not None:
-            parse_cursor(after)
-        try:
-            limit = int(request.args.get("limit", limit_max))
-        except ValueError:
-            raise _BadRequest(gettext("limit must be a whole number")) from None
-        if not 1 <= limit <= _MAX_INT:
-            raise _BadRequest(gettext("limit must be from 1 to %(max)d", max=_MAX_INT))
-        if after is None:
-            return json_response({"events": [], "cursor": latest_cursor(ext.db.session)})
-        page = feed(after, min(limit, limit_max))
-        return json_response({"events": page.events, "cursor": page.cursor, "pending": page.pending})
-
-    @bp.get("/events/stream")
-    def events_stream() -> Response:
-        assert ext.db is not None
-        # a reconnecting EventSource sends the last id it saw and the URL
-        # it first opened: the id is the later position
-        after = request.headers.get("Last-Event-ID") or request.args.get("after")
-        if after is None:
-            after = latest_cursor(ext.db.session)
-        else:
-            parse_cursor(after)
-        limit = int(ext._state().config["STATEMGR_EVENTS_LIMIT"])
-        return event_stream(ext, after, lambda cursor: feed(cursor, limit))
-
-    @bp.get("/openapi.json")
-    def openapi() -> Response:
-        from .openapi import openapi_document
-
-        return json_response(openapi_document(ext))
-
-    @bp.errorhandler(TransitionError)
-    def on_transition_error(error: TransitionError) -> Response:
-        return transition_problem(error)
-
-    @bp.errorhandler(StateMgrError)
-    def on_error(error: StateMgrError) -> Response:
-        if ext.db is not None:
-            ext.db.session.rollback()
-        return error_problem(error)
-
-    @bp.errorhandler(HTTPException)
-    def on_http_error(error: HTTPException) -> Response:
-        return http_problem(error)
-
-    @bp.errorhandler(RequestEntityTooLarge)
-    def on_too_large(error: RequestEntityTooLarge) -> Response:
-        most, setting = body_limit(ext)
-        length = request.content_length
-        if length is not None and length <= most:
-            # a form's own limits (MAX_FORM_MEMORY_SIZE, MAX_FORM_PARTS)
-            return http_problem(error)
-        return problem(
-            413, error.name, gettext("The body is larger than %(most)d bytes (%(setting)s)", most=most, setting=setting), reasons=[]
-        )
-
-    @bp.errorhandler(exc.OperationalError)
-    @bp.errorhandler(exc.InterfaceError)
-    def on_database_error(error: Exception) -> Response:
-        if ext.db is not None:
-            ext.db.session.rollback()
-        return problem(
-            503, N_("Service unavailable"), gettext("The database is unavailable; try again"), reasons=[]
-        )
-
-    return bp
-
-
-class _NotFound(StateMgrError):
-    http_status = 404
-    title = N_("Not found")
+@bp.errorhandler(exc.OperationalError)
+@bp.errorhandler(exc.InterfaceError)
+def on_database_error(error: Exception) -> Response:
+    db = current_statemgr().db
+    if db is not None:
+        db.session.rollback()
+    return problem(
+        503, N_("Service unavailable"), gettext("The database is unavailable; try again"), reasons=[]
+    )
 
 
 class _HistoryRefused(StateMgrError):
@@ -519,8 +517,6 @@ def _visible(ext: StateMgr, rows: t.Sequence[t.Any]) -> dict[tuple[str, str], st
         pk: t.Sequence[sa.Column[t.Any]] = sa.inspect(exposed.model).primary_key
         if len(pk) != 1 or not keys:
             continue
-        from .engine import object_identity
-
         obj: t.Any
         for obj in ext.db.session.scalars(sa.select(exposed.model).where(pk[0].in_(keys))):
             if ext.can_view(obj, user):

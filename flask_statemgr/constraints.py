@@ -1,6 +1,6 @@
-"""The CHECK constraints of state columns, as declared and as a live
-database has them: what :mod:`flask_statemgr.alembic` and ``flask statemgr
-check`` compare."""
+"""What ``flask statemgr check`` checks: the definitions of the state
+managers, and the CHECK constraints of state columns as declared and as a
+live database has them (which :mod:`flask_statemgr.alembic` renders)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,13 @@ import re
 import typing as t
 
 import sqlalchemy as sa
+
+from .graph import initial_state
+
+if t.TYPE_CHECKING:
+    from flask_sqlalchemy import SQLAlchemy
+
+    from .manager import StateManager
 
 #: a quoted string literal, or an integer standing alone (not a digit of a
 #: name such as ``state2``)
@@ -203,4 +210,36 @@ def database_problems(connection: sa.Connection, metadata: sa.MetaData) -> list[
             if found is not None:
                 problems.append(found.describe())
         problems += [u.describe() for u in undeclared_values(connection, check)]
+    return problems
+
+
+def app_database_problems(db: SQLAlchemy) -> list[str]:
+    """:func:`database_problems` of each of an app's databases
+    (Flask-SQLAlchemy's binds); call it in an app context.
+
+    .. versionadded:: 0.1
+    """
+    problems = []
+    for bind_key, metadata in db.metadatas.items():
+        with db.engines[bind_key].connect() as connection:
+            problems += database_problems(connection, metadata)
+    return problems
+
+
+def check_managers(managers: t.Mapping[str, type[StateManager]]) -> list[str]:
+    """Problems in the definitions: states no transition leads to (but the
+    initial state) and transitions no one can perform.
+
+    .. versionadded:: 0.1
+    """
+    problems = []
+    for name, manager in managers.items():
+        initial = initial_state(manager)
+        targets = {tr.target for tr in manager.transitions().values()}
+        for state in manager.states().values():
+            if state.is_plain and state is not initial and state not in targets:
+                problems.append(f"{name}.{state.name}: no transition leads here")
+        for tname, tr in manager.transitions().items():
+            if tr.roles is not None and not tr.roles:
+                problems.append(f"{name}.{tname}: roles is empty, so no one can perform it")
     return problems

@@ -7,24 +7,35 @@ import functools
 import types
 import typing as t
 import weakref
-from pathlib import Path
 
-from flask import Flask, abort, current_app, g
+from flask import Flask, abort, current_app, g, url_for
 from markupsafe import Markup, escape
 
+# the API blueprint is complete only with the OpenAPI view, which that
+# module adds to it
+from . import openapi  # noqa: F401
+from .api import bp as api_blueprint
+from .api import coerce_identity
+from .cli import statemgr_cli
 from .dialects import configure_engine
-from .engine import BoundTransition, is_anonymous
+from .engine import BoundTransition, is_anonymous, object_identity
+from .exceptions import ConfirmationRequired
+from .forms import bind_form
 from .i18n import current_locale, gettext, ngettext
 from .manager import bindings_of
+from .pages import bp as pages_blueprint
+from .pages import transition_choices
+from .problems import ResourceNotFound
 from .runtime import Runtime, default_roles
 from .schema import build_schema, dump, etag
 from .stream import DEFAULTS as STREAM_DEFAULTS
+from .store import create_store
 from .tables import ensure_tables
 
 if t.TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
 
-    from .availability import Plan
+    from .availability import Plan, TransitionResult
     from .store import DataStore
     from .transitions import Transition
 
@@ -34,7 +45,8 @@ UserLoader = t.Callable[[], t.Any]
 RolesLoader = t.Callable[[t.Any, t.Any], t.AbstractSet[str]]
 CanView = t.Callable[[t.Any, t.Any], bool]
 
-#: every config key the extension reads, with its default
+#: every config key the extension reads, with its default (documented on
+#: :meth:`StateMgr.init_app`)
 DEFAULTS: dict[str, t.Any] = {
     "STATEMGR_URL_PREFIX": "/_statemgr",
     "STATEMGR_STORE": "database",
@@ -42,6 +54,7 @@ DEFAULTS: dict[str, t.Any] = {
     "STATEMGR_STORE_MAX_SIZE": 16 * 1024 * 1024,
     "STATEMGR_STORE_WARN_SIZE": 1024 * 1024,
     "STATEMGR_STORE_CACHE_SIZE": 1024,
+    "STATEMGR_STORE_REDIS_PREFIX": "statemgr:blob:",
     "STATEMGR_EVENTS_LIMIT": 100,
     "STATEMGR_CONFIRM_CASCADE": True,
     #: the extension's own messages replaced, English text to replacement
@@ -51,17 +64,12 @@ DEFAULTS: dict[str, t.Any] = {
 }
 
 
-def resource_folder(name: str) -> str:
-    """``templates`` or ``static``: inside the package in a built wheel, at
-    the top of the source tree in a checkout or editable install."""
-    here = Path(__file__).parent
-    packaged = here / name
-    return str(packaged if packaged.is_dir() else here.parent / name)
-
-
 @dataclasses.dataclass(frozen=True)
 class Exposed:
-    """A model served by the JSON API under ``name``."""
+    """A model served by the JSON API under ``name``.
+
+    .. versionadded:: 0.1
+    """
 
     model: type
     name: str
@@ -88,6 +96,8 @@ class StateMgr(Runtime):
 
     :param app: the app, or ``None`` to call :meth:`init_app` later.
     :param db: the Flask-SQLAlchemy extension the models use.
+
+    .. versionadded:: 0.1
     """
 
     def __init__(self, app: Flask | None = None, *, db: SQLAlchemy | None = None) -> None:
@@ -102,12 +112,46 @@ class StateMgr(Runtime):
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
-        """Register the blueprint, CLI, tables and template helpers on
-        ``app``. Call it after ``db.init_app(app)``."""
-        from .api import create_blueprint
-        from .cli import statemgr_cli
-        from .pages import create_pages_blueprint
+        """Register the blueprints, CLI, tables and template helpers on
+        ``app``. Call it after ``db.init_app(app)``.
 
+        It reads these keys of ``app.config``, setting each one the app left
+        out to its default (:data:`DEFAULTS`):
+
+        ``STATEMGR_URL_PREFIX`` (``"/_statemgr"``)
+            Where the JSON API, the pages (``{prefix}/pages``) and the
+            static files live.
+        ``STATEMGR_STORE`` (``"database"``)
+            The payload store: ``database``, ``memory``, a directory
+            (``file:///path``) or ``redis://…``.
+        ``STATEMGR_STORE_MIN_SIZE`` (``1024``)
+            Serialized values smaller than this many bytes stay inline.
+        ``STATEMGR_STORE_MAX_SIZE`` (16 MiB)
+            Larger values are refused (413); also the largest request body
+            when ``MAX_CONTENT_LENGTH`` is unset.
+        ``STATEMGR_STORE_WARN_SIZE`` (1 MiB)
+            Larger values log a warning.
+        ``STATEMGR_STORE_CACHE_SIZE`` (``1024``)
+            Entries in the in-process cache of resolved blobs.
+        ``STATEMGR_STORE_REDIS_PREFIX`` (``"statemgr:blob:"``)
+            The key prefix of blobs in a Redis store.
+        ``STATEMGR_EVENTS_LIMIT`` (``100``)
+            The most events one ``/events`` call returns.
+        ``STATEMGR_CONFIRM_CASCADE`` (``True``)
+            :meth:`perform` asks for confirmation when a cascade changes
+            more than one object.
+        ``STATEMGR_MESSAGES`` (empty)
+            The extension's own messages replaced: English text to
+            replacement.
+        ``STATEMGR_SQLITE_SAVEPOINTS`` (``True``)
+            On SQLite engines a savepoint first opens its transaction;
+            ``False`` leaves the engines untouched.
+        ``STATEMGR_BASE_TEMPLATE`` (unset)
+            The template the default pages extend instead of
+            ``statemgr/layout.html``; read by the templates, not set here.
+
+        .. versionadded:: 0.1
+        """
         if "statemgr" in app.extensions:
             raise RuntimeError(
                 "A 'StateMgr' instance has already been registered on this Flask app."
@@ -118,8 +162,8 @@ class StateMgr(Runtime):
         app.extensions["statemgr"] = self
         self._apps[app] = _AppState(app)
         prefix = app.config["STATEMGR_URL_PREFIX"]
-        app.register_blueprint(create_blueprint(self), url_prefix=prefix)
-        app.register_blueprint(create_pages_blueprint(self), url_prefix=f"{prefix}/pages")
+        app.register_blueprint(api_blueprint, url_prefix=prefix)
+        app.register_blueprint(pages_blueprint, url_prefix=f"{prefix}/pages")
         app.cli.add_command(statemgr_cli)
         app.jinja_env.globals.update(
             statemgr_script=statemgr_script,
@@ -153,20 +197,29 @@ class StateMgr(Runtime):
 
     def user_loader(self, f: UserLoader) -> UserLoader:
         """Register ``f() -> user`` giving the acting user (``None`` when
-        anonymous)."""
+        anonymous).
+
+        .. versionadded:: 0.1
+        """
         self._user_loader = f
         return f
 
     def roles_loader(self, f: RolesLoader) -> RolesLoader:
         """Register ``f(obj, user) -> set[str]`` giving the user's roles on
-        an object."""
+        an object.
+
+        .. versionadded:: 0.1
+        """
         self._roles_loader = f
         return f
 
     def current_user(self) -> t.Any:
         """The acting user: the ``user_loader``, else Flask-Login's
         ``current_user`` when the app uses it, else ``g.user``, else
-        ``None``."""
+        ``None``.
+
+        .. versionadded:: 0.1
+        """
         if self._user_loader is not None:
             return self._user_loader()
         if getattr(current_app, "login_manager", None) is not None:
@@ -177,17 +230,23 @@ class StateMgr(Runtime):
         return g.get("user")
 
     def roles_for(self, obj: t.Any, user: t.Any) -> t.AbstractSet[str]:
+        """The roles of ``user`` on ``obj``: the ``roles_loader``, else
+        ``obj.roles_for(user)``, else none.
+
+        .. versionadded:: 0.1
+        """
         if self._roles_loader is not None:
             return self._roles_loader(obj, user)
         return default_roles(obj, user)
 
     @property
     def store(self) -> DataStore:
-        """The current app's data store (``STATEMGR_STORE``)."""
+        """The current app's data store (``STATEMGR_STORE``).
+
+        .. versionadded:: 0.1
+        """
         state = self._state()
         if state._store is None:
-            from .store import create_store
-
             db = self.db
             session_getter = (lambda: db.session) if db is not None else None
             state._store = create_store(state.config, session_getter=session_getter)  # type: ignore[arg-type]
@@ -214,6 +273,8 @@ class StateMgr(Runtime):
             Default: every user who may view the object and is signed in.
         :raise ValueError: A transition's form has no JSON Schema (see
             :func:`~flask_statemgr.forms.form_schema`).
+
+        .. versionadded:: 0.1
         """
         name = name or model.__name__.lower()
         if not bindings_of(model):
@@ -228,7 +289,10 @@ class StateMgr(Runtime):
             state._schemas.clear()
 
     def exposed_for(self, model: type) -> Exposed | None:
-        """The exposure of ``model`` or of its nearest exposed base class."""
+        """The exposure of ``model`` or of its nearest exposed base class.
+
+        .. versionadded:: 0.1
+        """
         for klass in model.__mro__:
             exposed = self._exposed_by_class.get(klass)
             if exposed is not None:
@@ -236,6 +300,10 @@ class StateMgr(Runtime):
         return None
 
     def can_view(self, obj: t.Any, user: t.Any) -> bool:
+        """Whether ``user`` may view ``obj`` (see :meth:`expose`).
+
+        .. versionadded:: 0.1
+        """
         exposed = self.exposed_for(type(obj))
         if exposed is not None and exposed.can_view is not None:
             return bool(exposed.can_view(obj, user))
@@ -244,7 +312,10 @@ class StateMgr(Runtime):
 
     def can_view_history(self, obj: t.Any, user: t.Any) -> bool:
         """Whether ``user`` may read the history of ``obj``, which they may
-        view (see :meth:`expose`)."""
+        view (see :meth:`expose`).
+
+        .. versionadded:: 0.1
+        """
         exposed = self.exposed_for(type(obj))
         if exposed is not None and exposed.can_view_history is not None:
             return bool(exposed.can_view_history(obj, user))
@@ -254,8 +325,19 @@ class StateMgr(Runtime):
 
     def schema(self) -> dict[str, t.Any]:
         """The JSON state model (DESIGN §8) in the current locale, computed
-        once per app and locale."""
+        once per app and locale.
+
+        .. versionadded:: 0.1
+        """
         return self._schema_entry()[0]
+
+    def schema_json(self) -> tuple[bytes, str]:
+        """:meth:`schema` as the JSON the API sends, and its ``ETag``.
+
+        .. versionadded:: 0.1
+        """
+        _, body, tag = self._schema_entry()
+        return body, tag
 
     def _schema_entry(self) -> tuple[dict[str, t.Any], bytes, str]:
         state = self._state()
@@ -271,14 +353,61 @@ class StateMgr(Runtime):
 
     def load(self, model: type, ident: t.Any) -> t.Any:
         """The object of ``model`` with primary key ``ident`` or ``None``;
-        an ident that cannot be a key of that model is ``None`` too."""
-        from .api import coerce_identity
+        an ident that cannot be a key of that model is ``None`` too.
 
+        .. versionadded:: 0.1
+        """
         if self.db is None:
             return None
         session = self.db.session
         key = coerce_identity(model, ident, session.get_bind(mapper=model).dialect.name)
         return None if key is None else session.get(model, key)
+
+    def resolve_object(self, model: str | type, ident: t.Any, user: t.Any) -> t.Any:
+        """The object a URL names, which ``user`` may view: ``model`` is an
+        exposed name (the API, the pages) or a model class (a guarded view).
+
+        :raise ResourceNotFound: no such exposed model, or no such object
+            that ``user`` may view (the two are indistinguishable).
+
+        .. versionadded:: 0.1
+        """
+        if isinstance(model, str):
+            exposed = self.exposed.get(model)
+            if exposed is None:
+                raise ResourceNotFound(gettext("No model named %(model)r", model=model))
+            klass = exposed.model
+        else:
+            klass = model
+        obj = self.load(klass, ident)
+        if obj is None or not self.can_view(obj, user):
+            raise ResourceNotFound(gettext("No %(model)s %(id)s", model=_name(model), id=ident))
+        return obj
+
+    def resolve(
+        self, model: str | type, ident: t.Any, manager: str, transition: str, user: t.Any
+    ) -> BoundTransition:
+        """The transition a URL names, bound to the object of
+        :meth:`resolve_object`; ``manager`` is the manager's attribute name
+        on the model, ``transition`` any declared transition (an internal
+        one is refused when performed).
+
+        :raise ResourceNotFound: no such object, manager or transition.
+
+        .. versionadded:: 0.1
+        """
+        obj = self.resolve_object(model, ident, user)
+        if manager not in bindings_of(type(obj)):
+            raise ResourceNotFound(
+                gettext("%(model)s has no state manager %(manager)r", model=_name(model), manager=manager)
+            )
+        view = getattr(obj, manager)
+        declared = type(view).transitions().get(transition)
+        if declared is None:
+            raise ResourceNotFound(
+                gettext("%(manager)s has no transition %(transition)r", manager=manager, transition=transition)
+            )
+        return BoundTransition(declared, view)
 
     # The view is typed as taking the object (the model class is not known
     # to a checker at ``Project.state.publish``) and an instance of the
@@ -297,9 +426,13 @@ class StateMgr(Runtime):
         self, transition: Transition[t.Any] | BoundTransition, lookup: str = "id"
     ) -> t.Callable[[t.Callable[..., t.Any]], t.Callable[..., t.Any]]:
         """Guard a view with a transition: load the object from the URL
-        argument ``lookup`` (404), check the transition for the current user
-        (401/403/409) and call the view as ``view(obj, form, **kwargs)`` with
-        a bound instance of the transition's form (or ``None``)."""
+        argument ``lookup`` (404, as :meth:`resolve` does), check the
+        transition for the current user (401/403/409) and call the view as
+        ``view(obj, form, **kwargs)`` with a bound instance of the
+        transition's form (or ``None``).
+
+        .. versionadded:: 0.1
+        """
         if not isinstance(transition, BoundTransition):
             raise TypeError("guard() takes a transition bound to a model, e.g. Project.state.publish")
         model = transition.host
@@ -309,20 +442,18 @@ class StateMgr(Runtime):
         def decorator(view: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
             @functools.wraps(view)
             def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
-                obj = self.load(model, kwargs.pop(lookup, None))
-                if obj is None:
-                    abort(404)
                 user = self.current_user()
-                bound: BoundTransition = getattr(getattr(obj, manager), name)
+                try:
+                    bound = self.resolve(model, kwargs.pop(lookup, None), manager, name, user)
+                except ResourceNotFound:
+                    abort(404)
                 plan = bound.plan(user)
                 if plan.error is not None:
                     abort(plan.error.http_status, description=plan.error.message)
                 form = None
                 if bound.transition.form is not None:
-                    from .forms import bind_form
-
                     form = bind_form(bound.transition.form)
-                return current_app.ensure_sync(view)(obj, form, *args, **kwargs)
+                return current_app.ensure_sync(view)(bound.obj, form, *args, **kwargs)
 
             return wrapper
 
@@ -330,17 +461,17 @@ class StateMgr(Runtime):
 
     def transition_choices(self, obj: t.Any) -> list[dict[str, t.Any]]:
         """Every transition of ``obj`` with its availability for the current
-        user (what the ``transition_buttons`` macro renders)."""
-        from .pages import transition_choices
+        user (what the ``transition_buttons`` macro renders).
 
+        .. versionadded:: 0.1
+        """
         return transition_choices(self, obj)
 
     def transition_url(self, obj: t.Any, manager: str, transition: str, next: str | None = None) -> str:
-        """The URL of the default page performing ``transition`` on ``obj``."""
-        from flask import url_for
+        """The URL of the default page performing ``transition`` on ``obj``.
 
-        from .engine import object_identity
-
+        .. versionadded:: 0.1
+        """
         exposed = self.exposed_for(type(obj))
         if exposed is None:
             raise TypeError(f"{type(obj).__name__} is not exposed")
@@ -350,40 +481,43 @@ class StateMgr(Runtime):
         )
 
     def perform(
-        self, bound: BoundTransition, data: t.Mapping[str, t.Any] | None = None, *, confirm: bool = False
-    ) -> t.Any:
-        """Perform for the current user inside a request, asking for
-        confirmation of a cascade (``STATEMGR_CONFIRM_CASCADE``), and commit."""
-        result = self._perform_uncommitted(bound, data, confirm)
-        self._commit()
-        return result
-
-    def _perform_uncommitted(
         self,
         bound: BoundTransition,
-        data: t.Mapping[str, t.Any] | None,
-        confirm: bool,
+        data: t.Mapping[str, t.Any] | None = None,
         *,
+        confirm: bool = False,
+        commit: bool = True,
         plan: Plan | None = None,
-    ) -> t.Any:
-        """:meth:`perform` without the commit, for a caller that reads what
-        it answers first (the objects are then still loaded); a failure rolls
-        back the session's transaction.
+    ) -> TransitionResult:
+        """Perform ``bound`` with a request's policy: for the current user,
+        asking for confirmation of a cascade (``STATEMGR_CONFIRM_CASCADE``),
+        and committing. The JSON API and the default pages perform through
+        it. A failure rolls back the session's transaction.
 
+        :param confirm: the user confirmed a perform that changes more than
+            one object.
+        :param commit: ``False`` for a caller that reads what it answers
+            from the objects first (they are still loaded), then calls
+            :meth:`commit`.
         :param plan: ``bound.plan(user)`` for the current user, when the
-            caller has made it already.
-        """
-        from .exceptions import ConfirmationRequired
+            caller has made it already; a refused one raises its error
+            (sending ``transition_refused`` with ``data``) and changes
+            nothing, so a caller can refuse before reading a body.
+        :raise TransitionError: refused, unconfirmed
+            (:class:`~flask_statemgr.ConfirmationRequired`) or failed.
 
+        .. versionadded:: 0.1
+        """
         user = self.current_user()
         if plan is None:
             plan = bound.plan(user)
         if plan.error is not None:
-            raise bound._refused(plan.error, user, data)
+            # raises plan.error (sending the signal) before anything changes
+            return bound.perform_plan(plan, user, data)
         # objects, not steps: moving two managers of one object changes one
         summary = plan.summary()
         changed = sum(summary.values())
-        if changed > 1 and not confirm and self._state().config["STATEMGR_CONFIRM_CASCADE"]:
+        if changed > 1 and not confirm and current_app.config["STATEMGR_CONFIRM_CASCADE"]:
             raise ConfirmationRequired(
                 ngettext(
                     "%(transition)s changes %(num)d object",
@@ -395,13 +529,21 @@ class StateMgr(Runtime):
             )
         try:
             # the whole transaction is rolled back on failure: no savepoint
-            return bound.perform_plan(plan, user, data, savepoint=self.db is None)
+            result = bound.perform_plan(plan, user, data, savepoint=self.db is None)
         except BaseException:
             if self.db is not None:
                 self.db.session.rollback()
             raise
+        if commit:
+            self.commit()
+        return result
 
-    def _commit(self) -> None:
+    def commit(self) -> None:
+        """Commit ``db.session``, rolling it back when the commit fails:
+        what :meth:`perform` does after the transition.
+
+        .. versionadded:: 0.1
+        """
         if self.db is None:
             return
         try:
@@ -411,9 +553,17 @@ class StateMgr(Runtime):
             raise
 
 
+def _name(model: str | type) -> str:
+    """How a 404 names the model a URL asked for."""
+    return model if isinstance(model, str) else model.__name__
+
+
 def statemgr_csrf_meta() -> Markup:
     """``<meta name="csrf-token">`` for the JS client, when Flask-WTF is
-    active."""
+    active.
+
+    .. versionadded:: 0.1
+    """
     try:
         from flask_wtf.csrf import generate_csrf
     except ImportError:  # pragma: no cover - flask-wtf is a dependency
@@ -437,9 +587,9 @@ def statemgr_script(
         now instead of showing them disabled with the reason.
     :param poll_interval: milliseconds between event polls while the page
         is visible (the client's default is 1000).
-    """
-    from flask import url_for
 
+    .. versionadded:: 0.1
+    """
     src = url_for("statemgr.static", filename="statemgr.js")
     prefix = current_app.config["STATEMGR_URL_PREFIX"]
     attrs = f' src="{escape(src)}" data-prefix="{escape(prefix)}"'

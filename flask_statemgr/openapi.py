@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import typing as t
 
-from flask import current_app, request
+from flask import Response, current_app, request
 
-from .api import _MAX_INT
+from .api import MAX_INT, bp, current_statemgr, json_response
 from .events import CURSOR
 
 if t.TYPE_CHECKING:
@@ -280,7 +280,7 @@ def openapi_document(ext: StateMgr) -> dict[str, t.Any]:
                 "operationId": "getEvents",
                 "parameters": [
                     {"name": "after", "in": "query", "schema": _CURSOR},
-                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": _MAX_INT}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_INT}},
                 ],
                 "responses": {"200": _json(_ref("Events"), "Transitions after the cursor"), "400": _PROBLEM},
             }
@@ -340,3 +340,9 @@ def openapi_document(ext: StateMgr) -> dict[str, t.Any]:
             },
         },
     }
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    """The OpenAPI document of the current app's API."""
+    return json_response(openapi_document(current_statemgr()))

@@ -8,14 +8,17 @@ import typing as t
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 
-from .api import limit_body
+from .api import current_statemgr, limit_body
 from .engine import BoundTransition
 from .exceptions import TransitionError, ValidationFailed
+from .forms import bind_form
 from .i18n import gettext
 from .manager import StateManager, bindings_of
+from .problems import ResourceNotFound
 from .redirects import redirect_target
 
 if t.TYPE_CHECKING:
+    from .availability import Plan, Reason
     from .extension import StateMgr
 
 
@@ -51,75 +54,78 @@ SECURITY_HEADERS = {
 }
 
 
-def create_pages_blueprint(ext: StateMgr) -> Blueprint:
-    bp = Blueprint("statemgr_pages", __name__)
+#: the default pages performing a transition, for every app
+bp = Blueprint("statemgr_pages", __name__)
+bp.url_value_preprocessor(limit_body)
 
-    bp.url_value_preprocessor(limit_body(ext))
 
-    @bp.after_request
-    def security_headers(response: Response) -> Response:
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        if "frame-ancestors" not in response.headers.get("Content-Security-Policy", ""):
-            # a second policy adds to the app's own: a browser enforces both
-            response.headers.add("Content-Security-Policy", "frame-ancestors 'none'")
-        return response
+@bp.after_request
+def security_headers(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if "frame-ancestors" not in response.headers.get("Content-Security-Policy", ""):
+        # a second policy adds to the app's own: a browser enforces both
+        response.headers.add("Content-Security-Policy", "frame-ancestors 'none'")
+    return response
 
-    @bp.route("/<model>/<ident>/<manager>/<transition>", methods=["GET", "POST"])
-    def transition_page(model: str, ident: str, manager: str, transition: str) -> t.Any:
-        exposed = ext.exposed.get(model)
-        obj = ext.load(exposed.model, ident) if exposed is not None else None
-        user = ext.current_user()
-        if obj is None or not ext.can_view(obj, user) or manager not in bindings_of(type(obj)):
-            abort(404)
-        view: StateManager = getattr(obj, manager)
-        declared = type(view)._declared_transitions.get(transition)
-        if declared is None:
-            abort(404)
-        bound = BoundTransition(declared, view)
-        plan = bound.plan(user)
-        # a refused page shows no form, so it reads no body
-        back = redirect_target(body=plan.error is None)
-        form = None
-        if declared.form is not None and plan.error is None:
-            from .forms import bind_form
 
-            form = bind_form(declared.form)
-        status = 200
-        reasons = list(plan.blockers)
-        if request.method == "POST" and plan.error is None:
-            try:
-                ext.perform(bound, request.form, confirm=True)
-            except ValidationFailed as e:
-                status = e.http_status
-                if form is not None:
-                    for name, messages in e.errors.items():
-                        field = getattr(form, name, None)
-                        if field is not None:
-                            field.errors = list(messages)
-            except TransitionError as e:
-                status = e.http_status
-                reasons = e.reasons
-            else:
-                flash(gettext("%(transition)s: done", transition=bound.title or bound.name), "success")
-                return redirect(back)
-        elif plan.error is not None:
-            status = plan.error.http_status
-            if request.method == "POST":
-                # refused before the body is read: its data is not known
-                bound._refused(plan.error, user, None)
-        return (
-            render_template(
-                "statemgr/transition.html",
-                obj=obj,
-                transition=bound,
-                form=form,
-                reasons=reasons,
-                plan=plan,
-                next=back,
-                action=url_for("statemgr_pages.transition_page", model=model, ident=ident, manager=manager, transition=transition),
-            ),
-            status,
-        )
+@bp.route("/<model>/<ident>/<manager>/<transition>", methods=["GET", "POST"])
+def transition_page(model: str, ident: str, manager: str, transition: str) -> t.Any:
+    ext = current_statemgr()
+    user = ext.current_user()
+    try:
+        bound = ext.resolve(model, ident, manager, transition, user)
+    except ResourceNotFound:
+        abort(404)
+    plan = bound.plan(user)
+    # a refused page shows no form, so it reads no body
+    back = redirect_target(body=plan.error is None)
+    form = None
+    if bound.transition.form is not None and plan.error is None:
+        form = bind_form(bound.transition.form)
+    status = plan.error.http_status if plan.error is not None else 200
+    reasons = list(plan.blockers)
+    if request.method == "POST":
+        refused = _submit(ext, bound, plan, form)
+        if refused is None:
+            flash(gettext("%(transition)s: done", transition=bound.title or bound.name), "success")
+            return redirect(back)
+        status, reasons = refused
+    return (
+        render_template(
+            "statemgr/transition.html",
+            obj=bound.obj,
+            transition=bound,
+            form=form,
+            reasons=reasons,
+            plan=plan,
+            next=back,
+            action=url_for("statemgr_pages.transition_page", model=model, ident=ident, manager=manager, transition=transition),
+        ),
+        status,
+    )
 
-    return bp
+
+def _submit(ext: StateMgr, bound: BoundTransition, plan: Plan, form: t.Any) -> tuple[int, list[Reason]] | None:
+    """Perform a submitted page: ``None`` when done, else the status and
+    the reasons to show (the field errors are put on ``form``)."""
+    try:
+        # a refused plan raises before the body is read: its data is not known
+        ext.perform(bound, request.form if plan.error is None else None, confirm=True, plan=plan)
+    except ValidationFailed as e:
+        if form is not None:
+            _show_errors(form, e.errors)
+        return e.http_status, list(plan.blockers)
+    except TransitionError as e:
+        # a refused plan's error names its first blocker only
+        return e.http_status, list(plan.blockers) if e is plan.error else e.reasons
+    return None
+
+
+def _show_errors(form: t.Any, errors: t.Mapping[str, t.Sequence[str]]) -> None:
+    """Put a refused submission's messages on the form's fields, where the
+    template shows them."""
+    for name, messages in errors.items():
+        field = getattr(form, name, None)
+        if field is not None:
+            field.errors = list(messages)

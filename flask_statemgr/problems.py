@@ -10,10 +10,22 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
 from .exceptions import ConfirmationRequired, StateMgrError, TransitionError, ValidationFailed
-from .i18n import gettext, json_default, text
+from .i18n import N_, gettext, json_default, text
 
 MIMETYPE = "application/problem+json"
 TYPE_PREFIX = "urn:statemgr:problem:"
+
+
+class ResourceNotFound(StateMgrError):
+    """No exposed model, object the user may view, manager or transition of
+    that name: a 404 (an object the user may not view is indistinguishable
+    from none).
+
+    .. versionadded:: 0.1
+    """
+
+    http_status = 404
+    title = N_("Not found")
 
 
 def _slug(title: str) -> str:

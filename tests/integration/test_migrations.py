@@ -231,7 +231,7 @@ def test_check_reports_a_differing_constraint_and_undeclared_values(
     ticket_models(1, 2, 3).create_all(connection)
     connection.execute(sa.text("INSERT INTO ticket (id, _state) VALUES (1, 1), (2, 3), (3, 3)"))
     connection.commit()
-    assert check(ticket_app(database_url, 1, 2, 3)).output == "ok\n"
+    assert check(ticket_app(database_url, 1, 2, 3)).output.endswith(": no problems.\n")
     result = check(ticket_app(database_url, 1, 2, 4))
     assert result.exit_code == 1
     assert result.output.splitlines() == [
