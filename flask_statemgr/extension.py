@@ -17,7 +17,7 @@ from .engine import BoundTransition, is_anonymous
 from .i18n import current_locale, gettext, ngettext
 from .manager import bindings_of
 from .runtime import Runtime, default_roles
-from .schema import build_schema, dump, etag
+from .model_json import build_schema, dump, etag
 from .tables import ensure_tables
 
 if t.TYPE_CHECKING:

@@ -24,7 +24,7 @@ from wtforms import Form, fields, validators, widgets
 
 from flask_statemgr import State, StateManager, StateMgr, Transition
 from flask_statemgr.forms import bind_form, form_schema, form_ui, validate_form_data
-from flask_statemgr.patterns import portable_pattern
+from flask_statemgr.forms.patterns import portable_pattern
 
 pytestmark = [
     # WTForms 3.3 deprecates the tuple choices most code still uses, and
