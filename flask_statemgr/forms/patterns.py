@@ -30,6 +30,8 @@ _CLASSES: dict[str, Callable[[str], bool]] = {
     "w": lambda c: c.isalnum() or c == "_",
 }
 _ASCII_CLASSES = {"d": "0-9", "s": r" \t\n\r\f\v", "w": "A-Za-z0-9_"}
+#: The escapes ``\\xhh`` and ``\\uhhhh``, by their number of hex digits.
+_HEX_ESCAPES = {"x": 2, "u": 4}
 
 
 def portable_pattern(regex: re.Pattern[t.Any], matcher: Callable[..., t.Any] = re.match) -> str:
@@ -44,158 +46,18 @@ def portable_pattern(regex: re.Pattern[t.Any], matcher: Callable[..., t.Any] = r
         backreferences, possessive quantifiers, atomic groups, conditionals,
         ``\\U`` escapes, ...
     """
-
-    def refuse(what: str) -> t.NoReturn:
-        raise ValueError(
-            f"the regular expression {regex.pattern!r} has no JSON Schema pattern that"
-            f" Python and JavaScript read the same way ({what}); rewrite it without that"
-        )
+    translation = _Translation(regex)
 
     if not isinstance(regex.pattern, str):
-        refuse("a bytes pattern")
+        translation.refuse("a bytes pattern")
 
     if regex.flags & ~(re.UNICODE | re.ASCII):
-        refuse("flags")
+        translation.refuse("flags")
 
     if matcher not in (re.match, re.search, re.fullmatch):
-        refuse("a custom matcher")
+        translation.refuse("a custom matcher")
 
-    source = regex.pattern
-    ascii_only = bool(regex.flags & re.ASCII)
-    out: list[str] = []
-    i = 0
-    in_class = False
-
-    def shorthand(letter: str) -> str:
-        lower = letter.lower()
-
-        if lower not in _CLASSES:
-            refuse(f"\\{letter}")
-
-        chars = _ASCII_CLASSES[lower] if ascii_only else python_class(lower)
-
-        if in_class:
-            if letter != lower:
-                refuse(f"\\{letter} in a character class")
-            return chars
-
-        return f"[^{chars}]" if letter != lower else f"[{chars}]"
-
-    while i < len(source):
-        char = source[i]
-        piece: str
-
-        if char == "\\":
-            letter = source[i + 1 : i + 2]
-            i += 2
-
-            if letter in ("A", "Z") and not in_class:
-                piece = "^" if letter == "A" else END
-            elif letter.lower() in _CLASSES:
-                piece = shorthand(letter)
-            elif letter == "b" and in_class:
-                piece = r"\x08"
-            elif letter in ("b", "B") and not in_class:
-                # A boundary by the word characters the regex has in mind;
-                # python-jsonschema reads the pattern without its flags.
-                word = _ASCII_CLASSES["w"] if ascii_only else python_class("w")
-                ahead, behind = f"(?=[{word}])", f"(?<=[{word}])"
-                not_ahead, not_behind = f"(?![{word}])", f"(?<![{word}])"
-                piece = (
-                    f"(?:{behind}{not_ahead}|{not_behind}{ahead})"
-                    if letter == "b"
-                    else f"(?:{behind}{ahead}|{not_behind}{not_ahead})"
-                )
-            elif letter in ("n", "t", "r", "f", "v"):
-                piece = "\\" + letter
-            elif letter == "x" and re.fullmatch(r"[0-9a-fA-F]{2}", source[i : i + 2]):
-                piece, i = r"\x" + source[i : i + 2], i + 2
-            elif letter == "u" and re.fullmatch(r"[0-9a-fA-F]{4}", source[i : i + 4]):
-                piece, i = r"\u" + source[i : i + 4], i + 4
-            elif letter == "0" and not source[i : i + 1].isdigit():
-                piece = r"\x00"
-            elif letter and not letter.isalnum() and letter.isascii():
-                piece = _escape(letter)
-            else:
-                refuse(f"\\{letter}")
-        elif in_class:
-            if char == "]":
-                in_class = False
-                piece = "]"
-            else:
-                piece = char
-            i += 1
-        elif char == "[":
-            in_class = True
-            piece = "["
-            i += 1
-
-            if source.startswith("^", i):
-                piece += "^"
-                i += 1
-
-            if source.startswith("]", i):
-                # A leading "]" is a literal in Python, an empty class in
-                # ECMA-262.
-                piece += r"\]"
-                i += 1
-        elif char == "(":
-            if source.startswith("(?#", i):
-                i = source.index(")", i) + 1
-                continue
-
-            if source.startswith(("(?:", "(?=", "(?!"), i):
-                piece, i = source[i : i + 3], i + 3
-            elif source.startswith(("(?<=", "(?<!"), i):
-                piece, i = source[i : i + 4], i + 4
-            elif source.startswith("(?P<", i):
-                # A named group is a plain group to JSON Schema.
-                piece, i = "(", source.index(">", i) + 1
-            elif source.startswith("(?", i):
-                refuse("inline flags, atomic groups, conditionals or named references")
-            else:
-                piece, i = "(", i + 1
-        elif char in "*+?{":
-            quantifier = _QUANTIFIER.match(source, i) if char == "{" else None
-
-            if char == "{" and quantifier is None:
-                # A literal in Python, a syntax error in ECMA-262.
-                out.append(r"\{")
-                i += 1
-                continue
-
-            if quantifier is not None:
-                low, comma, high = quantifier.groups()
-                if not low and not high:
-                    refuse("an empty quantifier")
-                piece = "{" + (low or "0") + comma + high + "}"
-                i = quantifier.end()
-            else:
-                piece, i = char, i + 1
-
-            if source.startswith("?", i):
-                piece, i = piece + "?", i + 1
-
-            if source.startswith("+", i):
-                refuse("a possessive quantifier")
-
-            out.append(piece)
-            continue
-        elif char == ".":
-            piece, i = r"[^\n]", i + 1
-        elif char == "$":
-            piece, i = _DOLLAR, i + 1
-        elif char in "}]":
-            piece, i = "\\" + char, i + 1
-        else:
-            piece, i = char, i + 1
-
-        out.append(piece)
-
-    if in_class:
-        refuse("an unclosed character class")
-
-    pattern = "".join(out)
+    pattern = translation.run()
 
     if matcher is re.search:
         return pattern
@@ -208,6 +70,192 @@ def portable_pattern(regex: re.Pattern[t.Any], matcher: Callable[..., t.Any] = r
         return pattern
 
     return f"^(?:{pattern})"
+
+
+#: Characters outside a class and escapes that read differently in the two.
+_OUTSIDE = {".": r"[^\n]", "$": _DOLLAR, "}": r"\}", "]": r"\]"}
+
+
+class _Translation:
+    """One pattern read left to right, each piece written as both read it."""
+
+    def __init__(self, regex: re.Pattern[t.Any]) -> None:
+        self.regex = regex
+        self.source: str = regex.pattern
+        self.ascii_only = bool(regex.flags & re.ASCII)
+        #: Where the next piece starts.
+        self.i = 0
+        self.in_class = False
+
+    def refuse(self, what: str) -> t.NoReturn:
+        raise ValueError(
+            f"the regular expression {self.regex.pattern!r} has no JSON Schema pattern that"
+            f" Python and JavaScript read the same way ({what}); rewrite it without that"
+        )
+
+    def run(self) -> str:
+        out: list[str] = []
+
+        while self.i < len(self.source):
+            out.append(self._piece())
+
+        if self.in_class:
+            self.refuse("an unclosed character class")
+
+        return "".join(out)
+
+    def _piece(self) -> str:
+        char = self.source[self.i]
+
+        if char == "\\":
+            return self._escape()
+
+        if self.in_class:
+            # Only a "]" ends the class; the rest is as it stands.
+            self.in_class = char != "]"
+            self.i += 1
+            return char
+
+        if char == "[":
+            return self._class()
+
+        if char == "(":
+            return self._group()
+
+        if char in "*+?{":
+            return self._quantifier(char)
+
+        self.i += 1
+        return _OUTSIDE.get(char, char)
+
+    def _escape(self) -> str:
+        source, in_class = self.source, self.in_class
+        letter = source[self.i + 1 : self.i + 2]
+        self.i += 2
+
+        if letter in ("A", "Z") and not in_class:
+            return "^" if letter == "A" else END
+
+        if letter.lower() in _CLASSES:
+            return self._shorthand(letter)
+
+        if letter == "b" and in_class:
+            return r"\x08"
+
+        if letter in ("b", "B") and not in_class:
+            return self._boundary(letter)
+
+        if letter in ("n", "t", "r", "f", "v"):
+            return "\\" + letter
+
+        digits = _HEX_ESCAPES.get(letter, 0)
+
+        if digits and re.fullmatch(f"[0-9a-fA-F]{{{digits}}}", source[self.i : self.i + digits]):
+            self.i += digits
+            return f"\\{letter}{source[self.i - digits : self.i]}"
+
+        if letter == "0" and not source[self.i : self.i + 1].isdigit():
+            return r"\x00"
+
+        if letter and not letter.isalnum() and letter.isascii():
+            return _escape(letter)
+
+        self.refuse(f"\\{letter}")
+
+    def _shorthand(self, letter: str) -> str:
+        lower = letter.lower()
+        chars = _ASCII_CLASSES[lower] if self.ascii_only else python_class(lower)
+
+        if self.in_class:
+            if letter != lower:
+                self.refuse(f"\\{letter} in a character class")
+            return chars
+
+        return f"[^{chars}]" if letter != lower else f"[{chars}]"
+
+    def _boundary(self, letter: str) -> str:
+        # A boundary by the word characters the regex has in mind;
+        # python-jsonschema reads the pattern without its flags.
+        word = _ASCII_CLASSES["w"] if self.ascii_only else python_class("w")
+        ahead, behind = f"(?=[{word}])", f"(?<=[{word}])"
+        not_ahead, not_behind = f"(?![{word}])", f"(?<![{word}])"
+
+        if letter == "b":
+            return f"(?:{behind}{not_ahead}|{not_behind}{ahead})"
+
+        return f"(?:{behind}{ahead}|{not_behind}{not_ahead})"
+
+    def _class(self) -> str:
+        source = self.source
+        self.in_class = True
+        piece = "["
+        self.i += 1
+
+        if source.startswith("^", self.i):
+            piece += "^"
+            self.i += 1
+
+        if source.startswith("]", self.i):
+            # A leading "]" is a literal in Python, an empty class in
+            # ECMA-262.
+            piece += r"\]"
+            self.i += 1
+
+        return piece
+
+    def _group(self) -> str:
+        source, i = self.source, self.i
+
+        if source.startswith("(?#", i):
+            self.i = source.index(")", i) + 1
+            return ""
+
+        if source.startswith(("(?:", "(?=", "(?!"), i):
+            self.i = i + 3
+            return source[i : i + 3]
+
+        if source.startswith(("(?<=", "(?<!"), i):
+            self.i = i + 4
+            return source[i : i + 4]
+
+        if source.startswith("(?P<", i):
+            # A named group is a plain group to JSON Schema.
+            self.i = source.index(">", i) + 1
+            return "("
+
+        if source.startswith("(?", i):
+            self.refuse("inline flags, atomic groups, conditionals or named references")
+
+        self.i = i + 1
+        return "("
+
+    def _quantifier(self, char: str) -> str:
+        source = self.source
+        quantifier = _QUANTIFIER.match(source, self.i) if char == "{" else None
+
+        if char == "{" and quantifier is None:
+            # A literal in Python, a syntax error in ECMA-262.
+            self.i += 1
+            return r"\{"
+
+        if quantifier is not None:
+            low, comma, high = quantifier.groups()
+            if not low and not high:
+                self.refuse("an empty quantifier")
+            piece = "{" + (low or "0") + comma + high + "}"
+            self.i = quantifier.end()
+        else:
+            piece = char
+            self.i += 1
+
+        if source.startswith("?", self.i):
+            piece += "?"
+            self.i += 1
+
+        if source.startswith("+", self.i):
+            self.refuse("a possessive quantifier")
+
+        return piece
 
 
 def _escape(char: str) -> str:

@@ -428,27 +428,23 @@ def _add_validators(field: t.Any, schema: dict[str, t.Any]) -> None:
 
 def _add_requiring(rules: _Rules) -> None:
     """A requiring validator constrains a given value too."""
-    chain = rules.field.validators
+    chain, schema, kind = rules.field.validators, rules.schema, rules.kind
     data_required = any(isinstance(v, validators.DataRequired) for v in chain)
-    requiring = data_required or any(isinstance(v, validators.InputRequired) for v in chain)
-    schema, kind = rules.schema, rules.kind
 
-    if requiring and kind == "boolean":
+    if not data_required and not any(isinstance(v, validators.InputRequired) for v in chain):
+        return
+
+    if kind == "boolean":
         schema["const"] = True
-
-    if requiring and kind == "array" and not isinstance(rules.field, FieldList):
+    elif kind == "array" and not isinstance(rules.field, FieldList):
         schema["minItems"] = 1
-
-    if requiring and kind == "string" and "oneOf" not in schema and not isinstance(
-        rules.field, DateTimeField
-    ):
+    elif kind == "string" and "oneOf" not in schema and not isinstance(rules.field, DateTimeField):
         schema["minLength"] = 1
 
         if data_required:
             # DataRequired strips the value; this class is what it keeps.
             rules.patterns.append(f"[^{python_class('s')}]")
-
-    if data_required and kind in ("integer", "number"):
+    elif data_required and kind in ("integer", "number"):
         rules.excluded.append({"const": 0})
 
 
