@@ -9,7 +9,6 @@ import dataclasses
 import functools
 import re
 import typing as t
-import weakref
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, time, tzinfo
 
@@ -21,7 +20,7 @@ from wtforms import Form
 from wtforms.fields import BooleanField, DateTimeField, FieldList, FormField
 
 from ..i18n import N_, gettext
-from .fields import NO_DEFAULT, bind, declared_fields, is_control, static_default
+from .fields import NO_DEFAULT, bind, declared_fields, is_control, per_form_class, static_default
 from .schema import form_document
 from .temporal import Temporal, temporal
 
@@ -189,18 +188,8 @@ class _FormInputs:
         return Draft202012Validator(self.document)
 
 
-# Weak keys, so form classes built on the fly are not kept alive; the values
-# refer to no form class. Two threads may both compute an entry, which gives
-# the same result.
-_cache: weakref.WeakKeyDictionary[type, _FormInputs] = weakref.WeakKeyDictionary()
-
-
+@per_form_class
 def _inputs(form_class: type[Form]) -> _FormInputs:
-    try:
-        return _cache[form_class]
-    except KeyError:
-        pass
-
     # First, so that a form without a schema is refused before any data.
     document = form_document(form_class)
     inputs: list[_Input] = []
@@ -218,15 +207,13 @@ def _inputs(form_class: type[Form]) -> _FormInputs:
         inputs.append(_Input(key, field.name, _encoder(field, unbound), default))
         shape[key] = _shape(field)
 
-    info = _FormInputs(
+    return _FormInputs(
         document=document,
         inputs=tuple(inputs),
         shape=shape,
         skip=frozenset(skip),
         flask=issubclass(form_class, FlaskForm),
     )
-    _cache[form_class] = info
-    return info
 
 
 def _shape(field: t.Any) -> _Shape:

@@ -1,10 +1,14 @@
-"""Reading a form class's fields without instantiating the form: what both
+"""Reading a form class's fields without instantiating the form, and
+keeping what is read once per class: what both
 :mod:`~flask_statemgr.forms.schema` and :mod:`~flask_statemgr.forms.data`
-need to know of a field."""
+need."""
 
 from __future__ import annotations
 
+import functools
 import typing as t
+import weakref
+from collections.abc import Callable
 
 from wtforms import Form
 from wtforms.csrf.core import CSRFTokenField
@@ -16,6 +20,30 @@ from wtforms.meta import DefaultMeta
 NO_DEFAULT: t.Final[t.Any] = object()
 
 _SCHEMA_META = DefaultMeta()
+
+_T = t.TypeVar("_T")
+
+
+def per_form_class(build: Callable[[type[Form]], _T]) -> Callable[[type[Form]], _T]:
+    """``build``, run once per form class and remembered.
+
+    The keys are weak, so form classes built on the fly are not kept alive;
+    what ``build`` returns must refer to no form class. Two threads may both
+    build an entry, which gives the same result.
+    """
+    cache: weakref.WeakKeyDictionary[type, _T] = weakref.WeakKeyDictionary()
+
+    @functools.wraps(build)
+    def cached(form_class: type[Form]) -> _T:
+        try:
+            return cache[form_class]
+        except KeyError:
+            pass
+        value = build(form_class)
+        cache[form_class] = value
+        return value
+
+    return cached
 
 
 def declared_fields(form_class: type[Form]) -> list[tuple[str, t.Any]]:

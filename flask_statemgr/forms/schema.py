@@ -9,7 +9,6 @@ import json
 import math
 import re
 import typing as t
-import weakref
 from collections.abc import Callable
 from datetime import date, datetime, time, tzinfo
 from decimal import Decimal
@@ -31,7 +30,7 @@ from wtforms.fields import (
 )
 
 from ..i18n import keep_lazy, resolve
-from .fields import NO_DEFAULT, bind, declared_fields, is_control, static_default
+from .fields import NO_DEFAULT, bind, declared_fields, is_control, per_form_class, static_default
 from .patterns import portable_pattern, python_class
 from .temporal import temporal
 
@@ -92,18 +91,8 @@ class _FormSchema:
     ui: dict[str, t.Any]
 
 
-# Weak keys, so form classes built on the fly are not kept alive; the values
-# refer to no form class. Two threads may both compute an entry, which gives
-# the same result.
-_cache: weakref.WeakKeyDictionary[type, _FormSchema] = weakref.WeakKeyDictionary()
-
-
+@per_form_class
 def _described(form_class: type[Form]) -> _FormSchema:
-    try:
-        return _cache[form_class]
-    except KeyError:
-        pass
-
     properties: dict[str, t.Any] = {}
     required: list[str] = []
     ui: dict[str, t.Any] = {}
@@ -124,9 +113,7 @@ def _described(form_class: type[Form]) -> _FormSchema:
                 ui[key] = hints
 
     schema = {"type": "object", "properties": properties, "required": required}
-    info = _FormSchema(document={"$schema": _DIALECT, **schema}, schema=schema, ui=ui)
-    _cache[form_class] = info
-    return info
+    return _FormSchema(document={"$schema": _DIALECT, **schema}, schema=schema, ui=ui)
 
 
 def _field_schema(field: t.Any) -> _Described | None:
