@@ -20,7 +20,14 @@ from wtforms import Form
 from wtforms.fields import BooleanField, DateTimeField, FieldList, FormField
 
 from ..i18n import N_, gettext
-from .fields import NO_DEFAULT, bind, declared_fields, is_control, per_form_class, static_default
+from .fields import (
+    NO_DEFAULT,
+    bind,
+    declared_fields,
+    is_control,
+    per_form_class,
+    static_default,
+)
 from .schema import form_document
 from .temporal import Temporal, temporal
 

@@ -30,7 +30,14 @@ from wtforms.fields import (
 )
 
 from ..i18n import keep_lazy, resolve
-from .fields import NO_DEFAULT, bind, declared_fields, is_control, per_form_class, static_default
+from .fields import (
+    NO_DEFAULT,
+    bind,
+    declared_fields,
+    is_control,
+    per_form_class,
+    static_default,
+)
 from .patterns import portable_pattern, python_class
 from .temporal import temporal
 

@@ -14,7 +14,6 @@ from wtforms.fields import DateField, MonthField, TimeField, WeekField
 from .patterns import END
 
 
-
 @dataclasses.dataclass(frozen=True)
 class Temporal:
     """The JSON shape of a date or time field."""

@@ -24,7 +24,7 @@ from .filesystem import FileSystemBackend
 from .framing import check_key
 from .memory import MemoryBackend
 from .redis import RedisBackend
-from .store import KiB, MiB, DataStore, GCResult, VerifyResult
+from .store import DataStore, GCResult, KiB, MiB, VerifyResult
 
 __all__ = [
     "CONFIG_DEFAULTS",

@@ -14,7 +14,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ..exceptions import StoreUnavailable
 from ..tables import blob_table
-from .backend import FRESHEN_AFTER, UNAVAILABLE, BlobInfo, Executor, StoreBackend, batches, logger
+from .backend import (
+    FRESHEN_AFTER,
+    UNAVAILABLE,
+    BlobInfo,
+    Executor,
+    StoreBackend,
+    batches,
+    logger,
+)
 
 _INSERTS: dict[str, t.Callable[[sa.Table], t.Any]] = {
     "postgresql": postgresql.insert,

@@ -9,7 +9,15 @@ import time
 import typing as t
 
 from ..exceptions import StoreUnavailable
-from .backend import BATCH, UNAVAILABLE, BlobInfo, Executor, StoreBackend, batches, logger
+from .backend import (
+    BATCH,
+    UNAVAILABLE,
+    BlobInfo,
+    Executor,
+    StoreBackend,
+    batches,
+    logger,
+)
 
 if t.TYPE_CHECKING:
     import redis

@@ -18,7 +18,12 @@ import json
 import typing as t
 
 from .. import serialization
-from ..exceptions import BlobNotFound, CorruptBlobError, PayloadTooLarge, SerializationError
+from ..exceptions import (
+    BlobNotFound,
+    CorruptBlobError,
+    PayloadTooLarge,
+    SerializationError,
+)
 from . import framing
 from .backend import Executor, StoreBackend, logger
 from .cache import MISSING, BlobCache
