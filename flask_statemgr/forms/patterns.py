@@ -30,8 +30,13 @@ _CLASSES: dict[str, Callable[[str], bool]] = {
     "w": lambda c: c.isalnum() or c == "_",
 }
 _ASCII_CLASSES = {"d": "0-9", "s": r" \t\n\r\f\v", "w": "A-Za-z0-9_"}
-#: The escapes ``\\xhh`` and ``\\uhhhh``, by their number of hex digits.
+#: The escapes ``\xhh`` and ``\uhhhh``, by their number of hex digits.
 _HEX_ESCAPES = {"x": 2, "u": 4}
+#: Escapes with one spelling that both read alike, inside a character class
+#: (where ``\b`` is a backspace) and outside one (``\A``, ``\Z``).
+_CONTROLS = {letter: "\\" + letter for letter in "ntrfv"}
+_CLASS_ESCAPES = {**_CONTROLS, "b": r"\x08"}
+_ESCAPES = {**_CONTROLS, "A": "^", "Z": END}
 
 
 def portable_pattern(regex: re.Pattern[t.Any], matcher: Callable[..., t.Any] = re.match) -> str:
@@ -132,21 +137,16 @@ class _Translation:
         source, in_class = self.source, self.in_class
         letter = source[self.i + 1 : self.i + 2]
         self.i += 2
+        fixed = (_CLASS_ESCAPES if in_class else _ESCAPES).get(letter)
 
-        if letter in ("A", "Z") and not in_class:
-            return "^" if letter == "A" else END
+        if fixed is not None:
+            return fixed
 
         if letter.lower() in _CLASSES:
             return self._shorthand(letter)
 
-        if letter == "b" and in_class:
-            return r"\x08"
-
         if letter in ("b", "B") and not in_class:
             return self._boundary(letter)
-
-        if letter in ("n", "t", "r", "f", "v"):
-            return "\\" + letter
 
         digits = _HEX_ESCAPES.get(letter, 0)
 
