@@ -6,7 +6,7 @@ to 100,000 rows, and how the schema export grows from 1 to 200 managers.
 - perform + commit on a table of N rows, on a random row each time (the
   transition that leaves the row's state in the publish / withdraw /
   restore cycle), per transition, on SQLite and PostgreSQL;
-- schema: ``flask_statemgr.schema.build_schema`` and its JSON bytes for M
+- schema: ``flask_statemgr.model_json.build_schema`` and its JSON bytes for M
   models with one manager each (five states, six transitions, one with a
   form), per manager; then ``statemgr.schema()`` called again, which
   answers from the per-app cache.
@@ -23,7 +23,7 @@ from wtforms import Form, IntegerField, StringField
 from wtforms.validators import DataRequired, Length, NumberRange
 
 from flask_statemgr import State, StateManager, Transition
-from flask_statemgr.schema import build_schema, dump
+from flask_statemgr.model_json import build_schema, dump
 
 from .databases import databases, engine_for, insert_documents, session
 from .harness import Case, measure, quick

@@ -27,8 +27,9 @@ from .pages import bp as pages_blueprint
 from .pages import transition_choices
 from .problems import ResourceNotFound
 from .runtime import Runtime, default_roles
-from .schema import build_schema, dump, etag
+from .model_json import build_schema, dump, etag
 from .stream import DEFAULTS as STREAM_DEFAULTS
+from .store import CONFIG_DEFAULTS as STORE_DEFAULTS
 from .store import create_store
 from .tables import ensure_tables
 
@@ -49,12 +50,8 @@ CanView = t.Callable[[t.Any, t.Any], bool]
 #: :meth:`StateMgr.init_app`)
 DEFAULTS: dict[str, t.Any] = {
     "STATEMGR_URL_PREFIX": "/_statemgr",
-    "STATEMGR_STORE": "database",
-    "STATEMGR_STORE_MIN_SIZE": 1024,
-    "STATEMGR_STORE_MAX_SIZE": 16 * 1024 * 1024,
-    "STATEMGR_STORE_WARN_SIZE": 1024 * 1024,
-    "STATEMGR_STORE_CACHE_SIZE": 1024,
-    "STATEMGR_STORE_REDIS_PREFIX": "statemgr:blob:",
+    # the payload store's keys are its own (store/config.py)
+    **STORE_DEFAULTS,
     "STATEMGR_EVENTS_LIMIT": 100,
     "STATEMGR_CONFIRM_CASCADE": True,
     #: the extension's own messages replaced, English text to replacement

@@ -151,21 +151,27 @@ def _canon(value: t.Any, depth: int) -> t.Any:
         size = (value.bit_length() + 8) // 8
         return msgpack.ExtType(_EXT_BIGINT, value.to_bytes(size, "big", signed=True))
     if cls in _CONTAINERS:
-        if depth > MAX_DEPTH:
-            raise _Unserializable(f"nested deeper than {MAX_DEPTH} levels")
-        if cls is dict:
-            return _canon_dict(value, depth)
-        if cls is list:
-            return _canon_items(value, depth)
-        if cls is tuple:
-            items = msgpack.packb(_canon_items(value, depth), use_bin_type=True)
-            return msgpack.ExtType(_EXT_TUPLE, items)
-        code = _EXT_SET if cls is set else _EXT_FROZENSET
-        return msgpack.ExtType(code, _pack_set(value, depth))
+        return _canon_container(value, depth)
     encoder = _ENCODERS.get(cls)
     if encoder is None:
         raise _Unserializable(f"unsupported type {_type_name(value)}")
     return encoder(value)
+
+
+def _canon_container(value: t.Any, depth: int) -> t.Any:
+    """:func:`_canon` of a dict, list, tuple, set or frozenset at ``depth``."""
+    if depth > MAX_DEPTH:
+        raise _Unserializable(f"nested deeper than {MAX_DEPTH} levels")
+    cls = type(value)
+    if cls is dict:
+        return _canon_dict(value, depth)
+    if cls is list:
+        return _canon_items(value, depth)
+    if cls is tuple:
+        items = msgpack.packb(_canon_items(value, depth), use_bin_type=True)
+        return msgpack.ExtType(_EXT_TUPLE, items)
+    code = _EXT_SET if cls is set else _EXT_FROZENSET
+    return msgpack.ExtType(code, _pack_set(value, depth))
 
 
 def _canon_dict(value: dict[t.Any, t.Any], depth: int) -> dict[t.Any, t.Any]:

@@ -222,7 +222,7 @@ def test_english_without_flask_babel(tmp_path: Path) -> None:
         CLOSED = State(2, Lazy("Closed"))  # type: ignore[arg-type]
         close = Transition(OPEN, CLOSED, Lazy("Close"), roles={"admin"})  # type: ignore[arg-type]
 
-    from flask_statemgr.schema import manager_json
+    from flask_statemgr.model_json import manager_json
 
     app = Flask(__name__)
     StateMgr(app)

@@ -24,7 +24,7 @@ from wtforms import Form, fields, validators, widgets
 
 from flask_statemgr import State, StateManager, StateMgr, Transition
 from flask_statemgr.forms import bind_form, form_schema, form_ui, validate_form_data
-from flask_statemgr.patterns import portable_pattern
+from flask_statemgr.forms.patterns import portable_pattern
 
 pytestmark = [
     # WTForms 3.3 deprecates the tuple choices most code still uses, and
@@ -68,34 +68,124 @@ DATE_TIME = (
 
 # -- field types
 
+#: A field and its whole schema, one row per field type and shape.
+FIELD_SCHEMAS = [
+    pytest.param(fields.StringField("Name"), {"type": "string", "title": "Name"}, id="string"),
+    pytest.param(fields.TextAreaField("Body"), {"type": "string", "title": "Body"}, id="textarea"),
+    pytest.param(
+        fields.PasswordField("Secret"),
+        {"type": "string", "writeOnly": True, "title": "Secret"},
+        id="password",
+    ),
+    # EmailField and URLField check nothing: no format, only the input.
+    pytest.param(fields.EmailField(), {"type": "string", "title": "F"}, id="email"),
+    pytest.param(fields.URLField(), {"type": "string", "title": "F"}, id="url"),
+    pytest.param(fields.HiddenField(), {"type": "string", "title": "F"}, id="hidden"),
+    pytest.param(fields.IntegerField(), {"type": "integer", "title": "F"}, id="integer"),
+    pytest.param(fields.DecimalField(), {"type": "number", "title": "F"}, id="decimal"),
+    pytest.param(fields.FloatField(), {"type": "number", "title": "F"}, id="float"),
+    pytest.param(fields.BooleanField("OK"), {"type": "boolean", "title": "OK"}, id="boolean"),
+    pytest.param(
+        fields.IntegerRangeField("Level", [validators.NumberRange(min=1, max=5)]),
+        {"type": "integer", "minimum": 1, "maximum": 5, "title": "Level"},
+        id="integer-range",
+    ),
+    pytest.param(
+        fields.DecimalRangeField("Ratio", [validators.NumberRange(min=Decimal("0.5"), max=Decimal(2))]),
+        {"type": "number", "minimum": 0.5, "maximum": 2, "title": "Ratio"},
+        id="decimal-range",
+    ),
+    pytest.param(
+        fields.BooleanField("Agree", [validators.DataRequired()]),
+        {"type": "boolean", "const": True, "title": "Agree"},
+        id="data-required-boolean",
+    ),
+    pytest.param(
+        fields.BooleanField("Agree", [validators.InputRequired()]),
+        {"type": "boolean", "const": True, "title": "Agree"},
+        id="input-required-boolean",
+    ),
+    pytest.param(
+        fields.DateField("Due"),
+        {"type": "string", "format": "date", "pattern": DATE, "title": "Due"},
+        id="date",
+    ),
+    # whatever the field parses, the JSON shape is RFC 3339's
+    pytest.param(
+        fields.DateField(format="%d.%m.%Y"),
+        {"type": "string", "format": "date", "pattern": DATE, "title": "F"},
+        id="date-in-another-format",
+    ),
+    pytest.param(
+        fields.DateTimeLocalField("At"),
+        {"type": "string", "format": "date-time", "pattern": DATE_TIME, "title": "At"},
+        id="datetime-local",
+    ),
+    pytest.param(
+        fields.DateTimeField("At"),
+        {"type": "string", "format": "date-time", "pattern": DATE_TIME, "title": "At"},
+        id="datetime",
+    ),
+    # RFC 3339's "time" needs an offset, which these fields don't have.
+    pytest.param(
+        fields.TimeField(),
+        {"type": "string", "pattern": r"^(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9])?(?![\s\S])", "title": "F"},
+        id="time",
+    ),
+    pytest.param(
+        fields.MonthField(),
+        {"type": "string", "pattern": r"^[1-9][0-9]{3}-(?:0[1-9]|1[0-2])(?![\s\S])", "title": "F"},
+        id="month",
+    ),
+    pytest.param(
+        fields.WeekField(),
+        {"type": "string", "pattern": r"^[1-9][0-9]{3}-W(?:[0-4][0-9]|5[0-3])(?![\s\S])", "title": "F"},
+        id="week",
+    ),
+    pytest.param(
+        fields.SelectField("Kind", choices=[("a", "Alpha"), ("b", "Beta")]),
+        {
+            "type": "string",
+            "oneOf": [{"const": "a", "title": "Alpha"}, {"const": "b", "title": "Beta"}],
+            "title": "Kind",
+        },
+        id="select",
+    ),
+    pytest.param(
+        fields.RadioField("Size", choices=[("s", "Small"), ("l", "Large")]),
+        {
+            "type": "string",
+            "oneOf": [{"const": "s", "title": "Small"}, {"const": "l", "title": "Large"}],
+            "title": "Size",
+        },
+        id="radio",
+    ),
+    pytest.param(
+        fields.SelectMultipleField("Tags", choices=[("x", "X"), ("y", "Y")]),
+        {
+            "type": "array",
+            "items": {"type": "string", "oneOf": [{"const": "x", "title": "X"}, {"const": "y", "title": "Y"}]},
+            "uniqueItems": True,
+            "title": "Tags",
+        },
+        id="select-multiple",
+    ),
+    # choices given at run time: only the coerced type is known
+    pytest.param(fields.SelectField(coerce=int), {"type": "integer", "title": "F"}, id="select-no-choices"),
+]
 
-def test_string_field() -> None:
-    assert prop(fields.StringField("Name")) == {"type": "string", "title": "Name"}
-    assert hints(fields.StringField("Name")) == {}
 
-
-def test_textarea_field() -> None:
-    assert prop(fields.TextAreaField("Body")) == {"type": "string", "title": "Body"}
-    assert hints(fields.TextAreaField("Body")) == {"ui:widget": "textarea"}
-
-
-def test_widget_follows_the_field_widget() -> None:
-    assert hints(fields.StringField(widget=widgets.TextArea())) == {"ui:widget": "textarea"}
-
-
-def test_password_field() -> None:
-    assert prop(fields.PasswordField("Secret")) == {
-        "type": "string",
-        "writeOnly": True,
-        "title": "Secret",
-    }
-    assert hints(fields.PasswordField()) == {"ui:widget": "password"}
+@pytest.mark.parametrize(("field", "schema"), FIELD_SCHEMAS)
+def test_field_schema(field: t.Any, schema: dict[str, t.Any]) -> None:
+    assert prop(field) == schema
 
 
 @pytest.mark.parametrize(
     ("field", "hint"),
     [
-        # EmailField and URLField check nothing: no format, only the input.
+        (fields.TextAreaField(), {"ui:widget": "textarea"}),
+        (fields.StringField(widget=widgets.TextArea()), {"ui:widget": "textarea"}),
+        (fields.PasswordField(), {"ui:widget": "password"}),
         (fields.EmailField(), {"ui:widget": "email"}),
         (fields.URLField(), {"ui:widget": "uri"}),
         (fields.HiddenField(), {"ui:widget": "hidden"}),
@@ -113,7 +203,10 @@ def test_password_field() -> None:
             ),
             {"ui:widget": "checkboxes"},
         ),
+        # a select whose options the schema can't list
+        (fields.SelectField(coerce=int), {"ui:widget": "select"}),
         # what the schema implies needs no hint
+        (fields.StringField(), {}),
         (fields.IntegerField(), {}),
         (fields.BooleanField(), {}),
         (fields.DateField(), {}),
@@ -127,93 +220,9 @@ def test_ui_hints(field: t.Any, hint: dict[str, str]) -> None:
     assert not any(key.startswith("x-") for key in prop(field))
 
 
-@pytest.mark.parametrize(("field", "kind"), [
-    (fields.EmailField(), "string"),
-    (fields.URLField(), "string"),
-    (fields.HiddenField(), "string"),
-    (fields.IntegerField(), "integer"),
-    (fields.DecimalField(), "number"),
-    (fields.FloatField(), "number"),
-    (fields.BooleanField(), "boolean"),
-])
-def test_simple_types(field: t.Any, kind: str) -> None:
-    assert prop(field) == {"type": kind, "title": "F"}
-
-
-def test_range_fields() -> None:
-    rng = validators.NumberRange(min=1, max=5)
-    assert prop(fields.IntegerRangeField("Level", [rng])) == {
-        "type": "integer",
-        "minimum": 1,
-        "maximum": 5,
-        "title": "Level",
-    }
-    rng = validators.NumberRange(min=Decimal("0.5"), max=Decimal(2))
-    assert prop(fields.DecimalRangeField("Ratio", [rng])) == {
-        "type": "number",
-        "minimum": 0.5,
-        "maximum": 2,
-        "title": "Ratio",
-    }
-
-
 def test_boolean_field_is_not_required() -> None:
     form_class = type("F", (Form,), {"ok": fields.BooleanField("OK")})
-    schema = form_schema(form_class)
-    assert schema["properties"]["ok"] == {"type": "boolean", "title": "OK"}
-    assert schema["required"] == []
-
-
-@pytest.mark.parametrize("validator", [validators.DataRequired(), validators.InputRequired()])
-def test_required_boolean_must_be_true(validator: t.Any) -> None:
-    assert prop(fields.BooleanField("Agree", [validator])) == {
-        "type": "boolean",
-        "const": True,
-        "title": "Agree",
-    }
-
-
-def test_date_field() -> None:
-    assert prop(fields.DateField("Due")) == {
-        "type": "string",
-        "format": "date",
-        "pattern": DATE,
-        "title": "Due",
-    }
-    # whatever the field parses, the JSON shape is RFC 3339's
-    assert prop(fields.DateField(format="%d.%m.%Y"))["pattern"] == DATE
-
-
-@pytest.mark.parametrize("field_class", [fields.DateTimeLocalField, fields.DateTimeField])
-def test_datetime_fields(field_class: t.Any) -> None:
-    assert prop(field_class("At")) == {
-        "type": "string",
-        "format": "date-time",
-        "pattern": DATE_TIME,
-        "title": "At",
-    }
-
-
-@pytest.mark.parametrize(
-    ("field", "pattern"),
-    [
-        (fields.TimeField(), r"^(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9])?(?![\s\S])"),
-        (fields.MonthField(), r"^[1-9][0-9]{3}-(?:0[1-9]|1[0-2])(?![\s\S])"),
-        (fields.WeekField(), r"^[1-9][0-9]{3}-W(?:[0-4][0-9]|5[0-3])(?![\s\S])"),
-    ],
-)
-def test_times_months_and_weeks_have_a_pattern(field: t.Any, pattern: str) -> None:
-    # RFC 3339's "time" needs an offset, which these fields don't have.
-    assert prop(field) == {"type": "string", "pattern": pattern, "title": "F"}
-
-
-def test_select_field() -> None:
-    field = fields.SelectField("Kind", choices=[("a", "Alpha"), ("b", "Beta")])
-    assert prop(field) == {
-        "type": "string",
-        "oneOf": [{"const": "a", "title": "Alpha"}, {"const": "b", "title": "Beta"}],
-        "title": "Kind",
-    }
+    assert form_schema(form_class)["required"] == []
 
 
 def test_select_field_plain_values_groups_and_repeats() -> None:
@@ -274,18 +283,12 @@ def test_select_multiple_field() -> None:
     }
 
 
-def test_required_multi_select_needs_a_choice() -> None:
-    field = fields.SelectMultipleField(choices=["x"], validators=[validators.DataRequired()])
-    assert prop(field)["minItems"] == 1
-
-
 def test_run_time_choices_have_no_choices() -> None:
     def load() -> list[tuple[str, str]]:
         raise AssertionError("choices must not be loaded for the schema")
 
     assert prop(fields.SelectField("Kind", choices=load)) == {"type": "string", "title": "Kind"}
     assert hints(fields.SelectField("Kind", choices=load)) == {"ui:widget": "select"}
-    assert prop(fields.SelectField(coerce=int)) == {"type": "integer", "title": "F"}
 
 
 def test_unvalidated_choices_have_no_choices() -> None:
@@ -399,20 +402,12 @@ def test_required(field: t.Any, required: bool) -> None:
     assert (validate_form_data(form_class, {})[1] != {}) is required
 
 
-def test_required_string_needs_a_character() -> None:
-    schema = prop(fields.StringField(validators=[validators.InputRequired()]))
-    assert (schema["minLength"], "pattern" in schema) == (1, False)
-    schema = prop(fields.StringField(validators=[validators.DataRequired(), validators.Length(min=3)]))
-    assert (schema["minLength"], schema["pattern"]) == (3, NON_BLANK)
-
-
 def test_blank_is_what_str_strip_removes() -> None:
     keeps = re.compile(NON_BLANK).fullmatch
     assert all(bool(keeps(chr(c))) != chr(c).isspace() for c in range(0x10000))
 
 
-def test_data_required_refuses_zero() -> None:
-    assert prop(fields.IntegerField(validators=[validators.DataRequired()]))["not"] == {"const": 0}
+def test_data_required_refuses_zero_beside_another_exclusion() -> None:
     chain = [validators.DataRequired(), validators.NoneOf([13])]
     form_class = type("F", (Form,), {"f": fields.IntegerField(validators=chain)})
     schema = form_schema(form_class)["properties"]["f"]
@@ -424,36 +419,109 @@ def test_data_required_refuses_zero() -> None:
 
 # -- validators
 
+#: A field, the keywords its validators give its schema, and keywords it
+#: must not have.
+VALIDATOR_KEYWORDS = [
+    pytest.param(
+        fields.StringField(validators=[validators.InputRequired()]),
+        {"minLength": 1},
+        {"pattern"},
+        id="input-required-text",
+    ),
+    pytest.param(
+        fields.StringField(validators=[validators.DataRequired(), validators.Length(min=3)]),
+        {"minLength": 3, "pattern": NON_BLANK},
+        set(),
+        id="data-required-text",
+    ),
+    pytest.param(
+        fields.SelectMultipleField(choices=["x"], validators=[validators.DataRequired()]),
+        {"minItems": 1},
+        set(),
+        id="required-multi-select-needs-a-choice",
+    ),
+    pytest.param(
+        fields.IntegerField(validators=[validators.DataRequired()]),
+        {"not": {"const": 0}},
+        set(),
+        id="data-required-refuses-zero",
+    ),
+    pytest.param(
+        fields.StringField(validators=[validators.Length(min=2, max=5)]),
+        {"minLength": 2, "maxLength": 5},
+        set(),
+        id="length",
+    ),
+    pytest.param(
+        fields.StringField(validators=[validators.Length(max=5)]),
+        {"maxLength": 5},
+        {"minLength"},
+        id="length-max",
+    ),
+    pytest.param(
+        fields.SelectMultipleField(choices=["a", "b", "c"], validators=[validators.Length(1, 2)]),
+        {"minItems": 1, "maxItems": 2},
+        set(),
+        id="length-of-a-list",
+    ),
+    pytest.param(
+        fields.IntegerField(validators=[validators.NumberRange(min=-3)]),
+        {"minimum": -3},
+        {"maximum"},
+        id="number-range-min",
+    ),
+    pytest.param(
+        fields.FloatField(validators=[validators.NumberRange(max=1.5)]),
+        {"maximum": 1.5},
+        {"minimum"},
+        id="number-range-max",
+    ),
+    pytest.param(
+        fields.IntegerField(validators=[validators.NumberRange(min=0, max=lambda: 10)]),
+        {"minimum": 0},
+        {"maximum"},
+        id="number-range-with-a-dynamic-bound",
+    ),
+    pytest.param(
+        fields.StringField(validators=[validators.AnyOf(["x", "y"])]),
+        {"enum": ["x", "y"]},
+        set(),
+        id="any-of",
+    ),
+    pytest.param(
+        fields.IntegerField(validators=[validators.NoneOf([13])]),
+        {"not": {"enum": [13]}},
+        set(),
+        id="none-of",
+    ),
+    # membership in a string is a substring test, not an enum
+    pytest.param(
+        fields.StringField(validators=[validators.AnyOf("abc")]),
+        {},
+        {"enum"},
+        id="any-of-a-string",
+    ),
+    # the form refuses any value
+    pytest.param(
+        fields.StringField(validators=[validators.ReadOnly()]),
+        {"readOnly": True, "not": {}},
+        set(),
+        id="read-only",
+    ),
+    pytest.param(
+        fields.StringField(validators=[validators.Disabled()]),
+        {"readOnly": True, "not": {}},
+        set(),
+        id="disabled",
+    ),
+]
 
-def test_length() -> None:
-    schema = prop(fields.StringField(validators=[validators.Length(min=2, max=5)]))
-    assert (schema["minLength"], schema["maxLength"]) == (2, 5)
-    schema = prop(fields.StringField(validators=[validators.Length(max=5)]))
-    assert "minLength" not in schema
-    assert schema["maxLength"] == 5
 
-
-def test_length_of_a_list() -> None:
-    field = fields.SelectMultipleField(
-        choices=["a", "b", "c"], validators=[validators.Length(1, 2)]
-    )
+@pytest.mark.parametrize(("field", "keywords", "absent"), VALIDATOR_KEYWORDS)
+def test_validator_keywords(field: t.Any, keywords: dict[str, t.Any], absent: set[str]) -> None:
     schema = prop(field)
-    assert (schema["minItems"], schema["maxItems"]) == (1, 2)
-
-
-def test_number_range() -> None:
-    schema = prop(fields.IntegerField(validators=[validators.NumberRange(min=-3)]))
-    assert schema["minimum"] == -3
-    assert "maximum" not in schema
-    schema = prop(fields.FloatField(validators=[validators.NumberRange(max=1.5)]))
-    assert schema["maximum"] == 1.5
-
-
-def test_number_range_with_a_dynamic_bound() -> None:
-    rng = validators.NumberRange(min=0, max=lambda: 10)
-    schema = prop(fields.IntegerField(validators=[rng]))
-    assert schema["minimum"] == 0
-    assert "maximum" not in schema
+    assert {key: schema.get(key) for key in keywords} == keywords
+    assert not absent & schema.keys()
 
 
 DOLLAR = r"(?=\n?(?![\s\S]))"
@@ -575,25 +643,11 @@ def test_format_validators_are_the_servers(validator: t.Any) -> None:
     assert "pattern" not in schema
 
 
-def test_any_of_and_none_of() -> None:
-    schema = prop(fields.StringField(validators=[validators.AnyOf(["x", "y"])]))
-    assert schema["enum"] == ["x", "y"]
-    schema = prop(fields.IntegerField(validators=[validators.NoneOf([13])]))
-    assert schema["not"] == {"enum": [13]}
-
-
-def test_any_of_a_string_is_not_an_enum() -> None:
-    schema = prop(fields.StringField(validators=[validators.AnyOf("abc")]))
-    assert "enum" not in schema
-
-
-def test_read_only_and_disabled() -> None:
+def test_read_only_with_a_default() -> None:
     # The form refuses any value but the one it started with.
     assert prop(fields.StringField(default="x", validators=[validators.ReadOnly()])) == {
         "type": "string", "readOnly": True, "const": "x", "title": "F", "default": "x",
     }
-    assert prop(fields.StringField(validators=[validators.ReadOnly()]))["not"] == {}
-    assert prop(fields.StringField(validators=[validators.Disabled()]))["not"] == {}
 
 
 # -- labels, descriptions, defaults

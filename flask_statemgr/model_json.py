@@ -8,6 +8,7 @@ import hashlib
 import json
 import typing as t
 
+from .forms import form_schema, form_ui
 from .i18n import json_default, resolve, text
 from .manager import StateManager, bindings_of
 from .states import State
@@ -39,8 +40,6 @@ def state_ref(state: State) -> str:
 
 
 def transition_json(manager: type[StateManager], transition: Transition) -> dict[str, t.Any]:
-    from .forms import form_schema, form_ui
-
     form = transition.form
     return {
         "title": text(transition.title),
