@@ -64,7 +64,8 @@ def test_a_new_project_the_database_cannot_store_is_422(example_everywhere: App,
     data = {"title": "A title", "summary": "", field: value}
     response = client.post("/projects", data=data)
     assert response.status_code == 422 and response.mimetype == "text/html"
-    assert 'class="flash flash-error"' in response.get_data(as_text=True)
+    # the error is shown at the field it belongs to
+    assert '<div class="statemgr-field statemgr-invalid">' in response.get_data(as_text=True)
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Project)) == 5
         db.session.remove()

@@ -233,3 +233,16 @@ def test_every_page_fits_a_phone(pages: Pages, live: Live, user: str | None) -> 
         assert overflow == 0, path
     screenshot(page, f"person-phone-{user}")
 
+
+
+def test_a_new_project_form_error_is_shown_at_its_field(app: Flask) -> None:
+    answer = client_as(app, "Olivia").post("/projects", data={"title": "   ", "summary": "Blank title."})
+    page = answer.get_data(as_text=True)
+    assert answer.status_code == 422
+    field = re.search(r'<div class="statemgr-field statemgr-invalid">(.*?)</div>', page, re.DOTALL)
+    assert field is not None and 'for="title"' in field[1]
+    assert 'aria-invalid="true"' in field[1] and "This field is required." in field[1]
+    # once, at the field, not again at the top of the page
+    assert page.count("This field is required.") == 1
+    with app.app_context():
+        assert db.session.scalars(db.select(Project).filter_by(summary="Blank title.")).first() is None
