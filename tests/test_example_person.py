@@ -246,3 +246,26 @@ def test_a_new_project_form_error_is_shown_at_its_field(app: Flask) -> None:
     assert page.count("This field is required.") == 1
     with app.app_context():
         assert db.session.scalars(db.select(Project).filter_by(summary="Blank title.")).first() is None
+
+
+def test_a_deleted_project_says_so_instead_of_offering_buttons(app: Flask) -> None:
+    olivia = client_as(app, "Olivia")
+    spring = project_id(app, "Spring catalogue")
+    before = olivia.get(f"/projects/{spring}").get_data(as_text=True)
+    assert "statemgr-disabled" in before and "This project is deleted" not in before
+    assert olivia.post(f"/_statemgr/objects/project/{spring}/state/delete", json={"confirm": True}).status_code == 200
+    after = olivia.get(f"/projects/{spring}").get_data(as_text=True)
+    assert "This project is deleted; nothing more can be done with it." in after
+    assert "statemgr-disabled" not in after and "statemgr-button" not in after.split("<section")[0].split("<article")[1]
+    assert 'data-statemgr="project:%d" data-statemgr-hide-unavailable' % spring in after
+
+
+@sqlite_only
+def test_deleting_on_the_project_page_shows_the_notice(pages: Pages, live: Live) -> None:
+    project = live.add_project("Doomed", sessions=["One"])
+    page = pages.open("Olivia", f"/projects/{project}")
+    rendered(page, "project", project)
+    page.click(button("project", project, "state.delete"))
+    page.locator("dialog.statemgr-dialog button[type=submit]").click()
+    # the app's fragment follows the state change by itself
+    page.locator("#project-facts .notice", has_text="This project is deleted").wait_for()
