@@ -157,6 +157,7 @@ def test_the_default_page_confirms_a_cascade_with_a_destructive_button(app: Flas
 # -- in Chromium ----------------------------------------------------------------
 
 
+@pytest.mark.browser
 @sqlite_only
 def test_a_deleted_card_leaves_the_index(pages: Pages, live: Live) -> None:
     project = live.add_project("Short-lived", sessions=["Only session"])
@@ -173,6 +174,7 @@ def test_a_deleted_card_leaves_the_index(pages: Pages, live: Live) -> None:
     assert page.locator(".cards > .card").count() >= 1
 
 
+@pytest.mark.browser
 @sqlite_only
 def test_invalid_fields_are_outlined_alike(pages: Pages, live: Live) -> None:
     project = live.add_project("Outlines", review="approved", live=True, sessions=["Talk"])
@@ -192,6 +194,7 @@ def test_invalid_fields_are_outlined_alike(pages: Pages, live: Live) -> None:
     screenshot(page, "person-invalid-fields")
 
 
+@pytest.mark.browser
 @sqlite_only
 def test_anonymous_readers_get_no_wall_of_disabled_buttons(pages: Pages, live: Live) -> None:
     project = live.add_project("Read only", review="approved", live=True, sessions=["Talk"])
@@ -215,6 +218,7 @@ def test_anonymous_readers_get_no_wall_of_disabled_buttons(pages: Pages, live: L
 PHONE = {"width": 390, "height": 844}
 
 
+@pytest.mark.browser
 @sqlite_only
 @pytest.mark.parametrize("user", ["Olivia", "Eddie", "Rita", "Victor", None])
 def test_every_page_fits_a_phone(pages: Pages, live: Live, user: str | None) -> None:
@@ -257,9 +261,10 @@ def test_a_deleted_project_says_so_instead_of_offering_buttons(app: Flask) -> No
     after = olivia.get(f"/projects/{spring}").get_data(as_text=True)
     assert "This project is deleted; nothing more can be done with it." in after
     assert "statemgr-disabled" not in after and "statemgr-button" not in after.split("<section")[0].split("<article")[1]
-    assert 'data-statemgr="project:%d" data-statemgr-hide-unavailable' % spring in after
+    assert f'data-statemgr="project:{spring}" data-statemgr-hide-unavailable' in after
 
 
+@pytest.mark.browser
 @sqlite_only
 def test_deleting_on_the_project_page_shows_the_notice(pages: Pages, live: Live) -> None:
     project = live.add_project("Doomed", sessions=["One"])
