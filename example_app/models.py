@@ -75,7 +75,10 @@ class ScheduleForm(FlaskForm):
     day = DateField(_l("Day"), validators=[DataRequired()])
     room = StringField(
         _l("Room"),
-        validators=[DataRequired(), Regexp(r"^[A-Z]-\d{3}$")],
+        validators=[
+            DataRequired(),
+            Regexp(r"^[A-Z]-\d{3}$", message=_l("Write a capital letter, a hyphen and three digits, such as B-204.")),
+        ],
         description=_l("A building letter and a room number, such as B-204."),
     )
     seats = IntegerField(_l("Seats"), validators=[InputRequired(), NumberRange(min=1, max=500)])
@@ -120,7 +123,11 @@ class ProjectState(StateManager):
         roles={"owner", "editor"}, form=PublishForm, requires={"review": ReviewState.APPROVED},
     )
     withdraw = Transition(PUBLISHED, WITHDRAWN, _l("Withdraw"), roles={"owner", "editor"}, form=WithdrawForm)
-    redraft = Transition(WITHDRAWN, DRAFT, _l("Back to draft"), roles={"owner", "editor"})
+    # a draft shows no sessions: the scheduled ones go back to draft with it
+    redraft = Transition(
+        WITHDRAWN, DRAFT, _l("Back to draft"), roles={"owner", "editor"},
+        cascade={"scheduled_sessions": "unpublish"},
+    )
     delete = Transition(
         {DRAFT, PUBLISHED, WITHDRAWN}, DELETED, _l("Delete"), _l("Delete the project and its sessions"),
         roles={"owner"}, cascade={"sessions": "delete"},
@@ -172,6 +179,14 @@ class Project(db.Model):  # type: ignore[name-defined,misc]
     sessions: Mapped[list[Session]] = orm.relationship(
         back_populates="project", order_by="Session.id"
     )
+    #: the sessions a redraft takes back (a deleted one stays deleted)
+    scheduled_sessions: Mapped[list[Session]] = orm.relationship(
+        primaryjoin=lambda: sa.and_(
+            Session.project_id == Project.id, Session._state == SessionState.PUBLISHED.value
+        ),
+        viewonly=True,
+        order_by="Session.id",
+    )
 
     def __str__(self) -> str:
         return self.title
@@ -191,6 +206,12 @@ class Project(db.Model):  # type: ignore[name-defined,misc]
     @ProjectState.publish.precondition
     def _has_summary(self) -> bool | t.Any:
         return bool(self.summary.strip()) or _l("“%(title)s” needs a summary before it is published", title=self.title)
+
+    @ReviewState.approve.precondition
+    @ReviewState.reject.precondition
+    @ReviewState.resubmit.precondition
+    def _not_deleted(self) -> bool | t.Any:
+        return not self.state.DELETED or _l("A deleted project is not reviewed")
 
     @ProjectState.publish.execute
     def _schedule(self, data: dict[str, t.Any]) -> None:

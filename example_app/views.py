@@ -3,6 +3,7 @@ new-project form, and the login switcher."""
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import typing as t
 
@@ -17,12 +18,12 @@ from werkzeug.exceptions import HTTPException, ServiceUnavailable
 from wtforms import StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
-from flask_statemgr import StoreUnavailable, TransitionError, query_history
+from flask_statemgr import StoreUnavailable, TransitionError, TransitionRecord, query_history
 from flask_statemgr.redirects import redirect_target
 from flask_statemgr.storable import storable
 
 from . import LANGUAGES
-from .models import Project, Session, User, can_view_project, db, statemgr
+from .models import Project, Session, User, can_view_project, can_view_session, db, statemgr
 
 bp = Blueprint("main", __name__)
 
@@ -106,6 +107,34 @@ def _index(form: NewProjectForm) -> str:
     return render_template("index.html", projects=projects, form=form)
 
 
+@dataclasses.dataclass
+class HistoryEntry:
+    """A history record in the words of the page: the titles of its
+    transition and states, as the buttons show them."""
+
+    record: TransitionRecord
+    action: str
+    source: str
+    target: str
+
+    @classmethod
+    def of(cls, record: TransitionRecord, obj: Project | Session) -> HistoryEntry:
+        manager = type(getattr(type(obj), record.manager))
+        transition = manager.transitions().get(record.transition)
+
+        def title(name: str) -> str:
+            # a record may name a state that was dropped since
+            state = getattr(manager, name, None)
+            return str(state.title) if state is not None else name
+
+        return cls(
+            record,
+            str(transition.title) if transition is not None else record.transition,
+            title(record.source),
+            title(record.target),
+        )
+
+
 @bp.get("/projects/<int:id>")
 def project(id: int) -> str:
     # the id may be too large for the column: load() answers None for it
@@ -116,14 +145,16 @@ def project(id: int) -> str:
     history = None
     if statemgr.can_view_history(obj, g.user):
         # the project's records and its sessions' (a cascade shows as both)
-        history = query_history(db.session, model=Project, object_id=obj.id)
+        entries = [HistoryEntry.of(r, obj) for r in query_history(db.session, model=Project, object_id=obj.id)]
         for child in obj.sessions:
-            history += query_history(db.session, model=Session, object_id=child.id)
-        history.sort(key=lambda record: record.id)
-    sessions = {str(child.id): child.title for child in obj.sessions}
+            entries += [HistoryEntry.of(r, child) for r in query_history(db.session, model=Session, object_id=child.id)]
+        history = sorted(entries, key=lambda entry: entry.record.id)
+    # the sessions this user may open through the API too
+    visible = [child for child in obj.sessions if can_view_session(child, g.user)]
+    titles = {str(child.id): child.title for child in obj.sessions}
     names = {str(u.id): u.name for u in db.session.scalars(db.select(User))}
     return render_template(
-        "project.html", project=obj, history=history, names=names, sessions=sessions
+        "project.html", project=obj, history=history, names=names, sessions=visible, titles=titles
     )
 
 
@@ -133,9 +164,9 @@ def create_project() -> t.Any:
         abort(403)
     form = NewProjectForm()
     if not form.validate_on_submit():
-        for errors in form.errors.values():
-            for message in errors:
-                flash(message, "error")
+        # the errors are shown at their fields; the CSRF token's has none
+        for message in form.errors.get("csrf_token", []):
+            flash(message, "error")
         return _index(form), 422
     obj = Project(title=form.title.data, summary=form.summary.data or "", owner=g.user)
     db.session.add(obj)

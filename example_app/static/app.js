@@ -7,6 +7,13 @@ if (login) {
   login.querySelector("select").addEventListener("change", () => login.requestSubmit());
 }
 
+// The index lists what is not deleted: a card whose project was deleted,
+// here or elsewhere, leaves the list.
+document.addEventListener("statemgr:update", (event) => {
+  const card = event.target.closest?.(".cards > .card");
+  if (card && event.detail.object.managers.state?.current === "DELETED") card.remove();
+});
+
 // Server-rendered parts of the page (dates, reasons, history) follow the
 // object: when its state changes, here or elsewhere, fetch them again.
 if (document.querySelector("[data-fragment][id]")) {

@@ -188,7 +188,7 @@ def test_served_by_its_gunicorn_config_it_streams_events(tmp_path: t.Any) -> Non
     """The example app's gunicorn settings give threaded workers, which
     hold event streams (a sync worker would be refused one)."""
     port = free_port()
-    root = Path(__file__).parent.parent
+    root = Path(__file__).parents[2]
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'example.sqlite'}", "BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "1"}
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", str(root / "example_app/gunicorn.conf.py"), "example_app:create_app()"],

@@ -64,7 +64,8 @@ def test_a_new_project_the_database_cannot_store_is_422(example_everywhere: App,
     data = {"title": "A title", "summary": "", field: value}
     response = client.post("/projects", data=data)
     assert response.status_code == 422 and response.mimetype == "text/html"
-    assert 'class="flash flash-error"' in response.get_data(as_text=True)
+    # the error is shown at the field it belongs to
+    assert '<div class="statemgr-field statemgr-invalid">' in response.get_data(as_text=True)
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Project)) == 5
         db.session.remove()
@@ -121,7 +122,7 @@ def test_the_store_out_of_reach_is_a_503_page_and_a_corrupt_blob_no_error(exampl
         backend._blobs[key] = (data[:-1] + bytes([data[-1] ^ 1]), at)
     # the page shows the history, its payloads unread
     response = client.get(withdrawn)
-    assert response.status_code == 200 and "withdraw" in response.get_data(as_text=True)
+    assert response.status_code == 200 and "<strong>Withdraw</strong>" in response.get_data(as_text=True)
 
 
 def test_the_project_history_is_for_signed_in_users(example_everywhere: App) -> None:
@@ -130,7 +131,7 @@ def test_the_project_history_is_for_signed_in_users(example_everywhere: App) -> 
     anonymous = app.test_client().get("/projects/3").get_data(as_text=True)
     assert "Sign in to see the history." in anonymous and "Rita: " not in anonymous
     signed_in_page = signed_in(app, "Victor").get("/projects/3").get_data(as_text=True)
-    assert "Rita: <strong>approve</strong>" in signed_in_page
+    assert "Rita: <strong>Approve</strong>" in signed_in_page
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)

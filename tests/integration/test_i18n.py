@@ -181,7 +181,7 @@ def test_pages_in_the_locale(i18n: Flask) -> None:
     assert page.status_code == 200
     assert '<html lang="de">' in html
     assert "<h1>Veröffentlichen</h1>" in html
-    assert '<label for="summary">Zusammenfassung</label>' in html
+    assert '<label for="summary">Zusammenfassung<span class="statemgr-required" aria-hidden="true"> *</span></label>' in html
     assert "Zurück</a>" in html
     posted = client.post(
         "/_statemgr/pages/article/1/state/publish?lang=de",

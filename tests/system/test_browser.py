@@ -268,14 +268,13 @@ def test_each_role_sees_its_buttons(pages: Pages, live: Live) -> None:
     expect(schedule).to_be_disabled()
     expect(schedule).to_have_attribute("title", "project's state must be Published")
 
-    # anonymous readers see only live projects, and are asked to log in
+    # anonymous readers see only live projects, none of the buttons they
+    # cannot use, and are told to sign in (tests/test_example_person.py)
     live_project = live.add_project("Roles live", review="approved", live=True)
     login(page, None)
     page.goto(f"{live.url}/projects/{live_project}")
     rendered(page, "project", live_project)
-    shown = buttons(page, "project", live_project)
-    assert not any(enabled for enabled, _ in shown.values())
-    assert shown["state.withdraw"][1] == "Log in: withdraw needs the role editor or owner"
+    assert buttons(page, "project", live_project) == {}
 
 
 @sqlite_only
@@ -782,6 +781,11 @@ def test_form_fields_are_checked_as_the_server_checks_them(pages: Pages, live: L
         assert posts == []
         server = page.evaluate(SERVER_ERRORS, [session, data])
         posts.clear()
+        # The room's Regexp says what it wants (ScheduleForm); the schema does
+        # not carry a validator's own message yet, so the browser still says
+        # WTForms' default for a pattern (issue 19: forms and statemgr.js).
+        assert server.pop("room") == ["Write a capital letter, a hyphen and three digits, such as B-204."]
+        assert browser.pop("room") == "Invalid input."
         assert browser == {name: " ".join(messages) for name, messages in server.items()}
     screenshot(page, "dialog-schedule-invalid")
 
@@ -887,7 +891,7 @@ def test_every_transition_works_through_the_client(pages: Pages, live: Live) -> 
     ]
     # the page's own history lists the session's steps among the project's
     expect(olivia.locator("#project-history li")).to_have_count(10)
-    expect(olivia.locator("#project-history")).to_contain_text("Olivia: delete session “Opening”")
+    expect(olivia.locator("#project-history")).to_contain_text("Olivia: Delete session “Opening”")
     screenshot(olivia, "project-history")
 
 
