@@ -17,7 +17,7 @@
  *
  * The started client is `window.statemgr`. Attributes on the script tag:
  * `data-prefix`, `data-hide-unavailable`, `data-poll-interval` (ms), set by
- * `statemgr_script(nonce=None, *, autostart=True, hide_unavailable=False,
+ * `statemgr_script(nonce=None, *, autostart=True, hide_unavailable=None,
  * poll_interval=None)`.
  *
  * Markup:

@@ -7,7 +7,7 @@
  * @module statemgr/client
  */
 
-export const DEFAULT_PREFIX = "/_statemgr";
+const DEFAULT_PREFIX = "/_statemgr";
 const CONFIRMATION = "confirmation-required";
 
 /** A refused request: `problem` is the RFC 9457 document. */
@@ -20,8 +20,6 @@ export class StateError extends Error {
     this.status = problem.status;
   }
 }
-
-/**
 
 /**
  * Requests against the JSON API; {@link StateClient} adds the page.
@@ -45,7 +43,6 @@ export class ApiClient {
     this._etag = null;
     this._schemaRequest = null;
   }
-
 
   /**
    * The state model (DESIGN §8). Fetched once, then kept; `revalidate`
