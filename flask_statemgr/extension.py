@@ -572,7 +572,7 @@ def statemgr_script(
     nonce: str | None = None,
     *,
     autostart: bool = True,
-    hide_unavailable: bool = False,
+    hide_unavailable: bool | None = None,
     poll_interval: int | None = None,
 ) -> Markup:
     """The ``<script type="module">`` tag loading the JS client.
@@ -581,7 +581,10 @@ def statemgr_script(
     :param autostart: start the client on the page (``window.statemgr``);
         without it, import ``StateClient`` from the module yourself.
     :param hide_unavailable: hide the transitions the user cannot perform
-        now instead of showing them disabled with the reason.
+        now instead of showing them disabled with the reason. By default
+        they are hidden for an anonymous visitor only (no
+        :meth:`StateMgr.current_user`), who would otherwise see every
+        button a signed-in user may have.
     :param poll_interval: milliseconds between event polls while the page
         is visible (the client's default is 1000).
 
@@ -592,6 +595,8 @@ def statemgr_script(
     attrs = f' src="{escape(src)}" data-prefix="{escape(prefix)}"'
     if autostart:
         attrs += " data-autostart"
+    if hide_unavailable is None:
+        hide_unavailable = current_app.extensions["statemgr"].current_user() is None
     if hide_unavailable:
         attrs += " data-hide-unavailable"
     if poll_interval is not None:

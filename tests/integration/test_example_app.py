@@ -121,10 +121,12 @@ def test_workers_starting_together_seed_once(database_url: str, monkeypatch: pyt
 
 def test_script_tag(example: Flask) -> None:
     with example.test_request_context():
+        # nobody is signed in: what they cannot do is hidden by default
         assert statemgr_script() == (
             '<script type="module" src="/_statemgr/static/statemgr.js"'
-            ' data-prefix="/_statemgr" data-autostart></script>'
+            ' data-prefix="/_statemgr" data-autostart data-hide-unavailable></script>'
         )
+        assert "data-hide-unavailable" not in statemgr_script(hide_unavailable=False)
         assert statemgr_script('r"1', hide_unavailable=True, poll_interval=2000, autostart=False) == (
             '<script type="module" src="/_statemgr/static/statemgr.js" data-prefix="/_statemgr"'
             ' data-hide-unavailable data-poll-interval="2000" nonce="r&#34;1"></script>'
@@ -136,6 +138,8 @@ def test_pages_carry_the_client_and_its_csrf_token(example: Flask) -> None:
     sign_in(client, "Rita")
     page = client.get("/").get_data(as_text=True)
     assert '<script type="module" src="/_statemgr/static/statemgr.js"' in page
+    # signed in, the unavailable transitions show with their reasons
+    assert " data-hide-unavailable" not in page
     match = re.search(r'<meta name="csrf-token" content="([^"]+)">', page)
     assert match
     spring = project_id(example, "Spring catalogue")

@@ -274,7 +274,11 @@ def test_each_role_sees_its_buttons(pages: Pages, live: Live) -> None:
     login(page, None)
     page.goto(f"{live.url}/projects/{live_project}")
     rendered(page, "project", live_project)
+    # they can do nothing, so by default they are shown nothing (issue 19);
+    # the object JSON still says why
     assert buttons(page, "project", live_project) == {}
+    withdraw = page.evaluate(f"window.statemgr.object('project', {live_project})")["managers"]["state"]["transitions"]["withdraw"]
+    assert withdraw["reasons"][0]["message"] == "Log in: withdraw needs the role editor or owner"
 
 
 @sqlite_only
