@@ -245,9 +245,11 @@ def measure(url: str, pages: int, mode: str, idle: float, changing: float) -> di
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pages", default="100,1000")
-    parser.add_argument("--idle", type=float, default=10.0)
-    parser.add_argument("--changing", type=float, default=20.0)
+    parser.add_argument("--pages", default="100,1000", help="open page counts, comma-separated (default: 100,1000)")
+    parser.add_argument("--idle", type=float, default=10.0, help="seconds measured while nothing changes (default: 10)")
+    parser.add_argument(
+        "--changing", type=float, default=20.0, help="seconds of one change per second measured (default: 20)"
+    )
     args = parser.parse_args(argv)
     # a socket per page here, and in the server (which inherits the limit)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
