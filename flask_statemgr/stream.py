@@ -35,7 +35,6 @@ import sqlalchemy as sa
 from flask import Flask, Response, current_app, has_app_context, request, stream_with_context
 from sqlalchemy import event, orm
 
-from .engine import is_anonymous
 from .events import Page, cursor_of, event_json, latest_cursor, read_rows
 from .history import RECORDED
 from .i18n import gettext
@@ -120,9 +119,12 @@ class Wakeup:
                     entry = self._objects[key]
                     if entry is not None and self._may_view(ext, key, entry[1], user, viewer):
                         shown.append(self._message(row, entry[0]))
-            finally:
-                # the connection goes back to the pool between wake-ups
-                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+            # the connection goes back to the pool between wake-ups; the
+            # objects stay loaded for the next stream
+            session.commit()
         return shown
 
     def _may_view(self, ext: StateMgr, key: Key, obj: t.Any, user: t.Any, viewer: t.Hashable | None) -> bool:
@@ -143,9 +145,9 @@ class Wakeup:
 
 def _viewer(user: t.Any) -> t.Hashable | None:
     """What makes two streams' users the same viewer, so one decision serves
-    both: anonymity, a mapped user's row, or an equal hashable user (a user
+    both: no user, a mapped user's row, or an equal hashable user (a user
     that cannot be compared is decided for each stream)."""
-    if user is None or is_anonymous(user):
+    if user is None:
         return ("anonymous",)
     state = sa.inspect(user, raiseerr=False)
     if state is not None:
@@ -158,6 +160,7 @@ def _viewer(user: t.Any) -> t.Hashable | None:
 
 
 def sse_message(event: dict[str, t.Any]) -> str:
+    """``event`` as one Server-Sent Events message, its cursor the id."""
     return f"id: {event['cursor']}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n"
 
 
