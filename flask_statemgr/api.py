@@ -514,9 +514,9 @@ def _exposed_objects(
         if exposed is None:
             continue
         pk: t.Sequence[sa.Column[t.Any]] = sa.inspect(exposed.model).primary_key
-        values = [k for k in (coerce_identity(exposed.model, i) for i in sorted(ids)) if k is not None]
         if len(pk) != 1:
             continue
+        values = [k for k in (coerce_identity(exposed.model, i) for i in sorted(ids)) if k is not None]
         obj: t.Any
         for start in range(0, len(values), _LOAD_BATCH):
             batch = values[start : start + _LOAD_BATCH]
