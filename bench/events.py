@@ -175,7 +175,10 @@ class Pages:
 
 
 def changer(url: str, seconds: float, committed: dict[int, float], stop: threading.Event) -> None:
-    """Approve one pending review a second through the extension."""
+    """Approve one pending review a second through the extension, for
+    ``seconds``: the last change then has time to reach every page before
+    the pages stop listening (a change they could not receive in time would
+    be left out of the figures, not counted late)."""
     os.environ["DATABASE_URL"] = url
     from example_app import create_app
     from example_app.models import Project, User, db
@@ -184,7 +187,7 @@ def changer(url: str, seconds: float, committed: dict[int, float], stop: threadi
     with app.app_context():
         olivia = db.session.scalars(db.select(User).filter_by(name="Olivia")).one()
         rita = db.session.scalars(db.select(User).filter_by(name="Rita")).one()
-        projects = [Project(title=f"Bench {i}", owner_id=olivia.id) for i in range(int(seconds) + 2)]
+        projects = [Project(title=f"Bench {i}", owner_id=olivia.id) for i in range(int(seconds))]
         db.session.add_all(projects)
         db.session.commit()
         ids = [p.id for p in projects]
@@ -245,9 +248,11 @@ def measure(url: str, pages: int, mode: str, idle: float, changing: float) -> di
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pages", default="100,1000")
-    parser.add_argument("--idle", type=float, default=10.0)
-    parser.add_argument("--changing", type=float, default=20.0)
+    parser.add_argument("--pages", default="100,1000", help="open page counts, comma-separated (default: 100,1000)")
+    parser.add_argument("--idle", type=float, default=10.0, help="seconds measured while nothing changes (default: 10)")
+    parser.add_argument(
+        "--changing", type=float, default=20.0, help="seconds of one change per second measured (default: 20)"
+    )
     args = parser.parse_args(argv)
     # a socket per page here, and in the server (which inherits the limit)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

@@ -20,7 +20,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
 from .engine import BoundTransition, _Checker, is_anonymous, object_identity
-from .events import START, Page, cursor_of, latest_cursor, parse_cursor, read_rows, transaction_cursor
+from .events import START, Page, event_json, latest_cursor, parse_cursor, read_rows, transaction_cursor
 from .exceptions import SerializationError, StateMgrError, TransitionError
 from .history import TransitionRecord, query_history
 from .i18n import N_, current_locale, gettext, json_default, text
@@ -385,20 +385,13 @@ def feed(after: str, limit: int) -> Page:
     """The events after ``after`` that the current user may view."""
     ext = current_statemgr()
     assert ext.db is not None
-    read = read_rows(ext.db.session, after, limit)
-    visible = _visible(ext, read.rows)
+    session = ext.db.session
+    read = read_rows(session, after, limit)
+    user = ext.current_user()
+    objects = _exposed_objects(ext, session, {(row["model"], row["object_id"]) for row in read.rows})
+    visible = {key: name for key, (name, obj) in objects.items() if ext.can_view(obj, user)}
     events = [
-        {
-            "id": row["id"],
-            "model": visible[(row["model"], row["object_id"])],
-            "object_id": row["object_id"],
-            "manager": row["manager"],
-            "transition": row["transition"],
-            "source": row["source"],
-            "target": row["target"],
-            "at": _utc(row["at"]).isoformat(),
-            "cursor": cursor_of(row),
-        }
+        event_json(row, visible[(row["model"], row["object_id"])])
         for row in read.rows
         if (row["model"], row["object_id"]) in visible
     ]
@@ -440,7 +433,9 @@ def events_stream() -> Response:
     else:
         parse_cursor(after)
     limit = int(current_app.config["STATEMGR_EVENTS_LIMIT"])
-    return event_stream(ext, after, lambda cursor: feed(cursor, limit))
+    return event_stream(
+        ext, after, lambda cursor: feed(cursor, limit), lambda session, keys: _exposed_objects(ext, session, keys)
+    )
 
 
 @bp.errorhandler(TransitionError)
@@ -495,30 +490,32 @@ class _HistoryRefused(StateMgrError):
         )
 
 
-def _utc(at: datetime.datetime) -> datetime.datetime:
-    return at if at.tzinfo is not None else at.replace(tzinfo=datetime.timezone.utc)
+#: object ids per query when loading the objects that events name
+_LOAD_BATCH = 500
 
 
-def _visible(ext: StateMgr, rows: t.Sequence[t.Any]) -> dict[tuple[str, str], str]:
-    """Which (model class name, object id) of ``rows`` the current user may
-    view, mapped to the exposed name; one query per model."""
-    user = ext.current_user()
+def _exposed_objects(
+    ext: StateMgr, session: t.Any, keys: t.Collection[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[str, t.Any]]:
+    """The objects of exposed models that (model class name, object id)
+    ``keys`` name, each with its model's exposed name; one query per model
+    and :data:`_LOAD_BATCH` ids, however many readers asked."""
     wanted: dict[str, set[str]] = {}
-    for row in rows:
-        wanted.setdefault(row["model"], set()).add(row["object_id"])
+    for class_name, object_id in keys:
+        wanted.setdefault(class_name, set()).add(object_id)
     by_class = {e.model.__name__: e for e in ext.exposed.values()}
-    visible: dict[tuple[str, str], str] = {}
-    assert ext.db is not None
+    found: dict[tuple[str, str], tuple[str, t.Any]] = {}
     for class_name, ids in wanted.items():
         exposed = by_class.get(class_name)
         if exposed is None:
             continue
-        keys = [k for k in (coerce_identity(exposed.model, i) for i in ids) if k is not None]
         pk: t.Sequence[sa.Column[t.Any]] = sa.inspect(exposed.model).primary_key
-        if len(pk) != 1 or not keys:
+        if len(pk) != 1:
             continue
+        values = [k for k in (coerce_identity(exposed.model, i) for i in sorted(ids)) if k is not None]
         obj: t.Any
-        for obj in ext.db.session.scalars(sa.select(exposed.model).where(pk[0].in_(keys))):
-            if ext.can_view(obj, user):
-                visible[(class_name, object_identity(obj))] = exposed.name
-    return visible
+        for start in range(0, len(values), _LOAD_BATCH):
+            batch = values[start : start + _LOAD_BATCH]
+            for obj in session.scalars(sa.select(exposed.model).where(pk[0].in_(batch))):
+                found[(class_name, object_identity(obj))] = (exposed.name, obj)
+    return found

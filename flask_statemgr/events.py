@@ -23,6 +23,7 @@ number is read as a record id (the cursor before this format), so an
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import re
 import typing as t
 
@@ -139,6 +140,24 @@ class Page:
 def cursor_of(row: sa.RowMapping) -> str:
     """The cursor just past the history row ``row``."""
     return f"{row['xact']}.{row['id']}"
+
+
+def event_json(row: sa.RowMapping, model: str) -> dict[str, t.Any]:
+    """The event of the history row ``row``, whose model is exposed as
+    ``model``, as JSON-ready data."""
+    at: datetime.datetime = row["at"]
+    return {
+        "id": row["id"],
+        "model": model,
+        "object_id": row["object_id"],
+        "manager": row["manager"],
+        "transition": row["transition"],
+        "source": row["source"],
+        "target": row["target"],
+        # SQLite hands back the stored UTC time without its zone
+        "at": (at if at.tzinfo is not None else at.replace(tzinfo=datetime.timezone.utc)).isoformat(),
+        "cursor": cursor_of(row),
+    }
 
 
 def read_rows(session: t.Any, after: str, limit: int) -> Rows:

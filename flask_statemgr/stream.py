@@ -11,9 +11,14 @@ and then waits to be woken. What wakes it is never process memory alone:
   times a second.
 
 Each worker process keeps one listener connection per app, shared by all of
-its streams (:class:`Hub`). A notification carries nothing but "look
-again", so a lost one costs latency, never an event: every stream reads the
-table again at each heartbeat too.
+its streams (:class:`Hub`), and one reader: woken, it reads the new records
+once and hands them to every stream, which shows its user the ones they may
+view. The objects those records name are loaded once per wake-up for all
+streams (:class:`Wakeup`), and each is decided once per viewer. A stream
+whose cursor is not among the records the hub holds (a replay after a
+reconnect, a stream that fell behind) reads the table itself until it is.
+A notification carries nothing but "look again", so a lost one costs
+latency, never an event: the reader reads again at each heartbeat too.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import sqlalchemy as sa
 from flask import Flask, Response, current_app, has_app_context, request, stream_with_context
 from sqlalchemy import event, orm
 
-from .events import Page
+from .events import Page, cursor_of, event_json, latest_cursor, read_rows
 from .history import RECORDED
 from .i18n import gettext
 from .problems import problem
@@ -53,7 +58,14 @@ LISTEN_TIMEOUT = 1.0
 PENDING_DELAY = 0.05
 MAX_PENDING_DELAY = 0.4
 
+#: the records a hub keeps for its streams; one further behind reads itself
+WINDOW = 1000
+
 Wake = t.Callable[[], None]
+Key = tuple[str, str]
+#: ``load(session, keys)``: the objects of exposed models that (model class
+#: name, object id) keys name, each with its exposed name
+Load = t.Callable[[orm.Session, t.Collection[Key]], dict[Key, tuple[str, t.Any]]]
 
 #: the config keys of the stream, with their defaults
 DEFAULTS: dict[str, t.Any] = {
@@ -71,49 +83,143 @@ DEFAULTS: dict[str, t.Any] = {
 }
 
 
+class Wakeup:
+    """What the streams woken at once share: the objects their new records
+    name, loaded once in a session of its own, and whether each viewer may
+    view each one, decided once. Streams use it one at a time, as they would
+    share any session."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._session: orm.Session | None = None
+        self._objects: dict[Key, tuple[str, t.Any] | None] = {}
+        self._decided: dict[tuple[Key, t.Hashable], bool] = {}
+        self._messages: dict[str, str] = {}
+
+    def messages(
+        self, ext: StateMgr, load: Load, rows: t.Sequence[sa.RowMapping], user: t.Any
+    ) -> list[str]:
+        """The events of ``rows`` that ``user`` may view, as SSE messages."""
+        viewer = _viewer(user)
+        keys = [(row["model"], row["object_id"]) for row in rows]
+        shown: list[str] = []
+        with self._lock:
+            if self._session is None:
+                assert ext.db is not None
+                # it outlives the stream that made it: a session of its own,
+                # whose objects stay loaded between transactions
+                self._session = ext.db.session.session_factory(expire_on_commit=False)
+            session = self._session
+            try:
+                missing = {key for key in keys if key not in self._objects}
+                if missing:
+                    found = load(session, missing)
+                    self._objects.update({key: found.get(key) for key in missing})
+                for row, key in zip(rows, keys):
+                    entry = self._objects[key]
+                    if entry is not None and self._may_view(ext, key, entry[1], user, viewer):
+                        shown.append(self._message(row, entry[0]))
+            except BaseException:
+                session.rollback()
+                raise
+            # the connection goes back to the pool between wake-ups; the
+            # objects stay loaded for the next stream
+            session.commit()
+        return shown
+
+    def _may_view(self, ext: StateMgr, key: Key, obj: t.Any, user: t.Any, viewer: t.Hashable | None) -> bool:
+        if viewer is None:
+            return ext.can_view(obj, user)
+        decided = self._decided.get((key, viewer))
+        if decided is None:
+            decided = self._decided[(key, viewer)] = ext.can_view(obj, user)
+        return decided
+
+    def _message(self, row: sa.RowMapping, model: str) -> str:
+        cursor = cursor_of(row)
+        message = self._messages.get(cursor)
+        if message is None:
+            message = self._messages[cursor] = sse_message(event_json(row, model))
+        return message
+
+
+def _viewer(user: t.Any) -> t.Hashable | None:
+    """What makes two streams' users the same viewer, so one decision serves
+    both: no user, a mapped user's row, or an equal hashable user (a user
+    that cannot be compared is decided for each stream)."""
+    if user is None:
+        return ("anonymous",)
+    state = sa.inspect(user, raiseerr=False)
+    if state is not None:
+        return None if state.identity_key is None else ("row", state.identity_key)
+    try:
+        hash(user)
+    except TypeError:
+        return None
+    return ("user", type(user), user)
+
+
+def sse_message(event: dict[str, t.Any]) -> str:
+    """``event`` as one Server-Sent Events message, its cursor the id."""
+    return f"id: {event['cursor']}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n"
+
+
 class Hub:
-    """The streams of one app in one worker process: their count (capped)
-    and the listener thread that wakes them while any is open."""
+    """The streams of one app in one worker process: their count (capped),
+    the listener thread that hears of new records while any is open, and the
+    reader thread that reads them once for all."""
 
     def __init__(self, app: Flask) -> None:
         self.capacity = int(app.config["STATEMGR_EVENTS_STREAMS"])
+        self._heartbeat = float(app.config["STATEMGR_EVENTS_HEARTBEAT"])
+        self._limit = int(app.config["STATEMGR_EVENTS_LIMIT"])
         self._app = weakref.ref(app)
         self._open = 0
         self._generation = 0
         self._changed = threading.Condition()
         self._pid = os.getpid()
         self._stopped: threading.Event | None = None
+        self._dirty = threading.Event()
+        #: the cursors the hub holds records after, oldest first; the record
+        #: after ``_cursors[i]`` is ``_rows[i]``
+        self._cursors: list[str] = []
+        self._rows: list[sa.RowMapping] = []
+        self._index: dict[str, int] = {}
+        self.wakeup = Wakeup()
         #: set once the listener is subscribed (at its first wake)
         self.ready = threading.Event()
 
     def acquire(self) -> bool:
         """Count a new stream in, unless the worker already holds its cap;
-        the first one starts the listener."""
+        the first one starts the listener and the reader."""
         with self._changed:
             if self._open >= self.capacity:
                 return False
             self._open += 1
             if self._stopped is None:
                 self.ready.clear()
-                self._stopped = threading.Event()
-                threading.Thread(
-                    target=self._listen, args=(self._stopped,), name="statemgr-events", daemon=True
-                ).start()
+                self._stopped = stopped = threading.Event()
+                for target, name in ((self._listen, "statemgr-events"), (self._read, "statemgr-events-reader")):
+                    threading.Thread(target=target, args=(stopped,), name=name, daemon=True).start()
             return True
 
     def release(self) -> None:
-        """Count a stream out; the last one stops the listener."""
+        """Count a stream out; the last one stops the listener and reader."""
         with self._changed:
             self._open -= 1
             if not self._open and self._stopped is not None:
                 self._stopped.set()
+                self._dirty.set()
                 self._stopped = None
+                self._cursors, self._rows, self._index = [], [], {}
 
-    @property
-    def generation(self) -> int:
-        """How many times streams were woken; a stream reads the table, then
-        waits for it to move past what it saw before reading."""
-        return self._generation
+    def since(self, cursor: str) -> tuple[int, list[sa.RowMapping] | None, Wakeup]:
+        """The generation, the records after ``cursor`` (``None`` when the
+        hub does not hold that cursor: read the table) and what the streams
+        of this wake-up share, all as of one moment."""
+        with self._changed:
+            at = self._index.get(cursor)
+            return self._generation, None if at is None else self._rows[at:], self.wakeup
 
     def wait(self, seen: int, timeout: float) -> bool:
         """Wait until woken after ``seen``; ``False`` when ``timeout`` ran out."""
@@ -121,10 +227,66 @@ class Hub:
             return self._changed.wait_for(lambda: self._generation != seen, timeout)
 
     def wake(self) -> None:
+        """Have the reader look again."""
+        self._dirty.set()
+        self.ready.set()
+
+    def _read(self, stopped: threading.Event) -> None:
+        delay = again = PENDING_DELAY
+        while True:
+            self._dirty.wait(delay)
+            self._dirty.clear()
+            if stopped.is_set():
+                return
+            app = self._app()
+            if app is None:
+                return
+            try:
+                with app.app_context():
+                    pending = self._read_once(app)
+            except Exception:  # noqa: BLE001 - any failure: read again soon
+                log.warning("statemgr: the events reader could not read the table", exc_info=True)
+                pending = True
+            del app
+            if pending:
+                # an older transaction holds records back: its end is
+                # announced only if it wrote records itself
+                delay, again = again, min(again * 2, MAX_PENDING_DELAY)
+            else:
+                # a lost announcement costs at most this
+                delay, again = self._heartbeat, PENDING_DELAY
+
+    def _read_once(self, app: Flask) -> bool:
+        """Read the records after the last one held, keep the latest
+        :data:`WINDOW` of them and wake the streams if any came; ``True``
+        while records are held back."""
+        ext: StateMgr = app.extensions["statemgr"]
+        assert ext.db is not None
+        with ext.db.engine.connect() as connection:
+            start = self._cursors[-1] if self._cursors else latest_cursor(connection)
+            cursor = start
+            rows: list[sa.RowMapping] = []
+            while True:
+                read = read_rows(connection, cursor, self._limit)
+                rows += read.rows
+                cursor = read.cursor
+                if not read.more:
+                    break
         with self._changed:
+            if self._cursors and self._cursors[-1] != start:
+                # the streams closed and opened again meanwhile
+                return True
+            if self._cursors and not rows:
+                return read.pending
+            cursors = (self._cursors or [start]) + [cursor_of(row) for row in rows]
+            rows = self._rows + rows
+            drop = max(0, len(rows) - WINDOW)
+            self._cursors, self._rows = cursors[drop:], rows[drop:]
+            self._index = {cursor: at for at, cursor in enumerate(self._cursors)}
+            self.wakeup = Wakeup()
             self._generation += 1
             self._changed.notify_all()
-        self.ready.set()
+        return read.pending
 
     def _listen(self, stopped: threading.Event) -> None:
         delay = WATCH_INTERVAL
@@ -228,9 +390,10 @@ def _holds_streams(environ: t.Mapping[str, t.Any]) -> bool:
     return gevent is not None and bool(gevent.is_module_patched("socket"))
 
 
-def event_stream(ext: StateMgr, after: str, read: t.Callable[[str], Page]) -> Response:
+def event_stream(ext: StateMgr, after: str, read: t.Callable[[str], Page], load: Load) -> Response:
     """The response of ``GET {prefix}/events/stream`` from the cursor
-    ``after``; ``read(cursor)`` reads the feed as the current user."""
+    ``after``; ``read(cursor)`` reads the feed as the current user, ``load``
+    the objects that the hub's records name."""
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     config = app.config
     if not _holds_streams(request.environ):
@@ -249,20 +412,29 @@ def event_stream(ext: StateMgr, after: str, read: t.Callable[[str], Page]) -> Re
         cursor = after
         wait = PENDING_DELAY
         while True:
-            seen = hub.generation
-            page = read(cursor)
-            # the connection goes back to the pool while the stream waits
-            session.rollback()
-            for event in page.events:
-                yield f"id: {event['cursor']}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n"
-            cursor = page.cursor
-            if page.more:
+            seen, rows, wakeup = hub.since(cursor)
+            if rows is None:
+                # not among the hub's records: read the table as /events does
+                page = read(cursor)
+                # the connection goes back to the pool while the stream waits
+                session.rollback()
+                for event in page.events:
+                    yield sse_message(event)
+                cursor = page.cursor
+                if page.more:
+                    continue
+                if page.pending:
+                    hub.wait(seen, wait)
+                    wait = min(wait * 2, MAX_PENDING_DELAY)
+                    continue
+                wait = PENDING_DELAY
+            elif rows:
+                messages = wakeup.messages(ext, load, rows, ext.current_user())
+                # whatever the user check read of the user's own session
+                session.rollback()
+                yield from messages
+                cursor = cursor_of(rows[-1])
                 continue
-            if page.pending:
-                hub.wait(seen, wait)
-                wait = min(wait * 2, MAX_PENDING_DELAY)
-                continue
-            wait = PENDING_DELAY
             if not hub.wait(seen, heartbeat):
                 yield ": keep-alive\n\n"
 

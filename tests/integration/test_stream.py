@@ -169,3 +169,88 @@ def test_a_stream_never_read_frees_its_place(reliability: t.Callable[..., t.Any]
         assert head.status_code == 200
         head.close()
     open_stream(app, "alice").response.close()
+
+
+
+class Listening(threading.Thread):
+    """A stream opened, read and closed in a thread of its own (as a server
+    serves each in its own): ``ready`` once it waits, after its first read;
+    then it reads one event and closes."""
+
+    def __init__(self, app: t.Any, user: str | None) -> None:
+        super().__init__()
+        self.app, self.user = app, user
+        self.ready = threading.Event()
+        self.events: list[dict[str, t.Any]] = []
+        self.start()
+        assert self.ready.wait(30)
+
+    def run(self) -> None:
+        stream = open_stream(self.app, self.user)
+        try:
+            # retry, then a keep-alive: the stream has read and waits
+            assert next(stream._chunks).startswith(b"retry:")
+            assert next(stream._chunks) == b": keep-alive\n\n"
+            self.ready.set()
+            self.events = stream.events(1)
+        finally:
+            stream.response.close()
+
+
+def _statements_until_delivered(app: t.Any, users: list[str | None], document: int) -> list[str]:
+    """The statements sent outside the hub's own threads (by the writer's
+    request and by every stream) from archiving ``document`` until each of
+    the streams of ``users`` had it."""
+    from reliability_app import db
+    from sqlalchemy import event
+
+    sent: list[str] = []
+
+    def record(conn: t.Any, cursor: t.Any, statement: str, *args: t.Any) -> None:
+        if not threading.current_thread().name.startswith("statemgr-events"):
+            sent.append(statement)
+
+    streams = [Listening(app, user) for user in users]
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        record_id = archive(app, document, "carol")
+        for stream in streams:
+            stream.join(30)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert [[e["id"] for e in stream.events] for stream in streams] == [[record_id]] * len(users)
+    return sent
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_change_costs_the_same_statements_for_one_stream_or_many(reliability: t.Callable[..., t.Any]) -> None:
+    """The hub reads the new record once (in its own thread) and its object
+    is loaded once for all streams, with the folder its ``can_view`` asks
+    for; each stream filters what the hub read. On SQLite nothing is held
+    back, so no read is repeated by chance."""
+    app = reliability(STATEMGR_EVENTS_HEARTBEAT=0.2)
+    with app.app_context():
+        seed(Population(owners=[ALICE.id], documents=[(0, CAROL.id), (0, CAROL.id)]))
+    one = _statements_until_delivered(app, ["carol"], 1)
+    many = _statements_until_delivered(app, ["carol", "alice", "bob", None, "carol", "alice", None], 2)
+    assert len(many) == len(one), (one, many)
+    # the writer's request loads the document once, the streams once more
+    assert sum(s.startswith("SELECT rel_document") and "IN (" in s for s in many) == 1
+
+
+def test_streams_woken_together_each_see_only_what_their_user_may(reliability: t.Callable[..., t.Any]) -> None:
+    """The objects are shared by the streams of a wake-up, the decisions are
+    each viewer's: carol's stream skips bob's private document that bob's
+    stream shows, and shows her own next change."""
+    app = reliability(STATEMGR_EVENTS_HEARTBEAT=0.2)
+    with app.app_context():
+        seed(Population(owners=[ALICE.id, BOB.id], documents=[(0, CAROL.id), (1, BOB.id)]), private={1})
+    bob, carol = Listening(app, "bob"), Listening(app, "carol")
+    hidden = archive(app, 2, "bob")
+    bob.join(30)
+    shown = archive(app, 1, "carol")
+    carol.join(30)
+    assert [e["id"] for e in bob.events] == [hidden]
+    assert [e["id"] for e in carol.events] == [shown]
