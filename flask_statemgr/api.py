@@ -18,7 +18,8 @@ from sqlalchemy import orm
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
-from .engine import BoundTransition, _Checker
+from .bound import BoundTransition
+from .checks import Checker
 from .exceptions import SerializationError, StateMgrError, TransitionError
 from .history import TransitionRecord, query_history
 from .i18n import N_, current_locale, gettext, json_default, text
@@ -141,9 +142,9 @@ def transaction_cursor(session: t.Any) -> int:
 def object_json(ext: StateMgr, exposed: Exposed, obj: t.Any, user: t.Any) -> dict[str, t.Any]:
     """An object's states and, for ``user``, every transition with whether it
     is available, why not, and what it would change."""
-    from .engine import object_identity
+    from .identity import object_identity
 
-    checker = _Checker(ext, user)
+    checker = Checker(ext, user)
     managers = {}
     for attr in bindings_of(type(obj)):
         view: StateManager = getattr(obj, attr)
@@ -397,7 +398,7 @@ def create_blueprint(ext: StateMgr) -> Blueprint:
     @bp.get("/objects/<model>/<ident>/history")
     def history(model: str, ident: str) -> Response:
         exposed, obj, user = viewable(model, ident)
-        from .engine import is_anonymous, object_identity
+        from .identity import is_anonymous, object_identity
 
         if not ext.can_view_history(obj, user):
             raise _HistoryRefused(anonymous=is_anonymous(user))
@@ -532,7 +533,7 @@ def _visible(ext: StateMgr, rows: t.Sequence[t.Any]) -> dict[tuple[str, str], st
         pk: t.Sequence[sa.Column[t.Any]] = sa.inspect(exposed.model).primary_key
         if len(pk) != 1 or not keys:
             continue
-        from .engine import object_identity
+        from .identity import object_identity
 
         obj: t.Any
         for obj in ext.db.session.scalars(sa.select(exposed.model).where(pk[0].in_(keys))):

@@ -59,7 +59,7 @@ def cascade_targets(models: t.Iterable[type]) -> dict[tuple[str, str, str], str]
     related objects to (``"SessionState.DELETED"``), for the given models."""
     import sqlalchemy as sa
 
-    from .engine import _child_transition
+    from .cascade import child_transition
 
     found = {}
     for model in models:
@@ -74,7 +74,7 @@ def cascade_targets(models: t.Iterable[type]) -> dict[tuple[str, str, str], str]
                         child = mapper.relationships[key].mapper.class_
                     else:
                         continue
-                    manager, transition = _child_transition(child, spec)
+                    manager, transition = child_transition(child, spec)
                     target = transition.target
                     owner = target.manager.__name__ if target.manager else "?"
                     found[(type(binding).__name__, tname, key)] = f"{owner}.{target.name}"

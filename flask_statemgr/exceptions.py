@@ -12,7 +12,7 @@ import typing as t
 from .i18n import N_, gettext, text
 
 if t.TYPE_CHECKING:
-    from .availability import Reason
+    from .results import Reason
 
 
 class StateMgrError(Exception):

@@ -13,7 +13,8 @@ from flask import Flask, abort, current_app, g
 from markupsafe import Markup, escape
 
 from .dialects import configure_engine
-from .engine import BoundTransition, is_anonymous
+from .bound import BoundTransition
+from .identity import is_anonymous
 from .i18n import current_locale, gettext, ngettext
 from .manager import bindings_of
 from .runtime import Runtime, default_roles
@@ -23,7 +24,7 @@ from .tables import ensure_tables
 if t.TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
 
-    from .availability import Plan
+    from .results import Plan
     from .store import DataStore
     from .transitions import Transition
 
@@ -337,7 +338,7 @@ class StateMgr(Runtime):
         """The URL of the default page performing ``transition`` on ``obj``."""
         from flask import url_for
 
-        from .engine import object_identity
+        from .identity import object_identity
 
         exposed = self.exposed_for(type(obj))
         if exposed is None:

@@ -13,12 +13,14 @@ import sqlalchemy as sa
 import sqlalchemy.orm as orm
 
 from .exceptions import BlobNotFound, CorruptBlobError
+from .identity import object_identity
+from .runtime import current_runtime
 from .tables import history_table
 
 logger: logging.Logger = logging.getLogger(__name__)
 
 if t.TYPE_CHECKING:
-    from .availability import Step
+    from .results import Step
     from .runtime import Runtime
     from .store import DataStore
 
@@ -65,8 +67,6 @@ def record_rows(
 ) -> list[dict[str, t.Any]]:
     """The history rows of one level of a plan, the payload stored (its
     blobs written through ``session``)."""
-    from .engine import object_identity
-
     stored = None
     if payload:
         inline = level[0].transition.metadata.get("inline_fields", ())
@@ -128,8 +128,6 @@ SessionLike = t.Union[orm.Session, "orm.scoped_session[t.Any]"]
 def _records(
     session: SessionLike, statement: sa.Select[t.Any], store: DataStore | None
 ) -> list[TransitionRecord]:
-    from .runtime import current_runtime
-
     records = []
     for row in session.execute(statement).mappings():
         data: dict[str, t.Any] = dict(row)
@@ -186,8 +184,6 @@ def query_history(
 
 def object_history(obj: t.Any, manager: str | None = None) -> list[TransitionRecord]:
     """Every record of ``obj`` (for one manager, if given), oldest first."""
-    from .engine import object_identity
-
     state = sa.inspect(obj, raiseerr=False)
     session = state.session if state is not None else None
     if session is None:

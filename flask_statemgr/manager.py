@@ -13,12 +13,13 @@ from sqlalchemy.sql.elements import conv
 
 from .exceptions import UnknownStateValue
 from .hooks import collect_marks
+from .identity import describe
 from .states import _MISSING, State, StateValue
 from .tables import history_table
 from .transitions import Transition
 
 if t.TYPE_CHECKING:
-    from .engine import BoundTransition
+    from .bound import BoundTransition
     from .history import TransitionRecord
 
 _T = t.TypeVar("_T")
@@ -667,7 +668,7 @@ class StateManager(metaclass=_ManagerType):
                 attribute=self._key,
                 column=f"{column.table.name}.{column.name}" if column is not None else self._key,
                 value=value,
-                obj=_engine.describe(obj),
+                obj=describe(obj),
             )
         return state
 
@@ -684,7 +685,7 @@ class StateManager(metaclass=_ManagerType):
         return self.current.title
 
     def _available_transitions(self, user: t.Any = None) -> dict[str, BoundTransition]:
-        return _engine.available_transitions(self, user)
+        return Transition.bound_class.available_on(self, user)
 
     def history(self) -> list[TransitionRecord]:
         """Every transition this manager performed on the object, oldest
@@ -699,10 +700,3 @@ class StateManager(metaclass=_ManagerType):
         if self._host is not None:
             return f"<{type(self).__name__} {getattr(self._host, '__name__', self._host)}.{self._name}>"
         return f"<{type(self).__name__}>"
-
-
-# The engine builds on this module, so it is imported last; by the time a
-# manager lists transitions it is complete. A module attribute rather than an
-# import statement in the method: on such a hot path the import statement
-# cost more than the checks.
-from . import engine as _engine  # noqa: E402

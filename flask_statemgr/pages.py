@@ -9,7 +9,7 @@ import typing as t
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 
 from .api import limit_body
-from .engine import BoundTransition
+from .bound import BoundTransition
 from .exceptions import TransitionError, ValidationFailed
 from .i18n import gettext
 from .manager import StateManager, bindings_of

@@ -14,10 +14,6 @@ if t.TYPE_CHECKING:
     from .states import State
     from .transitions import Transition
 
-#: the stages a transition is checked in, in order
-REASON_CODES = ("state", "requires", "permission", "precondition", "cascade")
-
-
 @dataclasses.dataclass(frozen=True, slots=True)
 class Reason:
     """Why a transition is not available.
