@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy import orm
 
 from .checks import Checker, Stage
+from .declaration import resolve_cascade
 from .exceptions import PermissionDenied, StateConflict, TransitionError
 from .execute import CHUNK
 from .i18n import gettext
@@ -21,29 +22,6 @@ from .results import Plan, Reason, Step
 
 if t.TYPE_CHECKING:
     from .transitions import Transition
-
-
-def child_transition(host: type, spec: str) -> tuple[str, Transition]:
-    """Resolve a cascade target name (``"delete"`` or ``"state.delete"``) on
-    a model class to (manager attribute, transition).
-
-    .. versionadded:: 0.2
-    """
-    bindings = bindings_of(host)
-    if "." in spec:
-        manager_name, name = spec.split(".", 1)
-        binding = bindings.get(manager_name)
-        if binding is None or name not in binding._declared_transitions:
-            raise TypeError(f"cascade target {spec!r} does not exist on {host.__name__}")
-        return manager_name, binding._declared_transitions[name]
-    matches = [(m, b._declared_transitions[spec]) for m, b in bindings.items() if spec in b._declared_transitions]
-    if len(matches) != 1:
-        where = "no manager" if not matches else "several managers"
-        raise TypeError(
-            f"cascade target {spec!r}: {where} on {host.__name__} has that transition; "
-            f"write 'manager.{spec}'"
-        )
-    return matches[0]
 
 
 def preload(parents: list[t.Any], attr: str) -> None:
@@ -76,7 +54,10 @@ def preload(parents: list[t.Any], attr: str) -> None:
 def _related(obj: t.Any, attr: str) -> list[t.Any]:
     """The objects ``attr`` of ``obj`` reaches: none, one, or a collection's
     members (a keyed collection's values)."""
-    value = getattr(obj, attr)
+    try:
+        value = getattr(obj, attr)
+    except AttributeError:
+        raise TypeError(f"cascade {attr!r}: {type(obj).__name__} has no attribute {attr!r}") from None
     if value is None:
         return []
     if isinstance(value, abc.Mapping):
@@ -133,7 +114,7 @@ def expand(plan: Plan, checker: Checker) -> None:
                 for child in children:
                     resolved = targets.get((type(child), spec))
                     if resolved is None:
-                        resolved = targets[type(child), spec] = child_transition(type(child), spec)
+                        resolved = targets[type(child), spec] = resolve_cascade(type(child), spec)
                     manager_name, transition = resolved
                     key = (id(child), manager_name)
                     first = reached.get(key)

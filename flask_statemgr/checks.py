@@ -273,7 +273,10 @@ def requirement_holds(obj: t.Any, path: str, state: State) -> bool:
     related object on the way (``None``) is an unmet requirement."""
     target: t.Any = obj
     for part in path.split("."):
-        target = getattr(target, part)
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise TypeError(f"requires path {path!r}: {type(target).__name__} has no attribute {part!r}") from None
         if target is None:
             return False
     if not isinstance(target, StateManager) or target._obj is None:

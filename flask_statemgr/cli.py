@@ -59,7 +59,7 @@ def cascade_targets(models: t.Iterable[type]) -> dict[tuple[str, str, str], str]
     related objects to (``"SessionState.DELETED"``), for the given models."""
     import sqlalchemy as sa
 
-    from .cascade import child_transition
+    from .declaration import resolve_cascade
 
     found = {}
     for model in models:
@@ -74,7 +74,7 @@ def cascade_targets(models: t.Iterable[type]) -> dict[tuple[str, str, str], str]
                         child = mapper.relationships[key].mapper.class_
                     else:
                         continue
-                    manager, transition = child_transition(child, spec)
+                    manager, transition = resolve_cascade(child, spec)
                     target = transition.target
                     owner = target.manager.__name__ if target.manager else "?"
                     found[(type(binding).__name__, tname, key)] = f"{owner}.{target.name}"
