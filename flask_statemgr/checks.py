@@ -8,9 +8,12 @@ perform raises (or, without ``explain``, the shared :data:`REFUSED`).
 from __future__ import annotations
 
 import enum
+import logging
 import typing as t
+from collections import abc
 
 from .exceptions import (
+    LoaderError,
     PermissionDenied,
     PreconditionFailed,
     RequirementsUnmet,
@@ -19,7 +22,7 @@ from .exceptions import (
     ValidationFailed,
 )
 from .i18n import gettext, is_text, text
-from .identity import is_anonymous
+from .identity import describe, is_anonymous
 from .manager import StateManager
 from .results import Reason
 from .runtime import Runtime
@@ -54,6 +57,8 @@ class Stage(enum.IntEnum):
         return Reason(self.code, message)
 
 
+logger: logging.Logger = logging.getLogger(__name__)
+
 #: what :meth:`Checker.failure` answers without ``explain``; never raised
 REFUSED = TransitionError("Transition refused")
 
@@ -77,7 +82,7 @@ class Checker:
         key = id(obj)
         roles = self._roles.get(key)
         if roles is None:
-            roles = self._roles[key] = self.runtime.roles_for(obj, self.user)
+            roles = self._roles[key] = checked_roles(self.runtime.roles_for(obj, self.user), obj, self.user)
         return roles
 
     def failure(
@@ -117,6 +122,26 @@ class Checker:
         if anonymous:
             message = gettext("Log in: %(reason)s", reason=f"{message[0].lower()}{message[1:]}")
         return PermissionDenied(reasons=[Stage.PERMISSION.reason(message)], anonymous=anonymous)
+
+
+def checked_roles(roles: t.Any, obj: t.Any, user: t.Any) -> t.AbstractSet[str]:
+    """``roles`` if the roles loader answered a set of role names for
+    ``obj`` and ``user``.
+
+    :raise LoaderError: it answered something else (``None``, a list, a
+        string): the message names the loader, the object and the answer,
+        and it is logged, since the user only sees a 500.
+
+    .. versionadded:: 0.2
+    """
+    if isinstance(roles, abc.Set) and all(isinstance(role, str) for role in roles):
+        return t.cast("t.AbstractSet[str]", roles)
+    error = LoaderError(
+        f"The roles loader (@statemgr.roles_loader, else {type(obj).__name__}.roles_for) returned {roles!r} "
+        f"for {describe(obj)} and user {user!r}; it must return a set of role names, such as {{'owner'}} or set()"
+    )
+    logger.error("%s", error)
+    raise error
 
 
 def check_internal(transition: Transition, explain: bool) -> TransitionError:

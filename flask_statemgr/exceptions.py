@@ -145,6 +145,18 @@ class UnknownStateValue(StateMgrError, LookupError):
         )
 
 
+class LoaderError(StateMgrError, TypeError):
+    """An application's loader (of roles, or of the id history records)
+    answered something it must not: the application's bug, a 500 whose
+    message says which loader, for which object, and what it returned.
+
+    .. versionadded:: 0.2
+    """
+
+    http_status: int = 500
+    title: str = N_("The application could not tell who may do this")
+
+
 class SerializationError(StateMgrError, TypeError):
     """A value cannot be serialized (names the field and the type)."""
 

@@ -1,5 +1,5 @@
 """Binding mistakes reported when the mappers are configured, naming the
-model and the attribute (issue 19), not at first use."""
+model and the attribute, and loaders whose answers are checked (issue 19)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy import orm
 from sqlalchemy.orm import Mapped, mapped_column
 
-from flask_statemgr import State, StateManager, Transition
+from flask_statemgr import LoaderError, State, StateManager, Transition
 from flask_statemgr.declaration import cascade_links, resolve_cascade
 
 
@@ -128,3 +128,34 @@ def test_missing_cascade_attribute_is_named_at_perform_time() -> None:
 
     with pytest.raises(TypeError, match="cascade 'pages': Loose has no attribute 'pages'"):
         Loose().state.delete()
+
+
+class GuardedState(StateManager):
+    OPEN = State(1, "Open")
+    CLOSED = State(2, "Closed")
+    close = Transition(OPEN, CLOSED, "Close", roles={"owner"})
+
+
+class Guarded:
+    state = GuardedState("_state")
+
+    def __init__(self, roles: object) -> None:
+        self._state = GuardedState.OPEN.value
+        self.roles = roles
+
+    def roles_for(self, user: object) -> object:
+        return self.roles
+
+
+@pytest.mark.parametrize("answer", [None, ["owner"], "owner", {1}])
+def test_a_roles_loader_answering_no_set_of_names_is_a_loader_error(answer: object) -> None:
+    obj = Guarded(answer)
+    with pytest.raises(LoaderError, match=r"The roles loader .*else Guarded\.roles_for\) returned .* must return a set"):
+        obj.state.close.check("alice")
+    assert obj.state.value == GuardedState.OPEN.value
+    assert LoaderError.http_status == 500 and issubclass(LoaderError, TypeError)
+
+
+def test_a_roles_loader_answering_a_set_is_used() -> None:
+    assert Guarded(frozenset({"owner"})).state.close.is_available("alice")
+    assert not Guarded(set()).state.close.is_available("alice")
