@@ -22,7 +22,7 @@ from .signals import send_safely, transition_refused
 from .transitions import Transition
 
 if t.TYPE_CHECKING:
-    from .history import SessionLike
+    from .typing import SessionLike
 
 
 class BoundTransition:

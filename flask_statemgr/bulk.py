@@ -27,7 +27,7 @@ from .runtime import Runtime, current_runtime
 
 if t.TYPE_CHECKING:
     from .bound import BoundTransition
-    from .history import SessionLike
+    from .typing import SessionLike
 
 
 def perform_all(

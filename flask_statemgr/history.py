@@ -16,6 +16,7 @@ from .exceptions import BlobNotFound, CorruptBlobError
 from .identity import object_identity
 from .runtime import current_runtime
 from .tables import history_table
+from .typing import SessionLike
 
 logger: logging.Logger = logging.getLogger(__name__)
 
@@ -119,10 +120,6 @@ def attach_records(
         # what the history read gives back: no stored payload is None
         row["payload"] = payload if row["payload"] is not None else None
         step.record = TransitionRecord(id=id_, **row)
-
-
-#: a session or Flask-SQLAlchemy's scoped ``db.session``
-SessionLike = t.Union[orm.Session, "orm.scoped_session[t.Any]"]
 
 
 def _records(

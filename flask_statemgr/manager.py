@@ -14,8 +14,9 @@ from sqlalchemy.sql.elements import conv
 from .exceptions import UnknownStateValue
 from .hooks import collect_marks
 from .identity import describe
-from .states import _MISSING, State, StateValue
-from .tables import history_table
+from .states import MISSING, State
+from .typing import StateValue
+from .tables import ensure_tables, history_table
 from .transitions import Transition
 
 if t.TYPE_CHECKING:
@@ -348,9 +349,6 @@ class StateManager(metaclass=_ManagerType):
     _name: str
     _host: type | None
     _obj: t.Any
-    # the StateManager descriptor a view came from; typed Any because type
-    # checkers treat an attribute typed as a descriptor class as a descriptor
-    _binding: t.Any
     _hooks: HostHooks | None
 
     transitions: _TransitionsAccess = _TransitionsAccess()
@@ -415,7 +413,7 @@ class StateManager(metaclass=_ManagerType):
         by_value: dict[t.Any, State] = {}
         if cls.enum is not None:
             for name, state in states.items():
-                if state.value is _MISSING and state.is_plain:
+                if state.value is MISSING and state.is_plain:
                     if name not in cls.enum.__members__:
                         raise ValueError(
                             f"{cls.__name__}.{name}: {cls.enum.__name__} has no member {name!r}"
@@ -442,7 +440,7 @@ class StateManager(metaclass=_ManagerType):
                 if state.base not in own:
                     raise ValueError(f"{where}: the base of a conditional state must be a state of {cls.__name__}")
             else:
-                if state.value is _MISSING or state.value is None:
+                if state.value is MISSING or state.value is None:
                     raise ValueError(f"{where}: a plain state needs a value")
                 if isinstance(state.value, bool) or not isinstance(state.value, (int, str)):
                     raise TypeError(f"{where}: a state's value must be an int or a str, not {state.value!r}")
@@ -518,7 +516,6 @@ class StateManager(metaclass=_ManagerType):
         self._name = ""
         self._host = None
         self._obj = None
-        self._binding = self
         self._hooks = None
         self._hooks_by_host: dict[type, HostHooks] = {}
         self._class_views: dict[type, StateManager] = {}
@@ -545,8 +542,6 @@ class StateManager(metaclass=_ManagerType):
         # to the default database, so a model on another bind
         # (``__bind_key__``) does not take them into its database
         if isinstance(metadata, sa.MetaData) and metadata.info.get("bind_key") is None:
-            from .tables import ensure_tables
-
             ensure_tables(metadata)
 
     def hooks_for(self, host: type) -> HostHooks:
@@ -562,7 +557,6 @@ class StateManager(metaclass=_ManagerType):
         view._name = self._name
         view._host = host
         view._obj = obj
-        view._binding = self
         view._hooks = self.hooks_for(host)
         return view
 
@@ -690,6 +684,7 @@ class StateManager(metaclass=_ManagerType):
     def history(self) -> list[TransitionRecord]:
         """Every transition this manager performed on the object, oldest
         first."""
+        # history is the performing layer, which builds on this module
         from .history import object_history
 
         return object_history(self._obj, self._name)

@@ -9,12 +9,12 @@ from typing_extensions import TypeVar
 
 from .hooks import mark
 from .states import State
+from .typing import Permission
 
 if t.TYPE_CHECKING:
     from .bound import BoundTransition
     from .manager import StateManager
 
-Permission = t.Callable[[t.Any, t.Any], bool]
 #: the hooks' signatures: a decorator hands back the function it was given
 #: (its own precise type), after checking it against these
 _Pre = t.TypeVar("_Pre", bound=t.Callable[[t.Any], bool | str])
