@@ -85,7 +85,11 @@ class PreconditionFailed(TransitionError):
 class ValidationFailed(TransitionError):
     """The submitted data did not validate against the transition's form.
 
-    :param errors: field name to a list of messages.
+    :param errors: field name to a list of messages; without a ``message``,
+        the message names each field and what is wrong with it.
+
+    .. versionchanged:: 0.2
+        The default message names the fields.
     """
 
     http_status: int = 422
@@ -99,6 +103,13 @@ class ValidationFailed(TransitionError):
         errors: t.Mapping[str, t.Sequence[str]] | None = None,
     ) -> None:
         self.errors: dict[str, list[str]] = {k: list(v) for k, v in (errors or {}).items()}
+        if not message and self.errors:
+            # the fields, so a log line or a traceback says what to fix
+            fields = "; ".join(
+                f"{field}: {' '.join(text(m) for m in messages)}" if field else " ".join(text(m) for m in messages)
+                for field, messages in self.errors.items()
+            )
+            message = gettext("The submitted data is not valid: %(fields)s", fields=fields)
         super().__init__(message or gettext("The submitted data is not valid"), reasons)
 
 

@@ -1,5 +1,6 @@
-"""Binding mistakes reported when the mappers are configured, naming the
-model and the attribute, and loaders whose answers are checked (issue 19)."""
+"""What a person is told when a declaration, a loader or the submitted data
+is wrong (issue 19): binding mistakes at mapper configuration, naming the
+model and attribute; loaders whose answers are checked; fields named."""
 
 from __future__ import annotations
 
@@ -159,3 +160,11 @@ def test_a_roles_loader_answering_no_set_of_names_is_a_loader_error(answer: obje
 def test_a_roles_loader_answering_a_set_is_used() -> None:
     assert Guarded(frozenset({"owner"})).state.close.is_available("alice")
     assert not Guarded(set()).state.close.is_available("alice")
+
+
+def test_validation_failed_names_the_fields() -> None:
+    from flask_statemgr import ValidationFailed
+
+    error = ValidationFailed(errors={"title": ["This field is required."], "at": ["Not a date.", "Too early."]})
+    assert str(error) == "The submitted data is not valid: title: This field is required.; at: Not a date. Too early."
+    assert str(ValidationFailed()) == "The submitted data is not valid"
