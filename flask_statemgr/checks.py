@@ -184,7 +184,11 @@ def check_requires(transition: Transition, obj: t.Any, explain: bool) -> Transit
         return None
     unmet = [
         Stage.REQUIRES.reason(
-            gettext("%(path)s must be %(state)s", path=path_words(path), state=state.title or state.name)
+            gettext(
+                "The %(object)s must be %(state)s first",
+                object=path_words(path),
+                state=text(state.title or state.name).lower(),
+            )
         )
         for path, state in transition.requires.items()
         if not requirement_holds(obj, path, state)
@@ -274,9 +278,11 @@ def title_of(transition: Transition) -> str:
 
 
 def path_words(path: str) -> str:
-    """An attribute path as a person reads it: ``project.state`` is
-    "project's state"."""
-    return "'s ".join(part.replace("_", " ") for part in path.split("."))
+    """What a ``requires`` path names, as a person reads it: the object that
+    holds the manager (``project.state`` is "project", ``chapter.project.state``
+    "chapter's project"), or the manager on the object itself (``review``)."""
+    parts = path.split(".")
+    return "'s ".join(part.replace("_", " ") for part in (parts[:-1] or parts))
 
 
 def unmet_message(transition: Transition, precondition: t.Callable[..., t.Any]) -> str:

@@ -257,7 +257,7 @@ def test_each_role_sees_its_buttons(pages: Pages, live: Live) -> None:
         assert {name for name, (enabled, _) in shown.items() if enabled} == available, user
         # every transition is shown; the unavailable ones say why
         assert set(shown) >= {"state.publish", "state.delete", "review.approve"}
-        assert shown["state.publish"] == (False, "review must be Approved")
+        assert shown["state.publish"] == (False, "The review must be approved first")
         if user != "Rita":
             assert shown["review.approve"] == (False, "Approve needs the role reviewer")
         if user != "Olivia":
@@ -265,7 +265,7 @@ def test_each_role_sees_its_buttons(pages: Pages, live: Live) -> None:
     # a session requires its project published, whoever looks
     schedule = page.locator('[data-statemgr^="session:"] button[data-statemgr-transition="state.publish"]')
     expect(schedule).to_be_disabled()
-    expect(schedule).to_have_attribute("title", "project's state must be Published")
+    expect(schedule).to_have_attribute("title", "The project must be published first")
 
     # anonymous readers see only live projects, and are asked to log in
     live_project = live.add_project("Roles live", review="approved", live=True)
@@ -847,7 +847,7 @@ def test_the_app_in_german(pages: Pages, live: Live) -> None:
     published = live.add_project("Sprache online", review="approved", live=True)
     page = pages.open("Eddie", f"/projects/{pending}")
     rendered(page, "project", pending)
-    assert buttons(page, "project", pending)["state.publish"] == (False, "review must be Approved")
+    assert buttons(page, "project", pending)["state.publish"] == (False, "The review must be approved first")
     with page.expect_navigation():
         page.click('.language button[value="de"]')
     expect(page.locator("html")).to_have_attribute("lang", "de")
