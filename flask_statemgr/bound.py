@@ -27,7 +27,13 @@ if t.TYPE_CHECKING:
 
 class BoundTransition:
     """A transition bound to a model instance (``project.state.publish``) or
-    to a model class (``Project.state.publish``)."""
+    to a model class (``Project.state.publish``).
+
+    .. versionadded:: 0.1
+
+    .. versionchanged:: 0.2
+        Defined in ``flask_statemgr.bound`` (was ``engine``).
+    """
 
     __slots__ = ("transition", "manager")
 

@@ -16,7 +16,10 @@ if t.TYPE_CHECKING:
 
 
 class StateMgrError(Exception):
-    """Base class of every error this package raises on purpose."""
+    """Base class of every error this package raises on purpose.
+
+    .. versionadded:: 0.1
+    """
 
 
 class TransitionError(StateMgrError):
@@ -24,6 +27,8 @@ class TransitionError(StateMgrError):
 
     :param message: a human summary.
     :param reasons: why, one :class:`Reason` per failed check.
+
+    .. versionadded:: 0.1
     """
 
     http_status: int = 400
@@ -42,21 +47,30 @@ class TransitionError(StateMgrError):
 
 class StateConflict(TransitionError):
     """The object is not in a state the transition starts from, or another
-    worker changed it first."""
+    worker changed it first.
+
+    .. versionadded:: 0.1
+    """
 
     http_status: int = 409
     title: str = N_("State conflict")
 
 
 class RequirementsUnmet(TransitionError):
-    """Another state manager is not in the state the transition requires."""
+    """Another state manager is not in the state the transition requires.
+
+    .. versionadded:: 0.1
+    """
 
     http_status: int = 409
     title: str = N_("Requirements unmet")
 
 
 class PermissionDenied(TransitionError):
-    """The user may not perform the transition (401 when anonymous)."""
+    """The user may not perform the transition (401 when anonymous).
+
+    .. versionadded:: 0.1
+    """
 
     http_status: int = 403
     title: str = N_("Permission denied")
@@ -76,7 +90,10 @@ class PermissionDenied(TransitionError):
 
 
 class PreconditionFailed(TransitionError):
-    """A precondition declared on the model refused the transition."""
+    """A precondition declared on the model refused the transition.
+
+    .. versionadded:: 0.1
+    """
 
     http_status: int = 409
     title: str = N_("Precondition failed")
@@ -90,6 +107,8 @@ class ValidationFailed(TransitionError):
 
     .. versionchanged:: 0.2
         The default message names the fields.
+
+    .. versionadded:: 0.1
     """
 
     http_status: int = 422
@@ -118,6 +137,8 @@ class ConfirmationRequired(TransitionError):
     not confirm it.
 
     :param plan: how many objects it would change, by model.
+
+    .. versionadded:: 0.1
     """
 
     http_status: int = 409
@@ -139,6 +160,8 @@ class UnknownStateValue(StateMgrError, LookupError):
     :param column: the column, as ``table.column``.
     :param value: the stored value.
     :param obj: the object, as ``Model id``.
+
+    .. versionadded:: 0.1
     """
 
     http_status: int = 500
@@ -169,24 +192,39 @@ class LoaderError(StateMgrError, TypeError):
 
 
 class SerializationError(StateMgrError, TypeError):
-    """A value cannot be serialized (names the field and the type)."""
+    """A value cannot be serialized (names the field and the type).
+
+    .. versionadded:: 0.1
+    """
 
 
 class PayloadTooLarge(StateMgrError, ValueError):
-    """A serialized value exceeds ``STATEMGR_STORE_MAX_SIZE``."""
+    """A serialized value exceeds ``STATEMGR_STORE_MAX_SIZE``.
+
+    .. versionadded:: 0.1
+    """
 
     http_status: int = 413
 
 
 class CorruptBlobError(StateMgrError):
-    """A stored blob does not match its content hash, or cannot be decoded."""
+    """A stored blob does not match its content hash, or cannot be decoded.
+
+    .. versionadded:: 0.1
+    """
 
 
 class BlobNotFound(StateMgrError, KeyError):
-    """A reference points at a blob the store does not have."""
+    """A reference points at a blob the store does not have.
+
+    .. versionadded:: 0.1
+    """
 
 
 class StoreUnavailable(StateMgrError):
-    """The store's backend cannot be reached (503 through the API)."""
+    """The store's backend cannot be reached (503 through the API).
+
+    .. versionadded:: 0.1
+    """
 
     http_status: int = 503

@@ -35,6 +35,8 @@ class TransitionRecord:
     caused it. ``payload_error`` is ``"corrupt"`` or ``"missing"`` when the
     stored payload could not be read (a blob failed its hash check, or is
     gone); ``payload`` is then ``None``.
+
+    .. versionadded:: 0.1
     """
 
     id: int
@@ -160,6 +162,8 @@ def query_history(
 
     :param model: a model class or its name.
     :param after: only records with a larger id (an events cursor).
+
+    .. versionadded:: 0.1
     """
     statement = sa.select(history_table).order_by(history_table.c.id)
     if model is not None:

@@ -330,6 +330,8 @@ class StateManager(metaclass=_ManagerType):
 
     :param attribute: the mapped attribute holding the state value, by name
         or as the ``mapped_column`` object itself.
+
+    .. versionadded:: 0.1
     """
 
     _declared_states: t.ClassVar[dict[str, State]] = {}

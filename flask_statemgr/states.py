@@ -74,6 +74,8 @@ class State:
     :param title: a human label.
     :param description: a longer human explanation.
     :param metadata: free extra fields, exported with the schema.
+
+    .. versionadded:: 0.1
     """
 
     __slots__ = (

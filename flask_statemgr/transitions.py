@@ -46,6 +46,8 @@ class Transition(t.Generic[_Form]):
     :param metadata: free extra fields, exported with the schema.
 
     Subclass it to add fields or default hooks.
+
+    .. versionadded:: 0.1
     """
 
     name: str
