@@ -853,7 +853,8 @@ def test_the_app_in_german(pages: Pages, live: Live) -> None:
     expect(page.locator("html")).to_have_attribute("lang", "de")
     rendered(page, "project", pending)
     # a refusal reason: the extension's sentence around the app's lazy title
-    assert buttons(page, "project", pending)["state.publish"] == (False, "review muss Freigegeben sein")
+    # (the German catalog's "%(object)s muss zuerst %(state)s sein")
+    assert buttons(page, "project", pending)["state.publish"] == (False, "review muss zuerst freigegeben sein")
     expect(page.locator(button("project", pending, "state.publish"))).to_have_text("Veröffentlichen")
     expect(page.locator(f'{obj("project", pending)} [data-statemgr-badge="review"]')).to_have_text("Ausstehend")
     expect(page.locator("h2", has_text="Verlauf")).to_be_visible()
