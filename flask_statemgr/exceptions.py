@@ -124,12 +124,16 @@ class ValidationFailed(TransitionError):
         self.errors: dict[str, list[str]] = {k: list(v) for k, v in (errors or {}).items()}
         if not message and self.errors:
             # the fields, so a log line or a traceback says what to fix
-            fields = "; ".join(
-                f"{field}: {' '.join(text(m) for m in messages)}" if field else " ".join(text(m) for m in messages)
-                for field, messages in self.errors.items()
-            )
+            fields = "; ".join(_field_errors(field, messages) for field, messages in self.errors.items())
             message = gettext("The submitted data is not valid: %(fields)s", fields=fields)
         super().__init__(message or gettext("The submitted data is not valid"), reasons)
+
+
+def _field_errors(field: str, messages: list[str]) -> str:
+    """``"title: This field is required."``; a form-wide error (field
+    ``""``) is its messages alone."""
+    words = " ".join(text(m) for m in messages)
+    return f"{field}: {words}" if field else words
 
 
 class ConfirmationRequired(TransitionError):
