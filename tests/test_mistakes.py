@@ -4,6 +4,8 @@ model and attribute; loaders whose answers are checked; fields named."""
 
 from __future__ import annotations
 
+import typing as t
+
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import orm
@@ -168,3 +170,12 @@ def test_validation_failed_names_the_fields() -> None:
     error = ValidationFailed(errors={"title": ["This field is required."], "at": ["Not a date.", "Too early."]})
     assert str(error) == "The submitted data is not valid: title: This field is required.; at: Not a date. Too early."
     assert str(ValidationFailed()) == "The submitted data is not valid"
+
+
+def test_a_broken_roles_loader_is_a_500_problem_with_a_useful_title(api: t.Any, caplog: pytest.LogCaptureFixture) -> None:
+    api.statemgr.roles_loader(lambda obj, user: None)
+    response = api.test_client().get("/_statemgr/objects/project/1", headers={"X-User": "alice"})
+    assert response.status_code == 500
+    assert response.mimetype == "application/problem+json"
+    assert response.get_json()["title"] == "The application could not tell who may do this"
+    assert "The roles loader" in caplog.text and "returned None for Project 1" in caplog.text
