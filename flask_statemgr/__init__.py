@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import typing as t
 
-from .availability import Availability, BulkResult, Plan, Reason, Step, TransitionResult
-from .engine import BoundTransition
+from .bound import BoundTransition
 from .exceptions import (
     BlobNotFound,
     ConfirmationRequired,
     CorruptBlobError,
+    LoaderError,
     PayloadTooLarge,
     PermissionDenied,
     PreconditionFailed,
@@ -25,6 +25,7 @@ from .exceptions import (
 )
 from .history import TransitionRecord, query_history
 from .manager import StateManager
+from .results import Availability, BulkResult, Plan, Reason, Step, TransitionResult
 from .signals import transition_after, transition_before, transition_failed, transition_refused
 from .states import State
 from .transitions import Transition
@@ -39,6 +40,7 @@ __all__ = [
     "BulkResult",
     "ConfirmationRequired",
     "CorruptBlobError",
+    "LoaderError",
     "PayloadTooLarge",
     "PermissionDenied",
     "Plan",

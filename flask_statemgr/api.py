@@ -19,7 +19,9 @@ from sqlalchemy import orm
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
-from .engine import BoundTransition, _Checker, is_anonymous, object_identity
+from .bound import BoundTransition
+from .checks import Checker
+from .identity import is_anonymous, object_identity
 from .events import START, Page, event_json, latest_cursor, parse_cursor, read_rows, transaction_cursor
 from .exceptions import SerializationError, StateMgrError, TransitionError
 from .history import TransitionRecord, query_history
@@ -119,7 +121,7 @@ def json_response(body: t.Any, status: int = 200) -> Response:
 def object_json(ext: StateMgr, exposed: Exposed, obj: t.Any, user: t.Any) -> dict[str, t.Any]:
     """An object's states and, for ``user``, every transition with whether it
     is available, why not, and what it would change."""
-    checker = _Checker(ext, user)
+    checker = Checker(ext, user)
     managers = {}
     for attr in bindings_of(type(obj)):
         view: StateManager = getattr(obj, attr)

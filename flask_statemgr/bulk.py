@@ -3,7 +3,7 @@
 
 Each object is checked as a single perform would check it; the refused are
 reported and skipped. The others run as one plan of many roots, so the
-statements sent grow by chunks of :data:`~flask_statemgr.engine.CHUNK`
+statements sent grow by chunks of :data:`~flask_statemgr.execute.CHUNK`
 objects, not by object: a compare-and-set ``UPDATE`` per chunk (with its
 history records on PostgreSQL, a multi-row ``INSERT`` elsewhere), and the
 execute hooks' flush.
@@ -17,24 +17,17 @@ import typing as t
 import sqlalchemy as sa
 from sqlalchemy import orm
 
-from .availability import BulkResult, Plan, Reason, Step, TransitionResult
-from .engine import (
-    CHUNK,
-    BoundTransition,
-    _Checker,
-    _holds_nothing,
-    _instance_state,
-    _preload,
-    describe,
-    identity_of,
-    run_plan,
-    validate_data,
-)
+from .cascade import preload
+from .checks import Checker, Stage, validate_data
 from .exceptions import StateConflict, TransitionError, ValidationFailed
+from .execute import CHUNK, holds_nothing, run_plan
+from .identity import describe, identity_of, instance_state_of
+from .results import BulkResult, Plan, Step, TransitionResult
 from .runtime import Runtime, current_runtime
 
 if t.TYPE_CHECKING:
-    from .history import SessionLike
+    from .bound import BoundTransition
+    from .typing import SessionLike
 
 
 def perform_all(
@@ -55,16 +48,16 @@ def perform_all(
         return BulkResult([], {})
     own = _session_of(objs)
     # asked before the checks, as a single perform asks
-    savepoint = own is not None and not _holds_nothing(objs[0])
+    savepoint = own is not None and not holds_nothing(objs[0])
     if own is not None:
         _load(own, host, objs, bound.manager._key)
-    checker = _Checker(runtime, user)
+    checker = Checker(runtime, user)
     for attr in transition.cascade:
-        _preload(objs, attr)
+        preload(objs, attr)
     refused: dict[t.Any, TransitionError] = {}
     plans: list[Plan] = []
     for obj in objs:
-        plan = BoundTransition(transition, getattr(obj, name))._plan(checker)
+        plan = type(bound)(transition, getattr(obj, name))._plan(checker)
         if plan.error is not None:
             refused[obj] = plan.error
         else:
@@ -126,7 +119,7 @@ def _session_of(objs: list[t.Any]) -> orm.Session | None:
     sessions = set()
     pending = False
     for obj in objs:
-        state = _instance_state(obj)
+        state = instance_state_of(obj)
         if state is not None and state.detached:
             raise TypeError(f"{describe(obj)} is detached; add it to a session first")
         session = state.session if state is not None else None
@@ -205,4 +198,4 @@ def _merge(
 
 
 def _conflict(step: Step, why: str) -> StateConflict:
-    return StateConflict(reasons=[Reason("state", f"{describe(step.obj)}: {why}")])
+    return StateConflict(reasons=[Stage.STATE.reason(f"{describe(step.obj)}: {why}")])

@@ -12,11 +12,14 @@ import typing as t
 from .i18n import N_, gettext, text
 
 if t.TYPE_CHECKING:
-    from .availability import Reason
+    from .results import Reason
 
 
 class StateMgrError(Exception):
-    """Base class of every error this package raises on purpose."""
+    """Base class of every error this package raises on purpose.
+
+    .. versionadded:: 0.1
+    """
 
 
 class TransitionError(StateMgrError):
@@ -24,6 +27,8 @@ class TransitionError(StateMgrError):
 
     :param message: a human summary.
     :param reasons: why, one :class:`Reason` per failed check.
+
+    .. versionadded:: 0.1
     """
 
     http_status: int = 400
@@ -42,21 +47,30 @@ class TransitionError(StateMgrError):
 
 class StateConflict(TransitionError):
     """The object is not in a state the transition starts from, or another
-    worker changed it first."""
+    worker changed it first.
+
+    .. versionadded:: 0.1
+    """
 
     http_status: int = 409
     title: str = N_("State conflict")
 
 
 class RequirementsUnmet(TransitionError):
-    """Another state manager is not in the state the transition requires."""
+    """Another state manager is not in the state the transition requires.
+
+    .. versionadded:: 0.1
+    """
 
     http_status: int = 409
     title: str = N_("Requirements unmet")
 
 
 class PermissionDenied(TransitionError):
-    """The user may not perform the transition (401 when anonymous)."""
+    """The user may not perform the transition (401 when anonymous).
+
+    .. versionadded:: 0.1
+    """
 
     http_status: int = 403
     title: str = N_("Permission denied")
@@ -76,7 +90,10 @@ class PermissionDenied(TransitionError):
 
 
 class PreconditionFailed(TransitionError):
-    """A precondition declared on the model refused the transition."""
+    """A precondition declared on the model refused the transition.
+
+    .. versionadded:: 0.1
+    """
 
     http_status: int = 409
     title: str = N_("Precondition failed")
@@ -85,7 +102,13 @@ class PreconditionFailed(TransitionError):
 class ValidationFailed(TransitionError):
     """The submitted data did not validate against the transition's form.
 
-    :param errors: field name to a list of messages.
+    :param errors: field name to a list of messages; without a ``message``,
+        the message names each field and what is wrong with it.
+
+    .. versionchanged:: 0.2
+        The default message names the fields.
+
+    .. versionadded:: 0.1
     """
 
     http_status: int = 422
@@ -99,7 +122,18 @@ class ValidationFailed(TransitionError):
         errors: t.Mapping[str, t.Sequence[str]] | None = None,
     ) -> None:
         self.errors: dict[str, list[str]] = {k: list(v) for k, v in (errors or {}).items()}
+        if not message and self.errors:
+            # the fields, so a log line or a traceback says what to fix
+            fields = "; ".join(_field_errors(field, messages) for field, messages in self.errors.items())
+            message = gettext("The submitted data is not valid: %(fields)s", fields=fields)
         super().__init__(message or gettext("The submitted data is not valid"), reasons)
+
+
+def _field_errors(field: str, messages: list[str]) -> str:
+    """``"title: This field is required."``; a form-wide error (field
+    ``""``) is its messages alone."""
+    words = " ".join(text(m) for m in messages)
+    return f"{field}: {words}" if field else words
 
 
 class ConfirmationRequired(TransitionError):
@@ -107,6 +141,8 @@ class ConfirmationRequired(TransitionError):
     not confirm it.
 
     :param plan: how many objects it would change, by model.
+
+    .. versionadded:: 0.1
     """
 
     http_status: int = 409
@@ -128,6 +164,8 @@ class UnknownStateValue(StateMgrError, LookupError):
     :param column: the column, as ``table.column``.
     :param value: the stored value.
     :param obj: the object, as ``Model id``.
+
+    .. versionadded:: 0.1
     """
 
     http_status: int = 500
@@ -145,25 +183,52 @@ class UnknownStateValue(StateMgrError, LookupError):
         )
 
 
+class LoaderError(StateMgrError, TypeError):
+    """An application's loader (of roles, or of the id history records)
+    answered something it must not: the application's bug, a 500 whose
+    message says which loader, for which object, and what it returned.
+
+    .. versionadded:: 0.2
+    """
+
+    http_status: int = 500
+    title: str = N_("The application could not tell who may do this")
+
+
 class SerializationError(StateMgrError, TypeError):
-    """A value cannot be serialized (names the field and the type)."""
+    """A value cannot be serialized (names the field and the type).
+
+    .. versionadded:: 0.1
+    """
 
 
 class PayloadTooLarge(StateMgrError, ValueError):
-    """A serialized value exceeds ``STATEMGR_STORE_MAX_SIZE``."""
+    """A serialized value exceeds ``STATEMGR_STORE_MAX_SIZE``.
+
+    .. versionadded:: 0.1
+    """
 
     http_status: int = 413
 
 
 class CorruptBlobError(StateMgrError):
-    """A stored blob does not match its content hash, or cannot be decoded."""
+    """A stored blob does not match its content hash, or cannot be decoded.
+
+    .. versionadded:: 0.1
+    """
 
 
 class BlobNotFound(StateMgrError, KeyError):
-    """A reference points at a blob the store does not have."""
+    """A reference points at a blob the store does not have.
+
+    .. versionadded:: 0.1
+    """
 
 
 class StoreUnavailable(StateMgrError):
-    """The store's backend cannot be reached (503 through the API)."""
+    """The store's backend cannot be reached (503 through the API).
+
+    .. versionadded:: 0.1
+    """
 
     http_status: int = 503

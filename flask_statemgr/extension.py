@@ -18,7 +18,8 @@ from .api import bp as api_blueprint
 from .api import coerce_identity
 from .cli import statemgr_cli
 from .dialects import configure_engine
-from .engine import BoundTransition, is_anonymous, object_identity
+from .bound import BoundTransition
+from .identity import is_anonymous, object_identity
 from .exceptions import ConfirmationRequired
 from .forms import bind_form
 from .i18n import current_locale, gettext, ngettext
@@ -36,7 +37,7 @@ from .tables import ensure_tables
 if t.TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
 
-    from .availability import Plan, TransitionResult
+    from .results import Plan, TransitionResult
     from .store import DataStore
     from .transitions import Transition
 

@@ -9,7 +9,7 @@ import typing as t
 
 import sqlalchemy as sa
 
-from .engine import _child_transition
+from .declaration import resolve_cascade
 from .i18n import text
 from .manager import StateManager, bindings_of
 
@@ -52,7 +52,7 @@ def cascade_targets(models: t.Iterable[type]) -> dict[tuple[str, str, str], str]
                         child = mapper.relationships[key].mapper.class_
                     else:
                         continue
-                    manager, transition = _child_transition(child, spec)
+                    manager, transition = resolve_cascade(child, spec)
                     target = transition.target
                     owner = target.manager.__name__ if target.manager else "?"
                     found[(type(binding).__name__, tname, key)] = f"{owner}.{target.name}"

@@ -13,12 +13,15 @@ import sqlalchemy as sa
 import sqlalchemy.orm as orm
 
 from .exceptions import BlobNotFound, CorruptBlobError
+from .identity import object_identity
+from .runtime import current_runtime
 from .tables import history_table
+from .typing import SessionLike
 
 logger: logging.Logger = logging.getLogger(__name__)
 
 if t.TYPE_CHECKING:
-    from .availability import Step
+    from .results import Step
     from .runtime import Runtime
     from .store import DataStore
 
@@ -32,6 +35,8 @@ class TransitionRecord:
     caused it. ``payload_error`` is ``"corrupt"`` or ``"missing"`` when the
     stored payload could not be read (a blob failed its hash check, or is
     gone); ``payload`` is then ``None``.
+
+    .. versionadded:: 0.1
     """
 
     id: int
@@ -69,8 +74,6 @@ def record_rows(
 ) -> list[dict[str, t.Any]]:
     """The history rows of one level of a plan, the payload stored (its
     blobs written through ``session``)."""
-    from .engine import object_identity
-
     # the commit announces them to open event streams
     session.info[RECORDED] = True
     stored = None
@@ -127,15 +130,9 @@ def attach_records(
         step.record = TransitionRecord(id=id_, **row)
 
 
-#: a session or Flask-SQLAlchemy's scoped ``db.session``
-SessionLike = t.Union[orm.Session, "orm.scoped_session[t.Any]"]
-
-
 def _records(
     session: SessionLike, statement: sa.Select[t.Any], store: DataStore | None
 ) -> list[TransitionRecord]:
-    from .runtime import current_runtime
-
     records = []
     for row in session.execute(statement).mappings():
         data: dict[str, t.Any] = dict(row)
@@ -177,6 +174,8 @@ def query_history(
     :param model: a model class or its name.
     :param after: only records with a larger id (not an events cursor:
         records commit out of id order; see :mod:`flask_statemgr.events`).
+
+    .. versionadded:: 0.1
     """
     statement = sa.select(*_RECORD_COLUMNS).order_by(history_table.c.id)
     if model is not None:
@@ -198,8 +197,6 @@ def query_history(
 
 def object_history(obj: t.Any, manager: str | None = None) -> list[TransitionRecord]:
     """Every record of ``obj`` (for one manager, if given), oldest first."""
-    from .engine import object_identity
-
     state = sa.inspect(obj, raiseerr=False)
     session = state.session if state is not None else None
     if session is None:

@@ -13,12 +13,14 @@ from sqlalchemy.sql.elements import conv
 
 from .exceptions import UnknownStateValue
 from .hooks import collect_marks
-from .states import _MISSING, State, StateValue
-from .tables import history_table
+from .identity import describe
+from .states import MISSING, State
+from .typing import StateValue
+from .tables import ensure_tables, history_table
 from .transitions import Transition
 
 if t.TYPE_CHECKING:
-    from .engine import BoundTransition
+    from .bound import BoundTransition
     from .history import TransitionRecord
 
 _T = t.TypeVar("_T")
@@ -328,6 +330,8 @@ class StateManager(metaclass=_ManagerType):
 
     :param attribute: the mapped attribute holding the state value, by name
         or as the ``mapped_column`` object itself.
+
+    .. versionadded:: 0.1
     """
 
     _declared_states: t.ClassVar[dict[str, State]] = {}
@@ -347,9 +351,6 @@ class StateManager(metaclass=_ManagerType):
     _name: str
     _host: type | None
     _obj: t.Any
-    # the StateManager descriptor a view came from; typed Any because type
-    # checkers treat an attribute typed as a descriptor class as a descriptor
-    _binding: t.Any
     _hooks: HostHooks | None
 
     transitions: _TransitionsAccess = _TransitionsAccess()
@@ -414,7 +415,7 @@ class StateManager(metaclass=_ManagerType):
         by_value: dict[t.Any, State] = {}
         if cls.enum is not None:
             for name, state in states.items():
-                if state.value is _MISSING and state.is_plain:
+                if state.value is MISSING and state.is_plain:
                     if name not in cls.enum.__members__:
                         raise ValueError(
                             f"{cls.__name__}.{name}: {cls.enum.__name__} has no member {name!r}"
@@ -441,7 +442,7 @@ class StateManager(metaclass=_ManagerType):
                 if state.base not in own:
                     raise ValueError(f"{where}: the base of a conditional state must be a state of {cls.__name__}")
             else:
-                if state.value is _MISSING or state.value is None:
+                if state.value is MISSING or state.value is None:
                     raise ValueError(f"{where}: a plain state needs a value")
                 if isinstance(state.value, bool) or not isinstance(state.value, (int, str)):
                     raise TypeError(f"{where}: a state's value must be an int or a str, not {state.value!r}")
@@ -517,7 +518,6 @@ class StateManager(metaclass=_ManagerType):
         self._name = ""
         self._host = None
         self._obj = None
-        self._binding = self
         self._hooks = None
         self._hooks_by_host: dict[type, HostHooks] = {}
         self._class_views: dict[type, StateManager] = {}
@@ -544,8 +544,6 @@ class StateManager(metaclass=_ManagerType):
         # to the default database, so a model on another bind
         # (``__bind_key__``) does not take them into its database
         if isinstance(metadata, sa.MetaData) and metadata.info.get("bind_key") is None:
-            from .tables import ensure_tables
-
             ensure_tables(metadata)
 
     def hooks_for(self, host: type) -> HostHooks:
@@ -561,7 +559,6 @@ class StateManager(metaclass=_ManagerType):
         view._name = self._name
         view._host = host
         view._obj = obj
-        view._binding = self
         view._hooks = self.hooks_for(host)
         return view
 
@@ -667,7 +664,7 @@ class StateManager(metaclass=_ManagerType):
                 attribute=self._key,
                 column=f"{column.table.name}.{column.name}" if column is not None else self._key,
                 value=value,
-                obj=_engine.describe(obj),
+                obj=describe(obj),
             )
         return state
 
@@ -684,11 +681,12 @@ class StateManager(metaclass=_ManagerType):
         return self.current.title
 
     def _available_transitions(self, user: t.Any = None) -> dict[str, BoundTransition]:
-        return _engine.available_transitions(self, user)
+        return Transition.bound_class.available_on(self, user)
 
     def history(self) -> list[TransitionRecord]:
         """Every transition this manager performed on the object, oldest
         first."""
+        # history is the performing layer, which builds on this module
         from .history import object_history
 
         return object_history(self._obj, self._name)
@@ -699,10 +697,3 @@ class StateManager(metaclass=_ManagerType):
         if self._host is not None:
             return f"<{type(self).__name__} {getattr(self._host, '__name__', self._host)}.{self._name}>"
         return f"<{type(self).__name__}>"
-
-
-# The engine builds on this module, so it is imported last; by the time a
-# manager lists transitions it is complete. A module attribute rather than an
-# import statement in the method: on such a hot path the import statement
-# cost more than the checks.
-from . import engine as _engine  # noqa: E402

@@ -9,7 +9,7 @@ import typing as t
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 
 from .api import current_statemgr, limit_body
-from .engine import BoundTransition
+from .bound import BoundTransition
 from .exceptions import TransitionError, ValidationFailed
 from .forms import bind_form
 from .i18n import gettext
@@ -18,7 +18,7 @@ from .problems import ResourceNotFound
 from .redirects import redirect_target
 
 if t.TYPE_CHECKING:
-    from .availability import Plan, Reason
+    from .results import Plan, Reason
     from .extension import StateMgr
 
 

@@ -52,6 +52,8 @@ class Runtime:
     @property
     def store(self) -> DataStore:
         if self._store is None:
+            # the payloads layer builds on this one; the default store is
+            # made for the first payload, never at import
             from .store import create_store
 
             self._store = create_store({})

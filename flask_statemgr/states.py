@@ -48,13 +48,11 @@ import typing as t
 import sqlalchemy as sa
 
 from .hooks import mark
+from .typing import Expression, StateValue, Validator
 
 if t.TYPE_CHECKING:
     from .manager import StateManager
 
-StateValue = t.Union[int, str]
-Validator = t.Callable[[t.Any], bool]
-Expression = t.Callable[[t.Any], "sa.ColumnElement[bool]"]
 #: a marked validator: a model method ``(self) -> bool``
 _V = t.TypeVar("_V", bound=t.Callable[[t.Any], bool])
 #: a marked expression: ``(cls) -> clause``, a function or a classmethod
@@ -62,7 +60,9 @@ _E = t.TypeVar(
     "_E", bound="t.Callable[[t.Any], sa.ColumnElement[bool]] | classmethod[t.Any, [], sa.ColumnElement[bool]]"
 )
 
-_MISSING: t.Any = object()
+#: the value of a state declared without one (a group or a conditional
+#: state); the manager fills in a plain state's
+MISSING: t.Any = object()
 
 
 class State:
@@ -74,6 +74,8 @@ class State:
     :param title: a human label.
     :param description: a longer human explanation.
     :param metadata: free extra fields, exported with the schema.
+
+    .. versionadded:: 0.1
     """
 
     __slots__ = (
@@ -102,7 +104,7 @@ class State:
 
     def __init__(
         self,
-        value: t.Any = _MISSING,
+        value: t.Any = MISSING,
         title: str = "",
         description: str = "",
         **metadata: t.Any,
@@ -182,7 +184,7 @@ class State:
         """
         if not self.is_plain:
             raise TypeError("Only a plain state can be the base of a conditional state")
-        state = State(_MISSING, title, description, **metadata)
+        state = State(MISSING, title, description, **metadata)
         state.base = self
         state.default_validator = validator
         state.default_expression = expression

@@ -9,12 +9,12 @@ from typing_extensions import TypeVar
 
 from .hooks import mark
 from .states import State
+from .typing import Permission
 
 if t.TYPE_CHECKING:
-    from .engine import BoundTransition
+    from .bound import BoundTransition
     from .manager import StateManager
 
-Permission = t.Callable[[t.Any, t.Any], bool]
 #: the hooks' signatures: a decorator hands back the function it was given
 #: (its own precise type), after checking it against these
 _Pre = t.TypeVar("_Pre", bound=t.Callable[[t.Any], bool | str])
@@ -46,10 +46,16 @@ class Transition(t.Generic[_Form]):
     :param metadata: free extra fields, exported with the schema.
 
     Subclass it to add fields or default hooks.
+
+    .. versionadded:: 0.1
     """
 
     name: str
     manager: type[StateManager] | None
+    #: what ``obj.state.publish`` is an instance of; :mod:`.bound` sets it,
+    #: because the performing layer builds on this one, which never imports
+    #: it
+    bound_class: t.ClassVar[type[BoundTransition]]
 
     def __init__(
         self,
@@ -178,14 +184,8 @@ class Transition(t.Generic[_Form]):
     def __get__(self, instance: t.Any, owner: type) -> t.Any:
         if instance is None:
             return self
-        return _engine.BoundTransition(self, instance)
+        return self.bound_class(self, instance)
 
     def __repr__(self) -> str:
         owner = self.manager.__name__ if self.manager is not None else "?"
         return f"<Transition {owner}.{self.name}>"
-
-
-# The engine builds on this module (through the manager), so it is imported
-# last; a module attribute rather than an import statement in ``__get__``,
-# which runs on every ``obj.state.publish``.
-from . import engine as _engine  # noqa: E402

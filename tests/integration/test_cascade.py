@@ -178,7 +178,7 @@ def test_plan_lists_every_step_and_blocker_before_anything_runs(chain_db: orm.Se
         ("cascade", f"Comment {hosted.comments[0].id}: Delete needs the role owner"),
         ("cascade", f"Comment {pinned.comments[0].id}: Pinned comments cannot be deleted"),
         ("cascade", f"Comment {hidden.comments[0].id}: Delete is not possible while state is Hidden"),
-        ("cascade", f"Comment {archived.comments[0].id}: session's state must be Active"),
+        ("cascade", f"Comment {archived.comments[0].id}: The session must be active first"),
     ]
     assert all(s.lstrip().upper().startswith("SELECT") for s in statements)
     assert stored_states(chain_db.get_bind()) == before  # type: ignore[arg-type]
@@ -211,7 +211,7 @@ def test_perform_refuses_the_whole_chain_naming_the_first_blocking_child(chain_d
         ),
         ("pinned", PreconditionFailed, ["Comment {comment}: Pinned comments cannot be deleted"]),
         ("hidden", StateConflict, ["Comment {comment}: Delete is not possible while state is Hidden"]),
-        ("archived", RequirementsUnmet, ["Comment {comment}: session's state must be Active"]),
+        ("archived", RequirementsUnmet, ["Comment {comment}: The session must be active first"]),
     ],
 )
 def test_each_kind_of_check_blocks_the_chain(

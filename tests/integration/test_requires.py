@@ -40,11 +40,11 @@ def requires_reasons(bound: t.Any, user: t.Any = None) -> list[Reason]:
 
 def test_plain_state_requirement(chain_db: orm.Session) -> None:
     project = add_project(chain_db)
-    assert requires_reasons(project.state.publish) == [Reason("requires", "review must be Approved")]
+    assert requires_reasons(project.state.publish) == [Reason("requires", "The review must be approved first")]
     with pytest.raises(RequirementsUnmet) as raised:
         project.state.publish()
     assert raised.value.http_status == 409
-    assert raised.value.reasons == [Reason("requires", "review must be Approved")]
+    assert raised.value.reasons == [Reason("requires", "The review must be approved first")]
     assert project.state.DRAFT
     assert query_history(chain_db) == []
     assert "publish" not in project.state.transitions()
@@ -70,7 +70,7 @@ def test_group_requirement(chain_db: orm.Session, review: str, met: bool) -> Non
         chain_db.commit()
         assert chain_db.scalar(sa.select(Project._state)) == ProjectState.WITHDRAWN.value
     else:
-        assert requires_reasons(project.state.archive) == [Reason("requires", "review must be Decided")]
+        assert requires_reasons(project.state.archive) == [Reason("requires", "The review must be decided first")]
         with pytest.raises(RequirementsUnmet):
             project.state.archive()
         assert project.state.DRAFT
@@ -80,7 +80,7 @@ def test_conditional_requirement(chain_db: orm.Session) -> None:
     project = add_project(chain_db, _state=ProjectState.WITHDRAWN.value, _review="approved")
     # approved, but nobody signed it off: the conditional state does not hold
     assert project.review.APPROVED and not project.review.SIGNED
-    assert requires_reasons(project.state.republish) == [Reason("requires", "review must be Signed off")]
+    assert requires_reasons(project.state.republish) == [Reason("requires", "The review must be signed off first")]
     project.reviewer_id = HOST.id
     assert project.state.republish.is_available()
     project.state.republish()
@@ -89,7 +89,7 @@ def test_conditional_requirement(chain_db: orm.Session) -> None:
 
     rejected = add_project(chain_db, _state=ProjectState.WITHDRAWN.value, _review="rejected", reviewer_id=HOST.id)
     # the validator holds, but the base state does not
-    assert requires_reasons(rejected.state.republish) == [Reason("requires", "review must be Signed off")]
+    assert requires_reasons(rejected.state.republish) == [Reason("requires", "The review must be signed off first")]
 
 
 def test_state_is_checked_before_requires_and_requires_before_permission(chain_db: orm.Session) -> None:
@@ -105,14 +105,14 @@ def test_state_is_checked_before_requires_and_requires_before_permission(chain_d
     # a stranger may not delete it either, but the requirement is reported
     with pytest.raises(RequirementsUnmet) as unmet:
         comment.state.delete(STRANGER)
-    assert unmet.value.reasons == [Reason("requires", "session's state must be Active")]
+    assert unmet.value.reasons == [Reason("requires", "The session must be active first")]
 
 
 def test_requirement_on_a_related_object(chain_db: orm.Session) -> None:
     project = add_project(chain_db, sessions=2)
     session = project.sessions[0]
     assert requires_reasons(session.state.publish) == [
-        Reason("requires", "project's state must be Published")
+        Reason("requires", "The project must be published first")
     ]
     with pytest.raises(RequirementsUnmet):
         session.state.publish()
@@ -136,7 +136,7 @@ def test_missing_related_object_is_unmet_not_a_crash(chain_db: orm.Session) -> N
     chain_db.add(orphan)
     chain_db.commit()
     assert orphan.project is None
-    assert requires_reasons(orphan.state.publish) == [Reason("requires", "project's state must be Published")]
+    assert requires_reasons(orphan.state.publish) == [Reason("requires", "The project must be published first")]
     with pytest.raises(RequirementsUnmet):
         orphan.state.publish()
     assert orphan.state.DRAFT
@@ -150,7 +150,7 @@ def test_requirement_of_a_comment_reaches_two_levels(chain_db: orm.Session) -> N
     assert comment.state.delete.is_available(OWNER)
     project.sessions[0].state.archive()
     assert requires_reasons(comment.state.delete, OWNER) == [
-        Reason("requires", "session's state must be Active")
+        Reason("requires", "The session must be active first")
     ]
 
 

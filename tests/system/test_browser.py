@@ -258,7 +258,7 @@ def test_each_role_sees_its_buttons(pages: Pages, live: Live) -> None:
         assert {name for name, (enabled, _) in shown.items() if enabled} == available, user
         # every transition is shown; the unavailable ones say why
         assert set(shown) >= {"state.publish", "state.delete", "review.approve"}
-        assert shown["state.publish"] == (False, "review must be Approved")
+        assert shown["state.publish"] == (False, "The review must be approved first")
         if user != "Rita":
             assert shown["review.approve"] == (False, "Approve needs the role reviewer")
         if user != "Olivia":
@@ -266,7 +266,7 @@ def test_each_role_sees_its_buttons(pages: Pages, live: Live) -> None:
     # a session requires its project published, whoever looks
     schedule = page.locator('[data-statemgr^="session:"] button[data-statemgr-transition="state.publish"]')
     expect(schedule).to_be_disabled()
-    expect(schedule).to_have_attribute("title", "project's state must be Published")
+    expect(schedule).to_have_attribute("title", "The project must be published first")
 
     # anonymous readers see only live projects, none of the buttons they
     # cannot use, and are told to sign in (tests/test_example_person.py)
@@ -952,13 +952,14 @@ def test_the_app_in_german(pages: Pages, live: Live) -> None:
     published = live.add_project("Sprache online", review="approved", live=True)
     page = pages.open("Eddie", f"/projects/{pending}")
     rendered(page, "project", pending)
-    assert buttons(page, "project", pending)["state.publish"] == (False, "review must be Approved")
+    assert buttons(page, "project", pending)["state.publish"] == (False, "The review must be approved first")
     with page.expect_navigation():
         page.click('.language button[value="de"]')
     expect(page.locator("html")).to_have_attribute("lang", "de")
     rendered(page, "project", pending)
     # a refusal reason: the extension's sentence around the app's lazy title
-    assert buttons(page, "project", pending)["state.publish"] == (False, "review muss Freigegeben sein")
+    # (the German catalog's "%(object)s muss zuerst %(state)s sein")
+    assert buttons(page, "project", pending)["state.publish"] == (False, "review muss zuerst freigegeben sein")
     expect(page.locator(button("project", pending, "state.publish"))).to_have_text("Veröffentlichen")
     expect(page.locator(f'{obj("project", pending)} [data-statemgr-badge="review"]')).to_have_text("Ausstehend")
     expect(page.locator("h2", has_text="Verlauf")).to_be_visible()

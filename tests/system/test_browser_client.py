@@ -69,7 +69,7 @@ def test_a_disabled_action_shows_its_reason_beside_it(pages: Pages, live: Live) 
         })""",
     )
     by_name = {s["name"]: s for s in shown}
-    assert by_name["state.publish"]["text"] == "review must be Approved"
+    assert by_name["state.publish"]["text"] == "The review must be approved first"
     assert by_name["state.delete"]["text"] == "Delete needs the role owner"
     # the same words as the tooltip, visible without hovering
     assert all(s["text"] == s["title"] and s["beside"] and s["visible"] for s in shown)

@@ -109,7 +109,7 @@ def test_group_source_with_a_conditional_member() -> None:
 def test_requires() -> None:
     project = _project()
     reasons = _failure(project.state.submit, ALICE, RequirementsUnmet, 409)
-    assert reasons == [Reason("requires", "review must be Approved")]
+    assert reasons == [Reason("requires", "The review must be approved first")]
     project._review = "approved"
     assert project.state.submit.is_available(ALICE)
 
@@ -134,7 +134,7 @@ def test_requires_through_a_relationship() -> None:
     assert Book(chapter).edition.press.is_available()
     chapter.project._state = 1
     reasons = _failure(Book(chapter).edition.press, None, RequirementsUnmet, 409)
-    assert reasons == [Reason("requires", "chapter's project's state must be Published")]
+    assert reasons == [Reason("requires", "The chapter's project must be published first")]
     # a missing related object is an unmet requirement, not a crash
     assert not Book(None).edition.press.is_available()
 

@@ -14,10 +14,6 @@ if t.TYPE_CHECKING:
     from .states import State
     from .transitions import Transition
 
-#: the stages a transition is checked in, in order
-REASON_CODES = ("state", "requires", "permission", "precondition", "cascade")
-
-
 @dataclasses.dataclass(frozen=True, slots=True)
 class Reason:
     """Why a transition is not available.
@@ -26,6 +22,12 @@ class Reason:
         ``requires``, ``cascade``.
     :param message: a human explanation; a lazy string is rendered when
         the reason is read.
+
+    .. versionadded:: 0.1
+
+    .. versionchanged:: 0.2
+        Defined in ``flask_statemgr.results`` (was ``availability``); its
+        ``code`` is a :class:`~flask_statemgr.checks.Stage`'s ``code``.
     """
 
     code: str
@@ -37,7 +39,10 @@ class Reason:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Availability:
-    """The answer of :meth:`BoundTransition.check`."""
+    """The answer of :meth:`BoundTransition.check`.
+
+    .. versionadded:: 0.1
+    """
 
     ok: bool
     reasons: list[Reason]
@@ -53,6 +58,8 @@ class Step:
 
     :param parent: index in the plan of the step whose cascade caused this
         one, ``None`` for the root.
+
+    .. versionadded:: 0.1
     """
 
     obj: t.Any
@@ -72,7 +79,10 @@ class Step:
 @dataclasses.dataclass(slots=True)
 class Plan:
     """What performing a transition would do: every step in execution order
-    (parents before children) and, if it cannot run, the blockers."""
+    (parents before children) and, if it cannot run, the blockers.
+
+    .. versionadded:: 0.1
+    """
 
     steps: list[Step]
     blockers: list[Reason]
@@ -100,7 +110,10 @@ class Plan:
 
 @dataclasses.dataclass(slots=True)
 class TransitionResult:
-    """What :meth:`BoundTransition.__call__` returns."""
+    """What :meth:`BoundTransition.__call__` returns.
+
+    .. versionadded:: 0.1
+    """
 
     source: State
     target: State
@@ -116,6 +129,8 @@ class BulkResult:
     :param performed: one result per object moved, in the order given.
     :param refused: each object skipped, mapped to why (the error a single
         perform would have raised).
+
+    .. versionadded:: 0.1
     """
 
     performed: list[TransitionResult]

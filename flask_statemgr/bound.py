@@ -1,0 +1,224 @@
+"""The bound transition (``project.state.publish``): what a caller checks,
+plans and performs. A perform reads top to bottom through the performing
+layer: :mod:`.checks` for the root step, :mod:`.cascade` for the steps it
+causes, :func:`.checks.validate_data` for the data, then :mod:`.execute`.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+import sqlalchemy as sa
+
+from .bulk import perform_all
+from .cascade import expand
+from .checks import Checker, validate_data
+from .exceptions import TransitionError, ValidationFailed
+from .execute import execute, holds_nothing
+from .manager import StateManager
+from .results import Availability, BulkResult, Plan, Step, TransitionResult
+from .runtime import Runtime, current_runtime
+from .signals import send_safely, transition_refused
+from .transitions import Transition
+
+if t.TYPE_CHECKING:
+    from .typing import SessionLike
+
+
+class BoundTransition:
+    """A transition bound to a model instance (``project.state.publish``) or
+    to a model class (``Project.state.publish``).
+
+    .. versionadded:: 0.1
+
+    .. versionchanged:: 0.2
+        Defined in ``flask_statemgr.bound`` (was ``engine``).
+    """
+
+    __slots__ = ("transition", "manager")
+
+    def __init__(self, transition: Transition, manager: StateManager) -> None:
+        # declared here, not in the class body: there a checker would treat
+        # these as the Transition and StateManager descriptors they hold
+        self.transition: Transition = transition
+        #: the manager view this transition was reached through
+        self.manager: StateManager = manager
+
+    @property
+    def name(self) -> str:
+        return self.transition.name
+
+    @property
+    def title(self) -> str:
+        return self.transition.title
+
+    @property
+    def obj(self) -> t.Any:
+        return self.manager._obj
+
+    @property
+    def host(self) -> type:
+        """The model class."""
+        host = self.manager._host
+        assert host is not None
+        return host
+
+    def _instance(self) -> t.Any:
+        obj = self.manager._obj
+        if obj is None:
+            raise TypeError(
+                f"{self.transition!r} is bound to the class {self.host.__name__}; "
+                "use it through an instance"
+            )
+        return obj
+
+    def is_available(self, user: t.Any = None) -> bool:
+        """Whether ``user`` may perform it now (cascade included)."""
+        view = self.manager
+        obj = view._obj
+        if obj is None:
+            self._instance()  # raises: bound to the class
+        checker = Checker(current_runtime(), user)
+        return _available(checker, view, self.transition, view._read(obj))
+
+    def check(self, user: t.Any = None) -> Availability:
+        """Whether ``user`` may perform it now, and if not, why."""
+        if self.transition.cascade:
+            plan = self.plan(user)
+            return Availability(plan.ok, list(plan.blockers), plan.error)
+        # without a cascade the plan is this one step: no need to build it
+        view = self.manager
+        obj = self._instance()
+        error = Checker(current_runtime(), user).failure(view, self.transition, obj, view._read(obj))
+        if error is None:
+            return Availability(True, [])
+        return Availability(False, list(error.reasons), error)
+
+    def plan(self, user: t.Any = None) -> Plan:
+        """Every step performing it would take, and every blocker."""
+        self._instance()
+        return self._plan(Checker(current_runtime(), user))
+
+    def _plan(self, checker: Checker) -> Plan:
+        view = self.manager
+        obj = view._obj
+        value = view._read(obj)
+        root = Step(obj, view._name, self.transition, view._by_value.get(value, self.transition.target), value)
+        error = checker.failure(view, self.transition, obj, value)
+        if error is not None:
+            return Plan([root], list(error.reasons), error)
+        plan = Plan([root], [])
+        if self.transition.cascade:
+            expand(plan, checker)
+        return plan
+
+    def __call__(self, user: t.Any = None, data: t.Mapping[str, t.Any] | None = None) -> TransitionResult:
+        """Perform it for ``user`` with the submitted ``data``.
+
+        :raise TransitionError: a subclass saying which check failed.
+        """
+        obj = self.manager._obj
+        if obj is None:
+            self._instance()  # raises: bound to the class
+        # asked before planning, whose checks run the app's code
+        savepoint = not holds_nothing(obj)
+        runtime = current_runtime()
+        return self._perform(self._plan(Checker(runtime, user)), user, data, runtime, savepoint)
+
+    def perform_plan(
+        self,
+        plan: Plan,
+        user: t.Any = None,
+        data: t.Mapping[str, t.Any] | None = None,
+        *,
+        savepoint: bool = True,
+    ) -> TransitionResult:
+        """Perform a plan from :meth:`plan` that the caller has inspected (to
+        ask for confirmation, say) without planning again. The state change
+        still compares against what the plan saw, so a stale plan fails with
+        :class:`StateConflict`.
+
+        :param savepoint: ``False`` when the caller ends the transaction
+            right after (commit, or rollback on failure), as a request does:
+            a failure then rolls back the session's whole transaction rather
+            than a savepoint, which saves two statements.
+        """
+        return self._perform(plan, user, data, current_runtime(), savepoint)
+
+    def _perform(
+        self, plan: Plan, user: t.Any, data: t.Mapping[str, t.Any] | None, runtime: Runtime, savepoint: bool
+    ) -> TransitionResult:
+        if plan.error is not None:
+            raise self._refused(plan.error, user, data)
+        try:
+            cleaned = validate_data(self.transition, data)
+        except ValidationFailed as e:
+            raise self._refused(e, user, data) from None
+        return execute(plan, user, cleaned, runtime, savepoint)
+
+    def _refused(self, error: TransitionError, user: t.Any, data: t.Mapping[str, t.Any] | None) -> TransitionError:
+        """Send :data:`transition_refused` for a perform of it that the
+        checks (stages 1 to 5) refused with ``error``; return ``error`` for
+        the caller to raise."""
+        send_safely(transition_refused, self.transition, obj=self.obj, user=user, data=data, error=error)
+        return error
+
+    def perform_all(
+        self,
+        objects: t.Iterable[t.Any] | sa.Select[t.Any],
+        user: t.Any = None,
+        data: t.Mapping[str, t.Any] | None = None,
+        *,
+        session: SessionLike | None = None,
+    ) -> BulkResult:
+        """Perform it on many objects of the class in one transaction
+        (``Project.state.withdraw.perform_all(selected, user)``), each
+        checked as a single perform would check it. The refused are skipped
+        and reported; the statements sent grow by chunks of objects, not per
+        object.
+
+        :param objects: model instances, or a ``select()`` of the model.
+        :param session: where a ``select()`` runs; by default the
+            extension's ``db.session``.
+        """
+        if self.manager._obj is not None:
+            raise TypeError(
+                f"perform_all is called on the class: {self.host.__name__}.{self.manager._name}."
+                f"{self.transition.name}.perform_all(objects)"
+            )
+        return perform_all(self, objects, user, data, session=session)
+
+    @classmethod
+    def available_on(cls, view: StateManager, user: t.Any) -> dict[str, BoundTransition]:
+        """``obj.state.transitions(user)``: the transitions ``user`` may
+        perform now, in declaration order; on a class, every transition. One
+        checker serves them all, so the roles loader runs once per object.
+
+        .. versionadded:: 0.2
+        """
+        if view._obj is None:
+            return {name: cls(tr, view) for name, tr in view._public_transitions.items()}
+        checker = Checker(current_runtime(), user)
+        value = view._read(view._obj)
+        # only those that may start from this state: most refusals cost nothing
+        return {
+            name: cls(transition, view)
+            for name, transition in view._transitions_from.get(value, ())
+            if _available(checker, view, transition, value)
+        }
+
+    def __repr__(self) -> str:
+        return f"<BoundTransition {self.transition.name} of {self.manager!r}>"
+
+
+def _available(checker: Checker, view: StateManager, transition: Transition, value: t.Any) -> bool:
+    """Whether the checks pass for ``view``'s object in state ``value``,
+    cascade included."""
+    if checker.failure(view, transition, view._obj, value, explain=False) is not None:
+        return False
+    return not transition.cascade or BoundTransition(transition, view)._plan(checker).ok
+
+
+# The declaring layer binds transitions through this class without importing
+# the performing layer (which builds on it).
+Transition.bound_class = BoundTransition

@@ -1,0 +1,315 @@
+"""The checks a transition passes before it runs, one function per
+:class:`Stage`, in the order :meth:`Checker.failure` asks them.
+
+Each stage function answers ``None`` when its stage passes, else the error a
+perform raises (or, without ``explain``, the shared :data:`REFUSED`).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import typing as t
+from collections import abc
+
+from .exceptions import (
+    LoaderError,
+    PermissionDenied,
+    PreconditionFailed,
+    RequirementsUnmet,
+    StateConflict,
+    TransitionError,
+    ValidationFailed,
+)
+from .i18n import gettext, is_text, text
+from .identity import describe, is_anonymous
+from .manager import StateManager
+from .results import Reason
+from .runtime import Runtime
+from .storable import unstorable_text
+
+if t.TYPE_CHECKING:
+    from .states import State
+    from .transitions import Transition
+
+
+class Stage(enum.IntEnum):
+    """The stages a transition is checked in, in order; a :class:`Reason`'s
+    ``code`` is a stage's :attr:`code`.
+
+    .. versionadded:: 0.2
+    """
+
+    STATE = 1
+    REQUIRES = 2
+    PERMISSION = 3
+    PRECONDITION = 4
+    CASCADE = 5
+
+    @property
+    def code(self) -> str:
+        """The stage as :attr:`Reason.code` and the JSON name it:
+        ``"state"``."""
+        return self.name.lower()
+
+    def reason(self, message: str) -> Reason:
+        """A :class:`Reason` of this stage."""
+        return Reason(self.code, message)
+
+
+logger: logging.Logger = logging.getLogger(__name__)
+
+#: what :meth:`Checker.failure` answers without ``explain``; never raised
+REFUSED = TransitionError("Transition refused")
+
+
+class Checker:
+    """Runs the pre-execution checks for one user, remembering each object's
+    roles so a listing or a cascade asks the roles loader once per object.
+
+    .. versionadded:: 0.2
+    """
+
+    __slots__ = ("runtime", "user", "_roles")
+
+    def __init__(self, runtime: Runtime, user: t.Any) -> None:
+        self.runtime = runtime
+        self.user = user
+        self._roles: dict[int, t.AbstractSet[str]] = {}
+
+    def roles(self, obj: t.Any) -> t.AbstractSet[str]:
+        """The user's roles on ``obj``, asked of the roles loader once."""
+        key = id(obj)
+        roles = self._roles.get(key)
+        if roles is None:
+            roles = self._roles[key] = checked_roles(self.runtime.roles_for(obj, self.user), obj, self.user)
+        return roles
+
+    def failure(
+        self,
+        view: StateManager,
+        transition: Transition,
+        obj: t.Any,
+        value: t.Any,
+        explain: bool = True,
+        cascaded: bool = False,
+    ) -> TransitionError | None:
+        """The first failing stage for one step, or ``None``.
+
+        :param explain: build the error and its reasons. Without, a failure
+            is the shared :data:`REFUSED`: a yes/no answer (a listing)
+            would spend more on messages than on the checks.
+        :param cascaded: the step is caused by another's cascade. An
+            internal transition is refused unless it is; when it is, its
+            own roles and permission hooks are not asked (the cause's were).
+        """
+        if transition.internal and not cascaded:
+            # before the state: that it is never performed directly does
+            # not depend on the object
+            return check_internal(transition, explain)
+        return (
+            check_state(view, transition, obj, value, explain)
+            or check_requires(transition, obj, explain)
+            # an internal step's permission is its cause's
+            or (None if cascaded and transition.internal else check_permission(self, transition, obj, explain))
+            or check_preconditions(view, transition, obj, explain)
+        )
+
+    def denied(self, message: str) -> PermissionDenied:
+        """A refusal of permission for this user: an anonymous one is told
+        to log in, with the same reason."""
+        anonymous = is_anonymous(self.user)
+        if anonymous:
+            message = gettext("Log in: %(reason)s", reason=f"{message[0].lower()}{message[1:]}")
+        return PermissionDenied(reasons=[Stage.PERMISSION.reason(message)], anonymous=anonymous)
+
+
+def checked_roles(roles: t.Any, obj: t.Any, user: t.Any) -> t.AbstractSet[str]:
+    """``roles`` if the roles loader answered a set of role names for
+    ``obj`` and ``user``.
+
+    :raise LoaderError: it answered something else (``None``, a list, a
+        string): the message names the loader, the object and the answer,
+        and it is logged, since the user only sees a 500.
+
+    .. versionadded:: 0.2
+    """
+    if isinstance(roles, abc.Set) and all(isinstance(role, str) for role in roles):
+        return t.cast("t.AbstractSet[str]", roles)
+    error = LoaderError(
+        f"The roles loader (@statemgr.roles_loader, else {type(obj).__name__}.roles_for) returned {roles!r} "
+        f"for {describe(obj)} and user {user!r}; it must return a set of role names, such as {{'owner'}} or set()"
+    )
+    logger.error("%s", error)
+    raise error
+
+
+def check_internal(transition: Transition, explain: bool) -> TransitionError:
+    """An internal transition performed directly: always refused."""
+    if not explain:
+        return REFUSED
+    message = gettext("%(transition)s only happens as a step of another transition", transition=title_of(transition))
+    return PermissionDenied(reasons=[Stage.PERMISSION.reason(message)])
+
+
+def check_state(
+    view: StateManager, transition: Transition, obj: t.Any, value: t.Any, explain: bool
+) -> TransitionError | None:
+    """Stage 1: the object is in one of the transition's source states."""
+    if value in transition.source_values or (
+        # tested first: an empty any() still builds its generator
+        transition.conditional_sources
+        and any(value in c.values and view._holds(c, obj) for c in transition.conditional_sources)
+    ):
+        return None
+    if not explain:
+        return REFUSED
+    state = view._by_value.get(value)
+    if state is None:
+        message = gettext(
+            "%(transition)s is not possible: %(manager)s holds %(value)s, which is not a declared state",
+            transition=title_of(transition), manager=view._name, value=repr(value),
+        )
+    else:
+        message = gettext(
+            "%(transition)s is not possible while %(manager)s is %(state)s",
+            transition=title_of(transition), manager=view._name, state=state.title or state.name,
+        )
+    return StateConflict(reasons=[Stage.STATE.reason(message)])
+
+
+def check_requires(transition: Transition, obj: t.Any, explain: bool) -> TransitionError | None:
+    """Stage 2: every manager the transition requires is in its state."""
+    if not transition.requires:
+        return None
+    unmet = [
+        Stage.REQUIRES.reason(
+            gettext(
+                "The %(object)s must be %(state)s first",
+                object=path_words(path),
+                state=text(state.title or state.name).lower(),
+            )
+        )
+        for path, state in transition.requires.items()
+        if not requirement_holds(obj, path, state)
+    ]
+    if not unmet:
+        return None
+    return RequirementsUnmet(reasons=unmet) if explain else REFUSED
+
+
+def check_permission(checker: Checker, transition: Transition, obj: t.Any, explain: bool) -> TransitionError | None:
+    """Stage 3: the user has one of the transition's roles and every
+    permission hook allows it."""
+    if transition.roles is not None and transition.roles.isdisjoint(checker.roles(obj)):
+        if not explain:
+            return REFUSED
+        if not transition.roles:
+            # logging in would not help either
+            message = gettext("No one may %(transition)s this", transition=text(title_of(transition)).lower())
+            return PermissionDenied(reasons=[Stage.PERMISSION.reason(message)])
+        return checker.denied(
+            gettext(
+                "%(transition)s needs the role %(roles)s",
+                transition=title_of(transition),
+                roles=gettext(" or ").join(sorted(transition.roles)),
+            )
+        )
+    for permission in transition.permissions:
+        if not permission(obj, checker.user):
+            if not explain:
+                return REFUSED
+            return checker.denied(
+                gettext("You may not %(transition)s this", transition=text(title_of(transition)).lower())
+            )
+    return None
+
+
+def check_preconditions(
+    view: StateManager, transition: Transition, obj: t.Any, explain: bool
+) -> TransitionError | None:
+    """Stage 4: every precondition hook of the model holds."""
+    assert view._hooks is not None
+    preconditions = view._hooks.preconditions.get(transition)
+    if not preconditions:
+        return None
+    failed = []
+    for precondition in preconditions:
+        outcome = precondition(obj)
+        if is_text(outcome):
+            failed.append(Stage.PRECONDITION.reason(outcome))
+        elif not outcome:
+            failed.append(Stage.PRECONDITION.reason(unmet_message(transition, precondition)))
+    if not failed:
+        return None
+    return PreconditionFailed(reasons=failed) if explain else REFUSED
+
+
+def validate_data(transition: Transition, data: t.Mapping[str, t.Any] | None) -> dict[str, t.Any]:
+    """The data stage, after the plan's: the data the execute hooks receive,
+    validated by the transition's form when it has one.
+
+    .. versionadded:: 0.2
+    """
+    if data is not None and not isinstance(data, t.Mapping):
+        raise ValidationFailed(errors={"": [f"data must be a mapping, not {type(data).__name__}"]})
+    if transition.form is None:
+        cleaned = dict(data or {})
+    else:
+        # the forms module is the describing layer, above this one; only a
+        # transition with a form needs it (and WTForms)
+        from .forms import validate_form_data
+
+        cleaned, errors = validate_form_data(transition.form, data)
+        if errors:
+            raise ValidationFailed(errors=errors)
+    unstorable = unstorable_text(cleaned)
+    if unstorable:
+        raise ValidationFailed(
+            "; ".join(f"{field}: {' '.join(messages)}" for field, messages in unstorable.items()),
+            errors=unstorable,
+        )
+    return cleaned
+
+
+def title_of(transition: Transition) -> str:
+    """The transition as messages name it: its title, else its name."""
+    return transition.title or transition.name
+
+
+def path_words(path: str) -> str:
+    """What a ``requires`` path names, as a person reads it: the object that
+    holds the manager (``project.state`` is "project", ``chapter.project.state``
+    "chapter's project"), or the manager on the object itself (``review``)."""
+    parts = path.split(".")
+    return "'s ".join(part.replace("_", " ") for part in (parts[:-1] or parts))
+
+
+def unmet_message(transition: Transition, precondition: t.Callable[..., t.Any]) -> str:
+    """The reason for a precondition that answered ``False``: the first line
+    of its docstring, else its name in words (``_has_title``: "has
+    title")."""
+    doc = (precondition.__doc__ or "").strip()
+    if doc:
+        return doc.splitlines()[0]
+    words = precondition.__name__.strip("_").replace("_", " ")
+    return gettext(
+        "%(transition)s is not possible yet: “%(precondition)s” is not met",
+        transition=title_of(transition), precondition=words,
+    )
+
+
+def requirement_holds(obj: t.Any, path: str, state: State) -> bool:
+    """Whether the manager at ``path`` from ``obj`` is in ``state``; a missing
+    related object on the way (``None``) is an unmet requirement."""
+    target: t.Any = obj
+    for part in path.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise TypeError(f"requires path {path!r}: {type(target).__name__} has no attribute {part!r}") from None
+        if target is None:
+            return False
+    if not isinstance(target, StateManager) or target._obj is None:
+        raise TypeError(f"requires path {path!r} on {type(obj).__name__} does not lead to a state manager")
+    return bool(target._test(state))
