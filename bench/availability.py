@@ -44,7 +44,12 @@ def run(report: Report) -> None:
         ),
         "django-fsm": Case(
             "can_proceed(doc.publish) and has_transition_perm(doc.publish, user)",
-            {"doc": fsm_doc, "user": EDITOR, "can_proceed": fsm.can_proceed, "has_transition_perm": fsm.has_transition_perm},
+            {
+                "doc": fsm_doc,
+                "user": EDITOR,
+                "can_proceed": fsm.can_proceed,
+                "has_transition_perm": fsm.has_transition_perm,
+            },
         ),
         "transitions": Case("model.may_publish(user)", {"model": model, "user": EDITOR}),
         "statemachine": Case("sm.publish in sm.enabled_events(user=user)", {"sm": sm, "user": EDITOR}),

@@ -50,11 +50,18 @@ def hand_written(s: orm.Session, name: str, low: int, high: int, user_id: str) -
     if name == "publish":
         where.append(Document.title != "")
     moved = s.scalars(sa.update(Document).where(*where).values(_state=target).returning(Document.id)).all()
-    at = datetime.datetime.now(datetime.timezone.utc)
+    at = datetime.datetime.now(datetime.UTC)
     source = DocState._by_value[sources[0]].name
     row = {
-        "model": "Document", "manager": "state", "transition": name, "source": source,
-        "target": DocState._by_value[target].name, "user_id": user_id, "at": at, "payload": None, "parent_id": None,
+        "model": "Document",
+        "manager": "state",
+        "transition": name,
+        "source": source,
+        "target": DocState._by_value[target].name,
+        "user_id": user_id,
+        "at": at,
+        "payload": None,
+        "parent_id": None,
     }
     s.execute(sa.insert(history_table), [{**row, "object_id": str(i)} for i in moved])
     s.commit()
@@ -71,15 +78,25 @@ def perform_all_cases(engine: sa.Engine) -> dict[str, Case]:
             "assert not result.refused and len(result.performed) == count\n"
             "s.commit()",
             {
-                "Document": Document, "names": itertools.cycle(CYCLE), "select": sa.select, "ours": ours,
-                "user": EDITOR, "s": s, "count": COUNT,
+                "Document": Document,
+                "names": itertools.cycle(CYCLE),
+                "select": sa.select,
+                "ours": ours,
+                "user": EDITOR,
+                "s": s,
+                "count": COUNT,
             },
         ),
         "raw": Case(
             "assert hand_written(s, next(names), low, high, user_id) == count",
             {
-                "hand_written": hand_written, "names": itertools.cycle(CYCLE), "s": s, "low": COUNT + 1,
-                "high": 2 * COUNT, "user_id": str(EDITOR.id), "count": COUNT,
+                "hand_written": hand_written,
+                "names": itertools.cycle(CYCLE),
+                "s": s,
+                "low": COUNT + 1,
+                "high": 2 * COUNT,
+                "user_id": str(EDITOR.id),
+                "count": COUNT,
             },
         ),
     }
@@ -122,12 +139,20 @@ def cascade_figures(report: Report, db: str, url: str) -> None:
             base = statistics.median(b[0] for b in bulk)
             key = f"{db}:cascade:{children}"
             report.rate(
-                key, f"{db}: project.state.delete cascading to {children:,} sessions, plan + perform + commit",
-                "flask_statemgr", 1 / total, statements=results[0][1] + results[0][3], runs=runs,
+                key,
+                f"{db}: project.state.delete cascading to {children:,} sessions, plan + perform + commit",
+                "flask_statemgr",
+                1 / total,
+                statements=results[0][1] + results[0][3],
+                runs=runs,
             )
             report.rate(
-                f"{key}:raw", f"{db}: the hand-written bulk delete, {children:,} sessions",
-                "SQLAlchemy Core (raw)", 1 / base, statements=bulk[0][1], runs=runs,
+                f"{key}:raw",
+                f"{db}: the hand-written bulk delete, {children:,} sessions",
+                "SQLAlchemy Core (raw)",
+                1 / base,
+                statements=bulk[0][1],
+                runs=runs,
             )
             report.compare(f"{db}: cascade over {children:,} children, <= 2x raw", key, f"{key}:raw", minimum=0.5)
     finally:
@@ -144,12 +169,18 @@ def run(report: Report) -> None:
             sent = {key: statements(engine, case) for key, case in cases.items()}
             timings = measure(cases, rounds=3 if quick() else 5)
             report.timing(
-                f"{db}:ours", f"{db}: perform_all on {COUNT:,} documents + commit (select, check each)",
-                "flask_statemgr", timings["ours"], statements=sent["ours"],
+                f"{db}:ours",
+                f"{db}: perform_all on {COUNT:,} documents + commit (select, check each)",
+                "flask_statemgr",
+                timings["ours"],
+                statements=sent["ours"],
             )
             report.timing(
-                f"{db}:raw", f"{db}: bulk UPDATE ... RETURNING + executemany history rows + commit",
-                "SQLAlchemy ORM (raw)", timings["raw"], statements=sent["raw"],
+                f"{db}:raw",
+                f"{db}: bulk UPDATE ... RETURNING + executemany history rows + commit",
+                "SQLAlchemy ORM (raw)",
+                timings["raw"],
+                statements=sent["raw"],
             )
             report.compare(f"{db}: perform_all, {COUNT:,} objects, <= 2x raw", f"{db}:ours", f"{db}:raw", minimum=0.5)
             with engine.connect() as conn:

@@ -52,9 +52,7 @@ from chain_models import (  # noqa: E402
 
 from flask_statemgr.tables import history_table  # noqa: E402
 
-POSTGRES_URL = os.environ.get(
-    "STATEMGR_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
+POSTGRES_URL = os.environ.get("STATEMGR_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 SIZES = (10, 100, 1_000) if QUICK else (10, 100, 1_000, 10_000)
 
@@ -101,9 +99,11 @@ def baseline(engine: sa.Engine, counter: Counter, project_id: int, children: int
     counter.take()
     started = time.perf_counter()
     with engine.begin() as conn:
-        at = datetime.datetime.now(datetime.timezone.utc)
+        at = datetime.datetime.now(datetime.UTC)
         conn.execute(
-            sa.update(Project).where(Project.id == project_id).values(_state=ProjectState.DELETED.value, _review="locked")
+            sa.update(Project)
+            .where(Project.id == project_id)
+            .values(_state=ProjectState.DELETED.value, _review="locked")
         )
         ids = conn.scalars(
             sa.update(Session)
@@ -111,11 +111,29 @@ def baseline(engine: sa.Engine, counter: Counter, project_id: int, children: int
             .values(_state=SessionState.DELETED.value, booking="", deleted_at=DELETED_AT)
             .returning(Session.id)
         ).all()
-        row = {"model": "Project", "object_id": str(project_id), "manager": "state", "transition": "delete",
-               "source": "DRAFT", "target": "DELETED", "user_id": str(OWNER.id), "at": at, "payload": None,
-               "parent_id": None}
+        row = {
+            "model": "Project",
+            "object_id": str(project_id),
+            "manager": "state",
+            "transition": "delete",
+            "source": "DRAFT",
+            "target": "DELETED",
+            "user_id": str(OWNER.id),
+            "at": at,
+            "payload": None,
+            "parent_id": None,
+        }
         root = conn.scalar(sa.insert(history_table).returning(history_table.c.id), row)
-        rows = [{**row, "manager": "review", "transition": "lock", "source": "PENDING", "target": "LOCKED", "parent_id": root}]
+        rows = [
+            {
+                **row,
+                "manager": "review",
+                "transition": "lock",
+                "source": "PENDING",
+                "target": "LOCKED",
+                "parent_id": root,
+            }
+        ]
         rows += [{**row, "model": "Session", "object_id": str(i), "parent_id": root} for i in ids]
         conn.execute(sa.insert(history_table), rows)
     elapsed = time.perf_counter() - started

@@ -114,7 +114,9 @@ def run(report: Report) -> None:
     conflicts = sum(o[1] for o in outcomes)
     elapsed = max(o[2] for o in outcomes)
     report.rate("performed", "transitions committed", "flask_statemgr", performed / elapsed, total=performed)
-    report.rate("conflicts", "conflicts (StateConflict, rolled back)", "flask_statemgr", conflicts / elapsed, total=conflicts)
+    report.rate(
+        "conflicts", "conflicts (StateConflict, rolled back)", "flask_statemgr", conflicts / elapsed, total=conflicts
+    )
     report.check(
         "no transition applied twice (history replay)",
         not problems and records == performed,

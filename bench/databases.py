@@ -64,7 +64,10 @@ def insert_documents(engine: sa.Engine, rows: t.Sequence[tuple[int, str]], first
             batch = rows[start : start + 10_000]
             conn.execute(
                 sa.insert(table),
-                [{"id": first_id + start + i, "title": title, "_state": state} for i, (state, title) in enumerate(batch)],
+                [
+                    {"id": first_id + start + i, "title": title, "_state": state}
+                    for i, (state, title) in enumerate(batch)
+                ],
             )
 
 

@@ -63,8 +63,7 @@ def configure(sqlite_path: str, pg_schema: str | None) -> types.SimpleNamespace:
 @functools.cache
 def _models() -> types.SimpleNamespace:
     from django.db import models
-    from django_fsm import ConcurrentTransitionMixin, FSMIntegerField, can_proceed, has_transition_perm
-    from django_fsm import transition
+    from django_fsm import ConcurrentTransitionMixin, FSMIntegerField, can_proceed, has_transition_perm, transition
     from django_fsm.signals import post_transition
 
     def has_title(instance: t.Any) -> bool:
@@ -148,8 +147,13 @@ def _models() -> types.SimpleNamespace:
     def log_transition(sender: type, instance: t.Any, name: str, source: int, target: int, **kwargs: t.Any) -> None:
         by = kwargs.get("method_kwargs", {}).get("by")
         TransitionLog.objects.using(instance._state.db).create(
-            model=sender.__name__, object_id=str(instance.pk), manager="state", transition=name,
-            source=NAMES[source], target=NAMES[target], user_id=str(by.id) if by is not None else None,
+            model=sender.__name__,
+            object_id=str(instance.pk),
+            manager="state",
+            transition=name,
+            source=NAMES[source],
+            target=NAMES[target],
+            user_id=str(by.id) if by is not None else None,
         )
 
     post_transition.connect(log_transition, sender=LoggedFsmDocument, weak=False)

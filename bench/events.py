@@ -71,9 +71,18 @@ def serve(url: str, pages: int) -> t.Iterator[tuple[int, subprocess.Popen[bytes]
         "STATEMGR_EVENTS_STREAMS": str(pages + 16),
     }
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "example_app/gunicorn.conf.py", "--log-level", "warning",
-         "example_app:create_app()"],
-        cwd=ROOT, env=env,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            "example_app/gunicorn.conf.py",
+            "--log-level",
+            "warning",
+            "example_app:create_app()",
+        ],
+        cwd=ROOT,
+        env=env,
     )
     try:
         deadline = time.monotonic() + 60
@@ -108,8 +117,10 @@ class Pages:
         return await asyncio.open_connection("127.0.0.1", self.port, limit=1 << 20)
 
     def _request(self, path: str) -> bytes:
-        return (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {self.cookie}\r\n"
-                "Accept: application/json, text/event-stream\r\n\r\n").encode()
+        return (
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {self.cookie}\r\n"
+            "Accept: application/json, text/event-stream\r\n\r\n"
+        ).encode()
 
     async def _head(self, reader: asyncio.StreamReader) -> dict[str, str]:
         status = await reader.readline()
@@ -155,7 +166,7 @@ class Pages:
             while time.monotonic() < until:
                 try:
                     size = await asyncio.wait_for(reader.readline(), until - time.monotonic())
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     break
                 chunk = await reader.readexactly(int(size, 16) + 2)
                 buffer += chunk[:-2]
@@ -238,11 +249,18 @@ def measure(url: str, pages: int, mode: str, idle: float, changing: float) -> di
         expected = len(committed) * pages
         quantiles = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [float("nan")] * 99
         return {
-            "pages": pages, "mode": mode, "idle_requests_per_s": round(idle_rate, 1),
+            "pages": pages,
+            "mode": mode,
+            "idle_requests_per_s": round(idle_rate, 1),
             "idle_cpu_percent_of_a_core": round(100 * idle_cpu, 1),
-            "changes": len(committed), "delivered": len(latencies), "expected": expected,
-            "p50_ms": round(1000 * quantiles[49], 1), "p99_ms": round(1000 * quantiles[98], 1),
-            "reconnects": clients.reconnects, "page_errors": len(clients.errors), "first_errors": sorted(set(clients.errors))[:3],
+            "changes": len(committed),
+            "delivered": len(latencies),
+            "expected": expected,
+            "p50_ms": round(1000 * quantiles[49], 1),
+            "p99_ms": round(1000 * quantiles[98], 1),
+            "reconnects": clients.reconnects,
+            "page_errors": len(clients.errors),
+            "first_errors": sorted(set(clients.errors))[:3],
         }
 
 
@@ -263,10 +281,14 @@ def main(argv: list[str] | None = None) -> None:
             with postgres_schema() as (url, _):
                 rows.append(measure(url, pages, mode, args.idle, args.changing))
             print(json.dumps(rows[-1]), flush=True)
-    print(f"\n{'pages':>5} {'mode':>6} {'idle req/s':>10} {'idle CPU %':>10} {'delivered':>13} {'p50 ms':>8} {'p99 ms':>8}")
+    print(
+        f"\n{'pages':>5} {'mode':>6} {'idle req/s':>10} {'idle CPU %':>10} {'delivered':>13} {'p50 ms':>8} {'p99 ms':>8}"
+    )
     for row in rows:
-        print(f"{row['pages']:>5} {row['mode']:>6} {row['idle_requests_per_s']:>10} {row['idle_cpu_percent_of_a_core']:>10}"
-              f" {row['delivered']:>6}/{row['expected']:<6} {row['p50_ms']:>8} {row['p99_ms']:>8}")
+        print(
+            f"{row['pages']:>5} {row['mode']:>6} {row['idle_requests_per_s']:>10} {row['idle_cpu_percent_of_a_core']:>10}"
+            f" {row['delivered']:>6}/{row['expected']:<6} {row['p50_ms']:>8} {row['p99_ms']:>8}"
+        )
 
 
 if __name__ == "__main__":

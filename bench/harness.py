@@ -107,7 +107,9 @@ class Case:
     max_number: int = 10_000_000
 
 
-def measure(cases: t.Mapping[str, Case], *, round_ns: int | None = None, rounds: int | None = None) -> dict[str, Timing]:
+def measure(
+    cases: t.Mapping[str, Case], *, round_ns: int | None = None, rounds: int | None = None
+) -> dict[str, Timing]:
     """Time every case, interleaving their rounds (A B C A B C ...) so a
     machine that slows down for a moment slows every system alike."""
     short = quick()

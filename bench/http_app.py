@@ -30,7 +30,10 @@ from example_app.models import Project, ProjectState, ReviewState, SessionState,
 #: who may publish a project (``ProjectState.publish``'s roles)
 PUBLISHERS = {"owner", "editor"}
 DRAFT, PUBLISHED, WITHDRAWN, DELETED = (
-    ProjectState.DRAFT.value, ProjectState.PUBLISHED.value, ProjectState.WITHDRAWN.value, ProjectState.DELETED.value
+    ProjectState.DRAFT.value,
+    ProjectState.PUBLISHED.value,
+    ProjectState.WITHDRAWN.value,
+    ProjectState.DELETED.value,
 )
 PENDING, APPROVED, REJECTED = ReviewState.PENDING.value, ReviewState.APPROVED.value, ReviewState.REJECTED.value
 SESSION_DELETABLE = {SessionState.DRAFT.value, SessionState.PUBLISHED.value}
@@ -89,9 +92,9 @@ def create_app() -> Flask:
         body: t.Any = request.get_json(silent=True)
         try:
             # RFC 3339 with an offset, stored as naive UTC as the extension does
-            publish_at = datetime.datetime.fromisoformat(body["publish_at"]).astimezone(
-                datetime.timezone.utc
-            ).replace(tzinfo=None)
+            publish_at = (
+                datetime.datetime.fromisoformat(body["publish_at"]).astimezone(datetime.UTC).replace(tzinfo=None)
+            )
         except (KeyError, TypeError, ValueError):
             abort(422)
         if publish_at > utcnow() + datetime.timedelta(days=365):

@@ -80,7 +80,12 @@ def prepare(url: str) -> sa.Engine:
                 "now() AT TIME ZONE 'utc', 1, 'approved' FROM generate_series(:first, :last) AS g "
                 "WHERE g < :first + :reads OR g >= :posts"
             ),
-            {"first": READ_FIRST, "last": POST_FIRST["bare"] + POST_ROWS - 1, "reads": READS, "posts": POST_FIRST["ours"]},
+            {
+                "first": READ_FIRST,
+                "last": POST_FIRST["bare"] + POST_ROWS - 1,
+                "reads": READS,
+                "posts": POST_FIRST["ours"],
+            },
         )
     return engine
 
@@ -91,10 +96,19 @@ def gunicorn(database_url: str) -> t.Iterator[int]:
     env = dict(os.environ, DATABASE_URL=database_url, SECRET_KEY=secrets.token_hex(16))
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{port}",
-            "--log-level", "warning", "bench.http_app:create_app()",
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--workers",
+            "2",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            "bench.http_app:create_app()",
         ],
-        cwd=ROOT, env=env,
+        cwd=ROOT,
+        env=env,
     )
     try:
         deadline = time.monotonic() + 30
@@ -175,16 +189,30 @@ def run(report: Report) -> None:
             etag = urllib.request.urlopen(
                 urllib.request.Request(f"http://127.0.0.1:{port}/_statemgr/schema", headers=browser)
             ).headers["ETag"]
-            yesterday = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=1)
+            yesterday = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=1)
             post_headers = dict(browser, **{"Content-Type": "application/json", "X-CSRFToken": token})
             # RFC 3339, as the form's schema says
             post_body = json.dumps({"publish_at": yesterday.strftime("%Y-%m-%dT%H:%M:00Z")})
             loads = {
-                "ours": ("POST perform (JSON API)", loadgen.Load("POST", "/_statemgr/objects/project/{n}/state/publish", headers=post_headers, body=post_body)),
-                "bare": ("POST bare Flask view, same change", loadgen.Load("POST", "/bench/bare/projects/{n}/publish", headers=post_headers, body=post_body)),
-                "object": ("GET object state", loadgen.Load("GET", "/_statemgr/objects/project/{n}", READ_FIRST, READS, browser)),
+                "ours": (
+                    "POST perform (JSON API)",
+                    loadgen.Load(
+                        "POST", "/_statemgr/objects/project/{n}/state/publish", headers=post_headers, body=post_body
+                    ),
+                ),
+                "bare": (
+                    "POST bare Flask view, same change",
+                    loadgen.Load("POST", "/bench/bare/projects/{n}/publish", headers=post_headers, body=post_body),
+                ),
+                "object": (
+                    "GET object state",
+                    loadgen.Load("GET", "/_statemgr/objects/project/{n}", READ_FIRST, READS, browser),
+                ),
                 "schema-200": ("GET schema (200)", loadgen.Load("GET", "/_statemgr/schema", headers=browser)),
-                "schema-304": ("GET schema (304, If-None-Match)", loadgen.Load("GET", "/_statemgr/schema", headers=dict(browser, **{"If-None-Match": etag}))),
+                "schema-304": (
+                    "GET schema (304, If-None-Match)",
+                    loadgen.Load("GET", "/_statemgr/schema", headers=dict(browser, **{"If-None-Match": etag})),
+                ),
                 "trivial": ("GET trivial route", loadgen.Load("GET", "/bench/trivial", headers=browser)),
             }
             next_row = dict(POST_FIRST)
@@ -212,10 +240,14 @@ def run(report: Report) -> None:
     for key, (label, _) in loads.items():
         slices = outcomes[key]
         report.rate(
-            key, label, "Flask" if key in ("bare", "trivial") else "flask_statemgr",
+            key,
+            label,
+            "Flask" if key in ("bare", "trivial") else "flask_statemgr",
             statistics.median(o.per_second for o in slices),
-            p50_ms=statistics.median(o.p50_ms for o in slices), p99_ms=statistics.median(o.p99_ms for o in slices),
-            requests=sum(o.requests for o in slices), errors=sum(o.errors for o in slices),
+            p50_ms=statistics.median(o.p50_ms for o in slices),
+            p99_ms=statistics.median(o.p99_ms for o in slices),
+            requests=sum(o.requests for o in slices),
+            errors=sum(o.errors for o in slices),
         )
     # a request in flight when a slice ends is performed but not counted
     in_flight = CONNECTIONS * (repeats + 1)

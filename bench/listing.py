@@ -18,8 +18,7 @@ import typing as t
 
 from .harness import Case, measure, quick
 from .report import Report
-from .workload import EDITOR, Document, TransitionsDocument, listing_states, statemachine_for
-from .workload import transitions_machine
+from .workload import EDITOR, Document, TransitionsDocument, listing_states, statemachine_for, transitions_machine
 
 TITLE = "Listing available transitions (1,000 documents x 6 transitions)"
 COUNT = 1000
@@ -64,7 +63,9 @@ def run(report: Report) -> None:
             "for m in models: [n for n in machine.get_triggers(m.state) if m.may_trigger(n, user)]",
             {"models": models, "machine": machine, "user": EDITOR},
         ),
-        "statemachine": Case("for sm in machines: sm.enabled_events(user=user)", {"machines": machines, "user": EDITOR}),
+        "statemachine": Case(
+            "for sm in machines: sm.enabled_events(user=user)", {"machines": machines, "user": EDITOR}
+        ),
     }
     timings = measure(cases, round_ns=200_000_000 if not quick() else 60_000_000)
     labels = {
@@ -99,7 +100,12 @@ def object_json_figure(report: Report) -> None:
             exposed = ext.exposed["document"]
             body = object_json(ext, exposed, docs[0], EDITOR)
             assert set(body["managers"]["state"]["transitions"]) == {
-                "submit", "publish", "reject", "withdraw", "restore", "archive"
+                "submit",
+                "publish",
+                "reject",
+                "withdraw",
+                "restore",
+                "archive",
             }
             timing = measure(
                 {

@@ -58,8 +58,13 @@ def run(port: int, load: Load, seconds: float, connections: int) -> Outcome:
     if have_wrk():
         return _wrk(port, load, seconds, connections)
     command = [
-        sys.executable, "-m", "bench.loadgen", str(port), json.dumps(dataclasses.asdict(load)),
-        str(seconds), str(connections),
+        sys.executable,
+        "-m",
+        "bench.loadgen",
+        str(port),
+        json.dumps(dataclasses.asdict(load)),
+        str(seconds),
+        str(connections),
     ]
     done = subprocess.run(command, capture_output=True, text=True, check=True, timeout=seconds + 60)
     return Outcome(**json.loads(done.stdout.strip().splitlines()[-1]))
@@ -88,8 +93,12 @@ def _lua_string(value: str) -> str:
 def _wrk(port: int, load: Load, seconds: float, connections: int) -> Outcome:
     headers = "{" + ", ".join(f"[{_lua_string(k)}] = {_lua_string(v)}" for k, v in load.headers.items()) + "}"
     script = _LUA % {
-        "start": load.start, "modulo": load.modulo, "method": _lua_string(load.method),
-        "path": _lua_string(load.path), "headers": headers, "body": _lua_string(load.body) if load.body else "nil",
+        "start": load.start,
+        "modulo": load.modulo,
+        "method": _lua_string(load.method),
+        "path": _lua_string(load.path),
+        "headers": headers,
+        "body": _lua_string(load.body) if load.body else "nil",
     }
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(script)
@@ -97,8 +106,21 @@ def _wrk(port: int, load: Load, seconds: float, connections: int) -> Outcome:
         # one wrk thread: on a small machine the load generator shares the
         # CPUs with the server, and one thread keeps ``{n}`` unique
         done = subprocess.run(
-            ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s", "-s", f.name, f"http://{HOST}:{port}"],
-            capture_output=True, text=True, check=True, timeout=seconds + 60,
+            [
+                "wrk",
+                "-t1",
+                f"-c{connections}",
+                f"-d{max(1, round(seconds))}s",
+                "--timeout",
+                "10s",
+                "-s",
+                f.name,
+                f"http://{HOST}:{port}",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=seconds + 60,
         )
     finally:
         os.unlink(f.name)
@@ -146,8 +168,12 @@ def _threads(port: int, load: Load, seconds: float, connections: int) -> Outcome
     if not every:
         return Outcome(0, elapsed, sum(errors), 0.0, 0.0, "python")
     return Outcome(
-        len(every), elapsed, sum(errors), statistics.median(every) * 1e3,
-        every[min(len(every) - 1, int(len(every) * 0.99))] * 1e3, "python",
+        len(every),
+        elapsed,
+        sum(errors),
+        statistics.median(every) * 1e3,
+        every[min(len(every) - 1, int(len(every) * 0.99))] * 1e3,
+        "python",
     )
 
 
@@ -164,4 +190,3 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
-

@@ -107,11 +107,7 @@ def cases_for(url: str, alias: str, fsm: t.Any) -> tuple[dict[str, Case], sa.Eng
         return itertools.cycle(CYCLE)
 
     targets = itertools.cycle([TRANSITIONS[n][1] for n in CYCLE])
-    django_stmt = (
-        "method = getattr(doc, next(names))\n"
-        "if not has_perm(method, user):\n"
-        "    raise RuntimeError\n"
-    )
+    django_stmt = "method = getattr(doc, next(names))\nif not has_perm(method, user):\n    raise RuntimeError\n"
     cases = {
         # loaded first in the transaction, as app code does (session.get of
         # the expired object reads its row and begins the transaction)
@@ -131,8 +127,12 @@ def cases_for(url: str, alias: str, fsm: t.Any) -> tuple[dict[str, Case], sa.Eng
         "django-fsm-cas": Case(
             django_stmt + "with atomic(using=alias):\n    method()\n    doc.save()",
             {
-                "doc": cas, "names": cycle(), "user": EDITOR, "has_perm": fsm.has_transition_perm,
-                "atomic": transaction.atomic, "alias": alias,
+                "doc": cas,
+                "names": cycle(),
+                "user": EDITOR,
+                "has_perm": fsm.has_transition_perm,
+                "atomic": transaction.atomic,
+                "alias": alias,
             },
         ),
         "django-fsm-same": Case(
@@ -140,8 +140,13 @@ def cases_for(url: str, alias: str, fsm: t.Any) -> tuple[dict[str, Case], sa.Eng
             + django_stmt
             + "with atomic(using=alias):\n    method(by=user)\n    doc.save()",
             {
-                "documents": fsm.LoggedFsmDocument.objects.using(alias), "pk": logged.pk, "names": cycle(),
-                "user": EDITOR, "has_perm": fsm.has_transition_perm, "atomic": transaction.atomic, "alias": alias,
+                "documents": fsm.LoggedFsmDocument.objects.using(alias),
+                "pk": logged.pk,
+                "names": cycle(),
+                "user": EDITOR,
+                "has_perm": fsm.has_transition_perm,
+                "atomic": transaction.atomic,
+                "alias": alias,
             },
         ),
     }

@@ -75,8 +75,7 @@ def machine() -> str:
             versions.append(f"{dist} (not installed)")
     return (
         f"nproc {os.cpu_count()}, CPU {cpu}, Python {platform.python_version()} "
-        f"({platform.python_implementation()}), {platform.system()} {platform.release()}\n"
-        + ", ".join(versions)
+        f"({platform.python_implementation()}), {platform.system()} {platform.release()}\n" + ", ".join(versions)
     )
 
 
@@ -115,7 +114,14 @@ def render(reports: list[Report]) -> str:
         for c in r.comparisons:
             target = f">= {c.minimum:.2f}" if c.minimum is not None else ""
             ratio_rows.append(
-                [r.group, c.what, figures[c.other].system + ": " + figures[c.other].label, f"{c.ratio:.2f}x", target, c.verdict]
+                [
+                    r.group,
+                    c.what,
+                    figures[c.other].system + ": " + figures[c.other].label,
+                    f"{c.ratio:.2f}x",
+                    target,
+                    c.verdict,
+                ]
             )
         for k in r.checks:
             ratio_rows.append([r.group, k.what, k.detail, "", "", k.verdict])
@@ -217,7 +223,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{name}: bench/{SCRIPTS[name]}\n")
         print(output.rstrip())
     misses = [c for r in reports for c in [*r.comparisons, *r.checks] if c.verdict == "MISS"]
-    print(f"\ntargets: {sum(1 for r in reports for c in [*r.comparisons, *r.checks] if c.verdict)} checked, {len(misses)} missed")
+    print(
+        f"\ntargets: {sum(1 for r in reports for c in [*r.comparisons, *r.checks] if c.verdict)} checked, {len(misses)} missed"
+    )
     return 1 if failed else 0
 
 
@@ -229,8 +237,13 @@ def _load() -> str:
 def _run(command: list[str], env: dict[str, str], capture: bool) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(
-            command, cwd=ROOT, env=env, text=True, timeout=GROUP_TIMEOUT,
-            stdout=subprocess.PIPE if capture else None, stderr=subprocess.PIPE if capture else None,
+            command,
+            cwd=ROOT,
+            env=env,
+            text=True,
+            timeout=GROUP_TIMEOUT,
+            stdout=subprocess.PIPE if capture else None,
+            stderr=subprocess.PIPE if capture else None,
         )
     except subprocess.TimeoutExpired as e:
         out = e.stdout if isinstance(e.stdout, str) else ""

@@ -18,7 +18,6 @@ import random
 import typing as t
 
 import sqlalchemy as sa
-
 from wtforms import Form, IntegerField, StringField
 from wtforms.validators import DataRequired, Length, NumberRange
 
@@ -43,7 +42,8 @@ def listing(report: Report, sizes: list[int]) -> None:
         # a round of at least ~0.1 s, whatever N
         timing = measure(
             {"list": Case("for d in docs: d.state.transitions(user)", {"docs": docs, "user": EDITOR})},
-            round_ns=100_000_000, rounds=3 if n >= 10_000 else 5,
+            round_ns=100_000_000,
+            rounds=3 if n >= 10_000 else 5,
         )["list"]
         per_doc = timing.ns / n
         report.rate(f"list-{n}", f"listing, N = {n:,}: per document", "flask_statemgr", 1e9 / per_doc)
@@ -59,7 +59,9 @@ def perform(report: Report, sizes: list[int]) -> None:
             for n in sizes:
                 # grow the same table: cycle states over every row
                 cycle = (DRAFT, PUBLISHED, WITHDRAWN)
-                insert_documents(engine, [(cycle[i % 3], f"Doc {i}") for i in range(inserted, n)], first_id=inserted + 1)
+                insert_documents(
+                    engine, [(cycle[i % 3], f"Doc {i}") for i in range(inserted, n)], first_id=inserted + 1
+                )
                 inserted = n
                 # what autovacuum does to a growing table: without fresh
                 # statistics, PostgreSQL keeps the plans it cached for the
@@ -93,7 +95,11 @@ def schema_models(count: int) -> dict[str, type]:
         draft, pending, published = State(1, "Draft"), State(2, "Pending"), State(3, "Published")
         withdrawn, archived = State(4, "Withdrawn"), State(5, "Archived")
         body: dict[str, t.Any] = {
-            "DRAFT": draft, "PENDING": pending, "PUBLISHED": published, "WITHDRAWN": withdrawn, "ARCHIVED": archived,
+            "DRAFT": draft,
+            "PENDING": pending,
+            "PUBLISHED": published,
+            "WITHDRAWN": withdrawn,
+            "ARCHIVED": archived,
             "submit": Transition(draft, pending, "Submit", roles={"author"}),
             "publish": Transition({draft, pending}, published, "Publish", roles={"editor"}, form=_Form),
             "reject": Transition(pending, draft, "Reject", roles={"editor"}),
@@ -114,10 +120,21 @@ def schema(report: Report, counts: list[int]) -> None:
     for m in counts:
         models = schema_models(m)
         timing = measure(
-            {"schema": Case("dump(build_schema(models))", {"dump": dump, "build_schema": build_schema, "models": models})},
-            round_ns=100_000_000, rounds=5,
+            {
+                "schema": Case(
+                    "dump(build_schema(models))", {"dump": dump, "build_schema": build_schema, "models": models}
+                )
+            },
+            round_ns=100_000_000,
+            rounds=5,
         )["schema"]
-        report.rate(f"schema-{m}", f"schema export, {m} managers: per manager", "flask_statemgr", m * timing.per_second, total_ns=timing.ns)
+        report.rate(
+            f"schema-{m}",
+            f"schema export, {m} managers: per manager",
+            "flask_statemgr",
+            m * timing.per_second,
+            total_ns=timing.ns,
+        )
     report.timing("schema-total", f"schema export, {m} managers: all", "flask_statemgr", timing)
     app = Flask(__name__)
     ext = StateMgr(app)

@@ -58,9 +58,7 @@ from flask_statemgr.tables import (
     metadata,
 )
 
-POSTGRES_URL = os.environ.get(
-    "STATEMGR_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
+POSTGRES_URL = os.environ.get("STATEMGR_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("STATEMGR_TEST_REDIS", "redis://127.0.0.1:6379/15")
 ROUNDS = 5
 ROUND_SECONDS = 0.06
@@ -97,9 +95,7 @@ SIZES: list[tuple[str, t.Callable[[int], Payload]]] = [
 ]
 
 
-def timed(
-    prepare: t.Callable[[int], list[t.Any]], run: t.Callable[[t.Any], object]
-) -> float:
+def timed(prepare: t.Callable[[int], list[t.Any]], run: t.Callable[[t.Any], object]) -> float:
     """Median nanoseconds per call of ``run`` over ``ROUNDS`` rounds; the
     arguments of a round are made by ``prepare(count)`` outside the timer.
     The first, shorter round warms up and sizes the others."""
@@ -175,9 +171,7 @@ def bench_backend(backend: StoreBackend) -> dict[str, list[float]]:
 
 
 def pack_hash(value: Payload) -> bytes:
-    return hashlib.sha256(
-        msgpack.packb(value, use_bin_type=True, datetime=True)
-    ).digest()
+    return hashlib.sha256(msgpack.packb(value, use_bin_type=True, datetime=True)).digest()
 
 
 def hash_unpack(data: bytes) -> object:
@@ -319,11 +313,7 @@ def print_cache_choice() -> None:
     """Why the cache keeps verified bytes and unpacks per hit."""
     values = {
         "10 KiB form": {f"field_{i}": f"value {i} " * 25 for i in range(40)},
-        "1 MiB rows": {
-            "rows": [
-                {"id": i, "name": f"row {i}", "tags": ["a", "b"]} for i in range(30000)
-            ]
-        },
+        "1 MiB rows": {"rows": [{"id": i, "name": f"row {i}", "tags": ["a", "b"]} for i in range(30000)]},
     }
     print("LRU entry for a mutable value, per hit (µs):")
     print(f"  {'value':<12} {'unpack bytes':>13} {'copy.deepcopy':>14}")
@@ -331,9 +321,7 @@ def print_cache_choice() -> None:
         packed = serialization.pack(value)
         unpack_ns = timed(repeat(packed), unpack_verified)
         copy_ns = timed(repeat(value), copy.deepcopy)
-        print(
-            f"  {name:<12} {fmt(unpack_ns):>13} {fmt(copy_ns):>14}  ({len(packed):,} bytes)"
-        )
+        print(f"  {name:<12} {fmt(unpack_ns):>13} {fmt(copy_ns):>14}  ({len(packed):,} bytes)")
 
 
 def unpack_verified(data: bytes) -> object:

@@ -139,9 +139,7 @@ def transitions_machine() -> t.Any:
         spec.append(
             {"trigger": name, "source": [NAMES[s] for s in sources], "dest": NAMES[target], "conditions": checks}
         )
-    return Machine(
-        model=None, states=list(NAMES.values()), transitions=spec, initial="draft", auto_transitions=False
-    )
+    return Machine(model=None, states=list(NAMES.values()), transitions=spec, initial="draft", auto_transitions=False)
 
 
 # -- python-statemachine ----------------------------------------------------------

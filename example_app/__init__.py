@@ -47,7 +47,7 @@ def database_url(app: Flask) -> str:
         return f"sqlite:///{os.path.join(app.instance_path, 'example.sqlite')}"
     for scheme in ("postgres://", "postgresql://"):
         if url.startswith(scheme):
-            return "postgresql+psycopg://" + url[len(scheme):]
+            return "postgresql+psycopg://" + url[len(scheme) :]
     return url
 
 
@@ -138,9 +138,17 @@ def seed() -> None:
         p.review.approve(user=rita)
     for p in (notes, newsletter):
         p.state.publish(user=eddie, data={"publish_at": yesterday})
-    notes.sessions[0].state.publish(user=eddie, data={
-        "day": (utcnow() + datetime.timedelta(days=7)).date(), "room": "B-204", "seats": 40,
-        "kind": "Talk", "tracks": ["Editorial"], "recorded": True, "notes": "",
-    })
+    notes.sessions[0].state.publish(
+        user=eddie,
+        data={
+            "day": (utcnow() + datetime.timedelta(days=7)).date(),
+            "room": "B-204",
+            "seats": 40,
+            "kind": "Talk",
+            "tracks": ["Editorial"],
+            "recorded": True,
+            "notes": "",
+        },
+    )
     newsletter.state.withdraw(user=olivia, data={"reason": "Replaced by the new magazine."})
     db.session.commit()

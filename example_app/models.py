@@ -13,11 +13,23 @@ from flask_wtf import FlaskForm
 from sqlalchemy import orm
 from sqlalchemy.orm import Mapped, mapped_column
 from wtforms import (
-    BooleanField, DateField, DateTimeLocalField, IntegerField, SelectField,
-    SelectMultipleField, StringField, TextAreaField,
+    BooleanField,
+    DateField,
+    DateTimeLocalField,
+    IntegerField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
 )
 from wtforms.validators import (
-    DataRequired, InputRequired, Length, NumberRange, Optional, Regexp, ValidationError,
+    DataRequired,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    Regexp,
+    ValidationError,
 )
 
 from flask_statemgr import State, StateManager, StateMgr, Transition
@@ -30,9 +42,10 @@ class Base(orm.DeclarativeBase):
 db = SQLAlchemy(model_class=Base)
 statemgr = StateMgr(db=db)
 
+
 def utcnow() -> datetime.datetime:
     """Naive UTC, as the columns store it on SQLite and PostgreSQL alike."""
-    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
 
 
 # -- forms: what the user must supply for a transition --------------------------
@@ -119,18 +132,30 @@ class ProjectState(StateManager):
     LIVE = PUBLISHED.conditional(_l("Live"))
 
     publish = Transition(
-        DRAFT, PUBLISHED, _l("Publish"), _l("Schedule the project for readers"),
-        roles={"owner", "editor"}, form=PublishForm, requires={"review": ReviewState.APPROVED},
+        DRAFT,
+        PUBLISHED,
+        _l("Publish"),
+        _l("Schedule the project for readers"),
+        roles={"owner", "editor"},
+        form=PublishForm,
+        requires={"review": ReviewState.APPROVED},
     )
     withdraw = Transition(PUBLISHED, WITHDRAWN, _l("Withdraw"), roles={"owner", "editor"}, form=WithdrawForm)
     # a draft shows no sessions: the scheduled ones go back to draft with it
     redraft = Transition(
-        WITHDRAWN, DRAFT, _l("Back to draft"), roles={"owner", "editor"},
+        WITHDRAWN,
+        DRAFT,
+        _l("Back to draft"),
+        roles={"owner", "editor"},
         cascade={"scheduled_sessions": "unpublish"},
     )
     delete = Transition(
-        {DRAFT, PUBLISHED, WITHDRAWN}, DELETED, _l("Delete"), _l("Delete the project and its sessions"),
-        roles={"owner"}, cascade={"sessions": "delete"},
+        {DRAFT, PUBLISHED, WITHDRAWN},
+        DELETED,
+        _l("Delete"),
+        _l("Delete the project and its sessions"),
+        roles={"owner"},
+        cascade={"sessions": "delete"},
     )
 
 
@@ -140,8 +165,12 @@ class SessionState(StateManager):
     DELETED = State(3, _l("Deleted"))
 
     publish = Transition(
-        DRAFT, PUBLISHED, _l("Schedule"), _l("Give the session a time and a room, and show it"),
-        roles={"owner", "editor"}, form=ScheduleForm,
+        DRAFT,
+        PUBLISHED,
+        _l("Schedule"),
+        _l("Give the session a time and a room, and show it"),
+        roles={"owner", "editor"},
+        form=ScheduleForm,
         requires={"project.state": ProjectState.PUBLISHED},
     )
     unpublish = Transition(PUBLISHED, DRAFT, _l("Unpublish"), roles={"owner", "editor"})
@@ -176,14 +205,10 @@ class Project(db.Model):  # type: ignore[name-defined,misc]
     state = ProjectState("_state")
     _review: Mapped[str] = ReviewState.column(default=ReviewState.PENDING)
     review = ReviewState("_review")
-    sessions: Mapped[list[Session]] = orm.relationship(
-        back_populates="project", order_by="Session.id"
-    )
+    sessions: Mapped[list[Session]] = orm.relationship(back_populates="project", order_by="Session.id")
     #: the sessions a redraft takes back (a deleted one stays deleted)
     scheduled_sessions: Mapped[list[Session]] = orm.relationship(
-        primaryjoin=lambda: sa.and_(
-            Session.project_id == Project.id, Session._state == SessionState.PUBLISHED.value
-        ),
+        primaryjoin=lambda: sa.and_(Session.project_id == Project.id, Session._state == SessionState.PUBLISHED.value),
         viewonly=True,
         order_by="Session.id",
     )

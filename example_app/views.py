@@ -9,7 +9,16 @@ import typing as t
 
 import sqlalchemy as sa
 from flask import (
-    Blueprint, Response, abort, flash, g, redirect, render_template, request, session, url_for,
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
 )
 from flask_babel import get_locale, gettext
 from flask_babel import lazy_gettext as _l
@@ -153,9 +162,7 @@ def project(id: int) -> str:
     visible = [child for child in obj.sessions if can_view_session(child, g.user)]
     titles = {str(child.id): child.title for child in obj.sessions}
     names = {str(u.id): u.name for u in db.session.scalars(db.select(User))}
-    return render_template(
-        "project.html", project=obj, history=history, names=names, sessions=visible, titles=titles
-    )
+    return render_template("project.html", project=obj, history=history, names=names, sessions=visible, titles=titles)
 
 
 @bp.post("/projects")
@@ -217,4 +224,3 @@ def language() -> t.Any:
         session["lang"] = lang
     # back to the page the switcher was used on, if it is on this site
     return redirect(redirect_target(url_for("main.index")))
-

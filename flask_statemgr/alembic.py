@@ -61,9 +61,7 @@ def _compare_state_checks(
             continue
         if found.sqltext is not None and found.live_name is not None:
             # from the live constraint, so the downgrade restores it as it was
-            old = sa.CheckConstraint(
-                sa.text(found.sqltext), name=conv(found.live_name), table=conn_table
-            )
+            old = sa.CheckConstraint(sa.text(found.sqltext), name=conv(found.live_name), table=conn_table)
             modify_table_ops.ops.append(ops.DropConstraintOp.from_constraint(old))
         modify_table_ops.ops.append(ops.CreateCheckConstraintOp.from_constraint(check.constraint))
     return PriorityDispatchResult.CONTINUE

@@ -13,19 +13,18 @@ import uuid
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy import exc
 from flask import Blueprint, Response, current_app, request
-from sqlalchemy import orm
+from sqlalchemy import exc
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
 from .bound import BoundTransition
 from .checks import Checker
-from .identity import is_anonymous, object_identity
 from .events import START, Page, event_json, latest_cursor, parse_cursor, read_rows, transaction_cursor
 from .exceptions import SerializationError, StateMgrError, TransitionError
 from .history import TransitionRecord, query_history
 from .i18n import N_, current_locale, gettext, json_default, text
+from .identity import is_anonymous, object_identity
 from .manager import StateManager, bindings_of
 from .problems import error_problem, http_problem, problem, transition_problem
 from .stream import event_stream
@@ -283,7 +282,7 @@ def resource_folder(name: str) -> str:
 
 #: the JSON API and the extension's static files and templates; one
 #: blueprint for every app, whose views read the app's extension
-bp = Blueprint(
+bp: Blueprint = Blueprint(
     "statemgr",
     __name__,
     static_folder=resource_folder("static"),
@@ -377,9 +376,7 @@ def history(model: str, ident: str) -> Response:
     if not ext.can_view_history(obj, user):
         raise _HistoryRefused(anonymous=is_anonymous(user))
     assert ext.db is not None
-    records = query_history(
-        ext.db.session, model=type(obj), object_id=object_identity(obj), store=ext.store
-    )
+    records = query_history(ext.db.session, model=type(obj), object_id=object_identity(obj), store=ext.store)
     return json_response({"records": [record_json(r) for r in records]})
 
 
@@ -466,7 +463,10 @@ def on_too_large(error: RequestEntityTooLarge) -> Response:
         # a form's own limits (MAX_FORM_MEMORY_SIZE, MAX_FORM_PARTS)
         return http_problem(error)
     return problem(
-        413, error.name, gettext("The body is larger than %(most)d bytes (%(setting)s)", most=most, setting=setting), reasons=[]
+        413,
+        error.name,
+        gettext("The body is larger than %(most)d bytes (%(setting)s)", most=most, setting=setting),
+        reasons=[],
     )
 
 
@@ -476,9 +476,7 @@ def on_database_error(error: Exception) -> Response:
     db = current_statemgr().db
     if db is not None:
         db.session.rollback()
-    return problem(
-        503, N_("Service unavailable"), gettext("The database is unavailable; try again"), reasons=[]
-    )
+    return problem(503, N_("Service unavailable"), gettext("The database is unavailable; try again"), reasons=[])
 
 
 class _HistoryRefused(StateMgrError):
@@ -487,9 +485,7 @@ class _HistoryRefused(StateMgrError):
     def __init__(self, *, anonymous: bool) -> None:
         self.http_status = 401 if anonymous else 403
         self.title = "Unauthorized" if anonymous else "Forbidden"
-        super().__init__(
-            "Sign in to read this history" if anonymous else "You may not read this history"
-        )
+        super().__init__("Sign in to read this history" if anonymous else "You may not read this history")
 
 
 #: object ids per query when loading the objects that events name

@@ -15,7 +15,7 @@ from .cascade import expand
 from .checks import Checker, validate_data
 from .exceptions import TransitionError, ValidationFailed
 from .execute import execute, holds_nothing
-from .manager import StateManager
+from .manager import StateManager, bindings_of
 from .results import Availability, BulkResult, Plan, Step, TransitionResult
 from .runtime import Runtime, current_runtime
 from .signals import send_safely, transition_refused
@@ -67,8 +67,7 @@ class BoundTransition:
         obj = self.manager._obj
         if obj is None:
             raise TypeError(
-                f"{self.transition!r} is bound to the class {self.host.__name__}; "
-                "use it through an instance"
+                f"{self.transition!r} is bound to the class {self.host.__name__}; use it through an instance"
             )
         return obj
 
@@ -187,6 +186,34 @@ class BoundTransition:
                 f"{self.transition.name}.perform_all(objects)"
             )
         return perform_all(self, objects, user, data, session=session)
+
+    @classmethod
+    def perform_all_of(
+        cls,
+        transition: Transition,
+        objects: t.Iterable[t.Any] | sa.Select[t.Any],
+        user: t.Any = None,
+        data: t.Mapping[str, t.Any] | None = None,
+        *,
+        session: SessionLike | None = None,
+    ) -> BulkResult:
+        """:meth:`perform_all` of ``transition`` bound to the class of
+        ``objects`` (the entity of a ``select()``, or the objects' class).
+
+        :raise TypeError: no manager of that class declares ``transition``.
+        """
+        if isinstance(objects, sa.Select):
+            model = objects.column_descriptions[0]["entity"]
+        else:
+            objects = list(objects)
+            if not objects:
+                return BulkResult([], {})
+            model = type(objects[0])
+        for view in bindings_of(model).values():
+            if type(view).transitions().get(transition.name) is transition:
+                bound = cls(transition, getattr(model, view._name))
+                return bound.perform_all(objects, user, data, session=session)
+        raise TypeError(f"no state manager of {getattr(model, '__name__', model)!r} declares {transition!r}")
 
     @classmethod
     def available_on(cls, view: StateManager, user: t.Any) -> dict[str, BoundTransition]:

@@ -147,9 +147,7 @@ def _load(session: orm.Session, host: type, objs: list[t.Any], key: str) -> None
         session.execute(sa.select(host).where(column.in_(keys[start : start + CHUNK]))).scalars().all()
 
 
-def _merge(
-    plans: list[Plan], refused: dict[t.Any, TransitionError]
-) -> tuple[Plan, list[tuple[Plan, list[Step]]]]:
+def _merge(plans: list[Plan], refused: dict[t.Any, TransitionError]) -> tuple[Plan, list[tuple[Plan, list[Step]]]]:
     """One plan of many roots, level by level, from the objects' own plans;
     and for each plan kept, the merged step that runs each of its steps.
 

@@ -126,7 +126,9 @@ def expand(plan: Plan, checker: Checker) -> None:
                                 gettext(
                                     "%(object)s: the cascade reaches it twice with "
                                     "conflicting transitions (%(first)s, %(second)s)",
-                                    object=describe(child), first=first.name, second=transition.name,
+                                    object=describe(child),
+                                    first=first.name,
+                                    second=transition.name,
                                 ),
                             )
                             plan.blockers.append(twice)
@@ -149,8 +151,13 @@ def expand(plan: Plan, checker: Checker) -> None:
                         # an undeclared value is a blocker above; the step is
                         # listed, never run
                         Step(
-                            child, manager_name, transition, view._by_value.get(value, transition.target), value,
-                            parent=i, depth=parent.depth + 1,
+                            child,
+                            manager_name,
+                            transition,
+                            view._by_value.get(value, transition.target),
+                            value,
+                            parent=i,
+                            depth=parent.depth + 1,
                         )
                     )
         frontier = next_frontier
@@ -160,5 +167,3 @@ def _as_cascade_error(error: TransitionError, reason: Reason) -> TransitionError
     if isinstance(error, PermissionDenied):
         return PermissionDenied(reason.message, [reason], anonymous=error.anonymous)
     return type(error)(reason.message, [reason])
-
-

@@ -73,8 +73,8 @@ class Checker:
     __slots__ = ("runtime", "user", "_roles")
 
     def __init__(self, runtime: Runtime, user: t.Any) -> None:
-        self.runtime = runtime
-        self.user = user
+        self.runtime: Runtime = runtime
+        self.user: t.Any = user
         self._roles: dict[int, t.AbstractSet[str]] = {}
 
     def roles(self, obj: t.Any) -> t.AbstractSet[str]:
@@ -168,12 +168,16 @@ def check_state(
     if state is None:
         message = gettext(
             "%(transition)s is not possible: %(manager)s holds %(value)s, which is not a declared state",
-            transition=title_of(transition), manager=view._name, value=repr(value),
+            transition=title_of(transition),
+            manager=view._name,
+            value=repr(value),
         )
     else:
         message = gettext(
             "%(transition)s is not possible while %(manager)s is %(state)s",
-            transition=title_of(transition), manager=view._name, state=state.title or state.name,
+            transition=title_of(transition),
+            manager=view._name,
+            state=state.title or state.name,
         )
     return StateConflict(reasons=[Stage.STATE.reason(message)])
 
@@ -295,7 +299,8 @@ def unmet_message(transition: Transition, precondition: t.Callable[..., t.Any]) 
     words = precondition.__name__.strip("_").replace("_", " ")
     return gettext(
         "%(transition)s is not possible yet: “%(precondition)s” is not met",
-        transition=title_of(transition), precondition=words,
+        transition=title_of(transition),
+        precondition=words,
     )
 
 

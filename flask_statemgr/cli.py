@@ -155,7 +155,9 @@ def payload_references(session: Session | scoped_session[t.Any], store: DataStor
 
 @statemgr_cli.command("gc")
 @click.option("--dry-run", is_flag=True, help="Report what would be removed.")
-@click.option("--grace", default=3600, show_default=True, help="Keep unreferenced blobs younger than this many seconds.")
+@click.option(
+    "--grace", default=3600, show_default=True, help="Keep unreferenced blobs younger than this many seconds."
+)
 def gc_command(dry_run: bool, grace: int) -> None:
     """Remove stored blobs that no history record references. Exit status
     1, removing nothing, when a record's payload cannot be read (its blobs
@@ -171,7 +173,10 @@ def gc_command(dry_run: bool, grace: int) -> None:
         click.echo(f"Removed nothing: the payload of records {ids} cannot be read (see flask statemgr verify).")
         raise SystemExit(1)
     result = store.collect_garbage(
-        set(references.referrers), grace=datetime.timedelta(seconds=grace), dry_run=dry_run, session=session  # type: ignore[arg-type]
+        set(references.referrers),
+        grace=datetime.timedelta(seconds=grace),
+        dry_run=dry_run,
+        session=session,  # type: ignore[arg-type]
     )
     session.commit()
     verb = "Would remove" if dry_run else "Removed"

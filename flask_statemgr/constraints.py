@@ -58,7 +58,9 @@ def table_checks(table: sa.Table) -> list[StateCheck]:
         info = constraint.info if isinstance(constraint, sa.CheckConstraint) else {}
         if "statemgr_values" in info:
             (column,) = t.cast(sa.CheckConstraint, constraint).columns
-            found.append(StateCheck(t.cast(sa.CheckConstraint, constraint), column, info["statemgr"], info["statemgr_values"]))
+            found.append(
+                StateCheck(t.cast(sa.CheckConstraint, constraint), column, info["statemgr"], info["statemgr_values"])
+            )
     return sorted(found, key=lambda c: c.name)
 
 
@@ -179,9 +181,7 @@ def undeclared_values(connection: sa.Connection, check: StateCheck) -> list[Unde
     ).all()
     found = []
     for value, count in counts:
-        keys = connection.execute(
-            sa.select(*pk).where(column == value).order_by(*pk).limit(ROWS_LISTED)
-        ).all()
+        keys = connection.execute(sa.select(*pk).where(column == value).order_by(*pk).limit(ROWS_LISTED)).all()
         found.append(Undeclared(check, value, count, [k[0] if len(k) == 1 else tuple(k) for k in keys]))
     return found
 

@@ -190,7 +190,9 @@ def check_requires(mapper: orm.Mapper[t.Any], name: str, transition: Transition)
         else:
             assert current is not None
             last = parts[-1]
-            if last not in bindings_of(current.class_) and (last in current.columns or not hasattr(current.class_, last)):
+            if last not in bindings_of(current.class_) and (
+                last in current.columns or not hasattr(current.class_, last)
+            ):
                 raise TypeError(f"{where}: {last!r} is not a state manager of {current.class_.__name__}")
 
 

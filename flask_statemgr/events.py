@@ -81,10 +81,7 @@ def latest_cursor(session: t.Any) -> str:
     rendered now starts polling there."""
     c = history_table.c
     row = session.execute(
-        sa.select(c.xact, c.id)
-        .where(c.xact < settled_below())
-        .order_by(c.xact.desc(), c.id.desc())
-        .limit(1)
+        sa.select(c.xact, c.id).where(c.xact < settled_below()).order_by(c.xact.desc(), c.id.desc()).limit(1)
     ).first()
     return START if row is None else cursor_of(row._mapping)
 
@@ -155,7 +152,7 @@ def event_json(row: sa.RowMapping, model: str) -> dict[str, t.Any]:
         "source": row["source"],
         "target": row["target"],
         # SQLite hands back the stored UTC time without its zone
-        "at": (at if at.tzinfo is not None else at.replace(tzinfo=datetime.timezone.utc)).isoformat(),
+        "at": (at if at.tzinfo is not None else at.replace(tzinfo=datetime.UTC)).isoformat(),
         "cursor": cursor_of(row),
     }
 
@@ -169,12 +166,16 @@ def read_rows(session: t.Any, after: str, limit: int) -> Rows:
     c = history_table.c
     # the horizon comes from the statement's own snapshot, so every record
     # below it is visible to the same read
-    rows = session.execute(
-        sa.select(history_table, (c.xact < settled_below()).label("settled"))
-        .where(_at(position))
-        .order_by(c.xact, c.id)
-        .limit(limit)
-    ).mappings().all()
+    rows = (
+        session.execute(
+            sa.select(history_table, (c.xact < settled_below()).label("settled"))
+            .where(_at(position))
+            .order_by(c.xact, c.id)
+            .limit(limit)
+        )
+        .mappings()
+        .all()
+    )
     # records sort by transaction, so the settled ones come first
     settled = [row for row in rows if row["settled"]]
     cursor = cursor_of(settled[-1]) if settled else after

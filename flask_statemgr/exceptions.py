@@ -178,8 +178,7 @@ class UnknownStateValue(StateMgrError, LookupError):
         self.column = column
         self.value = value
         super().__init__(
-            f"{obj}: {model}.{attribute} (column {column}) holds {value!r}, "
-            f"which no state of {manager} declares"
+            f"{obj}: {model}.{attribute} (column {column}) holds {value!r}, which no state of {manager} declares"
         )
 
 

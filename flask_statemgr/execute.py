@@ -75,7 +75,9 @@ def holds_nothing(obj: t.Any) -> bool:
     if (
         state is None
         or session is None
-        or session.new or session.deleted or session.dirty
+        or session.new
+        or session.deleted
+        or session.dirty
         # a session joined to a connection's own transaction (a test
         # fixture's, say) could roll that back too
         or isinstance(session.get_bind(mapper=state.mapper), sa.Connection)
@@ -146,8 +148,13 @@ def run_plan(
         if transition_failed.receivers:
             for step in roots:
                 transition_failed.send(
-                    step.transition, obj=step.obj, user=user, data=data, source=step.source,
-                    target=step.target, exception=error,
+                    step.transition,
+                    obj=step.obj,
+                    user=user,
+                    data=data,
+                    source=step.source,
+                    target=step.target,
+                    exception=error,
                 )
         if error is e:
             raise
@@ -161,8 +168,14 @@ def run_plan(
         for step in plan.steps:
             if id(step) not in left_out:
                 send_safely(
-                    transition_after, step.transition, guard=guard, obj=step.obj, user=user, data=data,
-                    source=step.source, target=step.target,
+                    transition_after,
+                    step.transition,
+                    guard=guard,
+                    obj=step.obj,
+                    user=user,
+                    data=data,
+                    source=step.source,
+                    target=step.target,
                 )
     return left_out
 
@@ -240,7 +253,7 @@ def _run(
     """
     if session is not None:
         # who and when, for the history records
-        at = datetime.datetime.now(datetime.timezone.utc)
+        at = datetime.datetime.now(datetime.UTC)
         user_id = runtime.user_id(user)
     left_out: set[int] = set()
     for depth, level in enumerate(_levels(plan.steps)):
@@ -259,8 +272,12 @@ def _run(
             view: StateManager = getattr(step.obj, step.manager)
             if transition_before.receivers:
                 transition_before.send(
-                    step.transition, obj=step.obj, user=user, data=data,
-                    source=step.source, target=step.target,
+                    step.transition,
+                    obj=step.obj,
+                    user=user,
+                    data=data,
+                    source=step.source,
+                    target=step.target,
                 )
             assert view._hooks is not None
             for hook in view._hooks.executes.get(step.transition, ()):
@@ -303,9 +320,7 @@ def _recording_statement(
     return view._hooks.cas_recording
 
 
-def _records_with_move(
-    session: orm.Session, step: Step, payload: dict[str, t.Any] | None, runtime: Runtime
-) -> bool:
+def _records_with_move(session: orm.Session, step: Step, payload: dict[str, t.Any] | None, runtime: Runtime) -> bool:
     """Whether the compare-and-set may insert its history records in the
     same statement: on PostgreSQL (a data-modifying ``WITH``), unless the
     payload goes to a store outside the transaction first."""
@@ -326,7 +341,9 @@ def _compare_and_set_recording(
     target = step.target.value
     identity = sa.inspect(step.obj).identity
     ids = list(
-        session.execute(statement, {**row, "_sm_pk": identity[0], "_sm_seen": step.seen, "_sm_target": target}).scalars()
+        session.execute(
+            statement, {**row, "_sm_pk": identity[0], "_sm_seen": step.seen, "_sm_target": target}
+        ).scalars()
     )
     if not ids:
         raise _changed(describe(step.obj))
@@ -384,9 +401,10 @@ def _move(
                 # record_rows writes it
                 shared = {name: rows[chunk[0]][name] for name in _SHARED}
                 keys = {"_sm_pks": [i[0] for i in identities], "_sm_parents": [rows[i]["parent_id"] for i in chunk]}
-                recorded = dict((object_id, id_) for id_, object_id in session.execute(
-                    hooks.cas_many_recording, {**shared, **keys, **values}
-                ))
+                recorded = dict(
+                    (object_id, id_)
+                    for id_, object_id in session.execute(hooks.cas_many_recording, {**shared, **keys, **values})
+                )
                 for i in chunk:
                     if rows[i]["object_id"] in recorded:
                         ids[i] = recorded[rows[i]["object_id"]]
@@ -404,7 +422,11 @@ def _move(
                     taken.update(i for i, identity in zip(chunk, identities) if tuple(identity) not in returned)
                     missed = len(chunk) - len(returned)
             if missed and refused is None:
-                who = describe(level[chunk[0]].obj) if len(chunk) == 1 else f"{missed} of {len(chunk)} {host.__name__} objects"
+                who = (
+                    describe(level[chunk[0]].obj)
+                    if len(chunk) == 1
+                    else f"{missed} of {len(chunk)} {host.__name__} objects"
+                )
                 raise _changed(who)
     for i in taken:
         assert refused is not None

@@ -16,22 +16,22 @@ from markupsafe import Markup, escape
 from . import openapi  # noqa: F401
 from .api import bp as api_blueprint
 from .api import coerce_identity
+from .bound import BoundTransition
 from .cli import statemgr_cli
 from .dialects import configure_engine
-from .bound import BoundTransition
-from .identity import is_anonymous, object_identity
 from .exceptions import ConfirmationRequired
 from .forms import bind_form
 from .i18n import current_locale, gettext, ngettext
+from .identity import is_anonymous, object_identity
 from .manager import bindings_of
+from .model_json import build_schema, dump, etag
 from .pages import bp as pages_blueprint
 from .pages import transition_choices
 from .problems import ResourceNotFound
 from .runtime import Runtime, default_roles
-from .model_json import build_schema, dump, etag
-from .stream import DEFAULTS as STREAM_DEFAULTS
 from .store import CONFIG_DEFAULTS as STORE_DEFAULTS
 from .store import create_store
+from .stream import DEFAULTS as STREAM_DEFAULTS
 from .tables import ensure_tables
 
 if t.TYPE_CHECKING:
@@ -177,9 +177,7 @@ class StateMgr(Runtime):
                 try:
                     engines = self.db.engines.values()
                 except (KeyError, RuntimeError):
-                    raise RuntimeError(
-                        "Call db.init_app(app) before statemgr.init_app(app)"
-                    ) from None
+                    raise RuntimeError("Call db.init_app(app) before statemgr.init_app(app)") from None
                 if app.config["STATEMGR_SQLITE_SAVEPOINTS"]:
                     for engine in engines:
                         configure_engine(engine)
@@ -382,9 +380,7 @@ class StateMgr(Runtime):
             raise ResourceNotFound(gettext("No %(model)s %(id)s", model=_name(model), id=ident))
         return obj
 
-    def resolve(
-        self, model: str | type, ident: t.Any, manager: str, transition: str, user: t.Any
-    ) -> BoundTransition:
+    def resolve(self, model: str | type, ident: t.Any, manager: str, transition: str, user: t.Any) -> BoundTransition:
         """The transition a URL names, bound to the object of
         :meth:`resolve_object`; ``manager`` is the manager's attribute name
         on the model, ``transition`` any declared transition (an internal
@@ -474,8 +470,12 @@ class StateMgr(Runtime):
         if exposed is None:
             raise TypeError(f"{type(obj).__name__} is not exposed")
         return url_for(
-            "statemgr_pages.transition_page", model=exposed.name, ident=object_identity(obj),
-            manager=manager, transition=transition, next=next,
+            "statemgr_pages.transition_page",
+            model=exposed.name,
+            ident=object_identity(obj),
+            manager=manager,
+            transition=transition,
+            next=next,
         )
 
     def perform(
@@ -605,4 +605,3 @@ def statemgr_script(
     if nonce:
         attrs += f' nonce="{escape(nonce)}"'
     return Markup(f'<script type="module"{attrs}></script>')
-

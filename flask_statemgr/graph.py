@@ -42,7 +42,7 @@ def cascade_targets(models: t.Iterable[type]) -> dict[tuple[str, str, str], str]
     found = {}
     for model in models:
         mapper: t.Any = sa.inspect(model, raiseerr=False)
-        for attr, binding in bindings_of(model).items():
+        for binding in bindings_of(model).values():
             for tname, tr in type(binding).transitions().items():
                 for key, spec in tr.cascade.items():
                     if key in bindings_of(model):

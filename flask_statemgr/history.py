@@ -8,6 +8,7 @@ import logging
 import typing as t
 
 import sqlalchemy as sa
+
 # not ``from sqlalchemy import orm``: pyright --verifytypes then types
 # the session alias below as unknown (microsoft/pyright#11196)
 import sqlalchemy.orm as orm
@@ -130,9 +131,7 @@ def attach_records(
         step.record = TransitionRecord(id=id_, **row)
 
 
-def _records(
-    session: SessionLike, statement: sa.Select[t.Any], store: DataStore | None
-) -> list[TransitionRecord]:
+def _records(session: SessionLike, statement: sa.Select[t.Any], store: DataStore | None) -> list[TransitionRecord]:
     records = []
     for row in session.execute(statement).mappings():
         data: dict[str, t.Any] = dict(row)
@@ -148,7 +147,7 @@ def _records(
                 logger.error("The payload of history record %s is unreadable: %s", data["id"], e)
         if data["at"].tzinfo is None:
             # SQLite keeps no time zone; every record is written in UTC
-            data["at"] = data["at"].replace(tzinfo=datetime.timezone.utc)
+            data["at"] = data["at"].replace(tzinfo=datetime.UTC)
         records.append(TransitionRecord(**data))
     return records
 
@@ -179,9 +178,7 @@ def query_history(
     """
     statement = sa.select(*_RECORD_COLUMNS).order_by(history_table.c.id)
     if model is not None:
-        statement = statement.where(
-            history_table.c.model == (model if isinstance(model, str) else model.__name__)
-        )
+        statement = statement.where(history_table.c.model == (model if isinstance(model, str) else model.__name__))
     if object_id is not None:
         statement = statement.where(history_table.c.object_id == str(object_id))
     if manager is not None:

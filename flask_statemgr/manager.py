@@ -15,9 +15,9 @@ from .exceptions import UnknownStateValue
 from .hooks import collect_marks
 from .identity import describe
 from .states import MISSING, State
-from .typing import StateValue
 from .tables import ensure_tables, history_table
 from .transitions import Transition
+from .typing import StateValue
 
 if t.TYPE_CHECKING:
     from .bound import BoundTransition
@@ -32,8 +32,16 @@ class HostHooks:
     class, on first use."""
 
     __slots__ = (
-        "preconditions", "executes", "validators", "expressions", "cas", "cas_one", "cas_recording",
-        "cas_returning", "cas_many_recording", "default",
+        "preconditions",
+        "executes",
+        "validators",
+        "expressions",
+        "cas",
+        "cas_one",
+        "cas_recording",
+        "cas_returning",
+        "cas_many_recording",
+        "default",
     )
 
     cas: sa.Update | None
@@ -115,7 +123,18 @@ def _compile_cas_recording(cas: sa.Update | None) -> sa.Insert | None:
     pk = list(cas.table.primary_key.columns)  # type: ignore[attr-defined]
     moved = cas.returning(pk[0]).cte("statemgr_moved")
     c = history_table.c
-    columns = [c.model, c.object_id, c.manager, c.transition, c.source, c.target, c.user_id, c.at, c.payload, c.parent_id]
+    columns = [
+        c.model,
+        c.object_id,
+        c.manager,
+        c.transition,
+        c.source,
+        c.target,
+        c.user_id,
+        c.at,
+        c.payload,
+        c.parent_id,
+    ]
     # bound by name from a row of history.record_rows
     record = sa.select(
         *(sa.cast(sa.bindparam(column.name, type_=column.type), column.type) for column in columns)
@@ -153,6 +172,8 @@ class _StateColumn(orm.MappedColumn[t.Any]):
         new = super()._copy(**kw)
         event.listen(new.column, "after_parent_attach", _add_check)
         return new
+
+
 def _compile_cas_returning(cas: sa.Update | None) -> sa.Update | None:
     """``cas`` answering the primary keys of the rows it moved, so a bulk
     perform tells which objects a concurrent change took."""
@@ -220,8 +241,8 @@ def _compile_cas_many_recording(host: type, key: str) -> sa.Insert | None:
         sa.cast(moved.c[pk.name], c.object_id.type),
         moved.c.parent,
     )
-    return sa.insert(history_table).from_select([*shared, c.object_id, c.parent_id], record).returning(
-        c.id, c.object_id
+    return (
+        sa.insert(history_table).from_select([*shared, c.object_id, c.parent_id], record).returning(c.id, c.object_id)
     )
 
 
@@ -257,9 +278,7 @@ class _TransitionsAccess:
     those available to that user now, never an internal one."""
 
     @t.overload
-    def __get__(
-        self, instance: None, owner: type[StateManager]
-    ) -> t.Callable[[], dict[str, Transition]]: ...
+    def __get__(self, instance: None, owner: type[StateManager]) -> t.Callable[[], dict[str, Transition]]: ...
 
     @t.overload
     def __get__(self, instance: StateManager, owner: type[StateManager]) -> AvailableTransitions: ...
@@ -302,9 +321,7 @@ class _Declarations(dict[str, t.Any]):
         previous = self.get(key)
         if isinstance(previous, (State, Transition)) and previous is not value:
             kind = "state" if isinstance(previous, State) else "transition"
-            raise ValueError(
-                f"{self._owner}.{key}: declared twice in the class body; the first {kind} would be lost"
-            )
+            raise ValueError(f"{self._owner}.{key}: declared twice in the class body; the first {kind} would be lost")
         super().__setitem__(key, value)
 
 
@@ -370,10 +387,7 @@ class StateManager(metaclass=_ManagerType):
             if isinstance(value, State):
                 if value.manager is not None and value.manager is not cls:
                     # an alias of an inherited state (``OLD = Base.DRAFT``)
-                    raise ValueError(
-                        f"{cls.__name__}.{name}: {value!r} already belongs to "
-                        f"{value.manager.__name__}"
-                    )
+                    raise ValueError(f"{cls.__name__}.{name}: {value!r} already belongs to {value.manager.__name__}")
                 value.name = name
                 value.manager = cls
                 states[name] = value
@@ -417,9 +431,7 @@ class StateManager(metaclass=_ManagerType):
             for name, state in states.items():
                 if state.value is MISSING and state.is_plain:
                     if name not in cls.enum.__members__:
-                        raise ValueError(
-                            f"{cls.__name__}.{name}: {cls.enum.__name__} has no member {name!r}"
-                        )
+                        raise ValueError(f"{cls.__name__}.{name}: {cls.enum.__name__} has no member {name!r}")
                     state.value = cls.enum[name].value
                 elif isinstance(state.value, cls.enum):
                     state.value = state.value.value
@@ -428,9 +440,7 @@ class StateManager(metaclass=_ManagerType):
             if state.is_group:
                 for member in state.members:
                     if member not in own:
-                        raise ValueError(
-                            f"{where}: group member {member!r} is not a state of {cls.__name__}"
-                        )
+                        raise ValueError(f"{where}: group member {member!r} is not a state of {cls.__name__}")
                 leaves = state.leaves()
                 for leaf in sorted(leaves, key=lambda s: s.name):
                     if leaf.base is not None and leaf.base in leaves:
@@ -448,8 +458,7 @@ class StateManager(metaclass=_ManagerType):
                     raise TypeError(f"{where}: a state's value must be an int or a str, not {state.value!r}")
                 if state.value in by_value:
                     raise ValueError(
-                        f"{where}: duplicate value {state.value!r}, "
-                        f"already used by {by_value[state.value].name}"
+                        f"{where}: duplicate value {state.value!r}, already used by {by_value[state.value].name}"
                     )
                 by_value[state.value] = state
         kinds = {type(v) for v in by_value}
@@ -603,9 +612,7 @@ class StateManager(metaclass=_ManagerType):
         if state.members:
             # a conditional member holds only when its validator does
             return any(
-                not leaf.is_conditional or self._holds(leaf, obj)
-                for leaf in state.leaves()
-                if value in leaf.values
+                not leaf.is_conditional or self._holds(leaf, obj) for leaf in state.leaves() if value in leaf.values
             )
         if state.base is None:
             return True

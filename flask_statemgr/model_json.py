@@ -69,9 +69,7 @@ def _is_json(value: t.Any) -> bool:
 def manager_json(manager: type[StateManager]) -> dict[str, t.Any]:
     return {
         "states": {name: state_json(s) for name, s in manager.states().items()},
-        "transitions": {
-            name: transition_json(manager, tr) for name, tr in manager.transitions().items()
-        },
+        "transitions": {name: transition_json(manager, tr) for name, tr in manager.transitions().items()},
     }
 
 

@@ -205,8 +205,7 @@ def _csrf_header(required: bool) -> dict[str, t.Any]:
         "in": "header",
         "required": required,
         "description": (
-            "Flask-WTF's CSRF token (the page's <meta name=\"csrf-token\">), "
-            "required when the app uses CSRFProtect"
+            "Flask-WTF's CSRF token (the page's <meta name=\"csrf-token\">), required when the app uses CSRFProtect"
         ),
         "schema": _STRING,
     }
@@ -272,7 +271,10 @@ def openapi_document(ext: StateMgr) -> dict[str, t.Any]:
             "get": {
                 "operationId": "getHistory",
                 "parameters": object_params,
-                "responses": {"200": _json(_ref("History"), "The object's history"), **{code: _PROBLEM for code in ("401", "403", "404")}},
+                "responses": {
+                    "200": _json(_ref("History"), "The object's history"),
+                    **{code: _PROBLEM for code in ("401", "403", "404")},
+                },
             }
         },
         "/events": {

@@ -18,8 +18,8 @@ from .problems import ResourceNotFound
 from .redirects import redirect_target
 
 if t.TYPE_CHECKING:
-    from .results import Plan, Reason
     from .extension import StateMgr
+    from .results import Plan, Reason
 
 
 def transition_choices(ext: StateMgr, obj: t.Any) -> list[dict[str, t.Any]]:
@@ -55,7 +55,7 @@ SECURITY_HEADERS = {
 
 
 #: the default pages performing a transition, for every app
-bp = Blueprint("statemgr_pages", __name__)
+bp: Blueprint = Blueprint("statemgr_pages", __name__)
 bp.url_value_preprocessor(limit_body)
 
 
@@ -100,7 +100,9 @@ def transition_page(model: str, ident: str, manager: str, transition: str) -> t.
             reasons=reasons,
             plan=plan,
             next=back,
-            action=url_for("statemgr_pages.transition_page", model=model, ident=ident, manager=manager, transition=transition),
+            action=url_for(
+                "statemgr_pages.transition_page", model=model, ident=ident, manager=manager, transition=transition
+            ),
         ),
         status,
     )

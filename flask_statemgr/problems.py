@@ -24,8 +24,8 @@ class ResourceNotFound(StateMgrError):
     .. versionadded:: 0.1
     """
 
-    http_status = 404
-    title = N_("Not found")
+    http_status: int = 404
+    title: str = N_("Not found")
 
 
 def _slug(title: str) -> str:

@@ -40,11 +40,7 @@ def same_site_path(target: str | None, host: str | None = None) -> str | None:
         return None
     parts = urlsplit(url)
     if parts.scheme or parts.netloc:
-        if (
-            host is None
-            or parts.scheme.lower() not in ("http", "https")
-            or parts.netloc.lower() != host.lower()
-        ):
+        if host is None or parts.scheme.lower() not in ("http", "https") or parts.netloc.lower() != host.lower():
             return None
     path = parts.path
     # an encoded slash ("/%2F/evil.example") turns into a second slash for
@@ -62,8 +58,4 @@ def redirect_target(default: str = "/", *, body: bool = True) -> str:
         query string; ``False`` reads no body.
     """
     values = request.values if body else request.args
-    return (
-        same_site_path(values.get("next"))
-        or same_site_path(request.referrer, request.host)
-        or default
-    )
+    return same_site_path(values.get("next")) or same_site_path(request.referrer, request.host) or default

@@ -14,6 +14,7 @@ if t.TYPE_CHECKING:
     from .states import State
     from .transitions import Transition
 
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Reason:
     """Why a transition is not available.

@@ -178,13 +178,10 @@ def _canon_dict(value: dict[t.Any, t.Any], depth: int) -> dict[t.Any, t.Any]:
     for key in value:
         if type(key) is str:
             if not _is_unicode(key):
-                raise _Unserializable(
-                    f"the key {reprlib.repr(key)} is not valid Unicode"
-                )
+                raise _Unserializable(f"the key {reprlib.repr(key)} is not valid Unicode")
         elif type(key) is not bytes:
             raise _Unserializable(
-                f"the key {reprlib.repr(key)} has the unsupported type"
-                f" {_type_name(key)} (keys must be str or bytes)"
+                f"the key {reprlib.repr(key)} has the unsupported type {_type_name(key)} (keys must be str or bytes)"
             )
     try:
         keys = sorted(value)
@@ -232,9 +229,7 @@ def _utcoffset_us(value: dt.datetime | dt.time) -> int | None:
         return None
     offset = value.utcoffset()
     if offset is None:
-        raise _Unserializable(
-            f"{type(value).__name__} has a tzinfo without a fixed UTC offset"
-        )
+        raise _Unserializable(f"{type(value).__name__} has a tzinfo without a fixed UTC offset")
     return offset // dt.timedelta(microseconds=1)
 
 
@@ -360,9 +355,7 @@ def _decode_datetime(data: bytes) -> dt.datetime:
 
 def _decode_datetime_tz(data: bytes) -> dt.datetime:
     year, month, day, hour, minute, second, us, fold, offset = _DATETIME_TZ.unpack(data)
-    return dt.datetime(
-        year, month, day, hour, minute, second, us, _timezone(offset), fold=fold
-    )
+    return dt.datetime(year, month, day, hour, minute, second, us, _timezone(offset), fold=fold)
 
 
 def _decode_date(data: bytes) -> dt.date:
@@ -417,9 +410,7 @@ def _make_ext_hook(depth: int) -> t.Callable[[int, bytes], t.Any]:
             # Bounding these nested unpackb calls bounds the recursion
             # before _check_depth sees the whole value.
             if depth > MAX_DEPTH:
-                raise CorruptBlobError(
-                    f"Containers nest deeper than {MAX_DEPTH} levels"
-                )
+                raise CorruptBlobError(f"Containers nest deeper than {MAX_DEPTH} levels")
             items = _unpackb(data, depth + 1)
             if type(items) is not list:
                 raise CorruptBlobError(f"Extension {code} does not hold an array")

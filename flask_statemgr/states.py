@@ -120,9 +120,7 @@ class State:
         if isinstance(value, (set, frozenset)):
             for member in value:
                 if not isinstance(member, State):
-                    raise TypeError(
-                        f"A group's members must be states, not {member!r}"
-                    )
+                    raise TypeError(f"A group's members must be states, not {member!r}")
             self.members: frozenset[State] = frozenset(value)
             self.value = None
         else:
@@ -169,7 +167,6 @@ class State:
         return frozenset({self})
 
     # -- building ------------------------------------------------------------
-
 
     def conditional(
         self,

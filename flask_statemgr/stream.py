@@ -96,9 +96,7 @@ class Wakeup:
         self._decided: dict[tuple[Key, t.Hashable], bool] = {}
         self._messages: dict[str, str] = {}
 
-    def messages(
-        self, ext: StateMgr, load: Load, rows: t.Sequence[sa.RowMapping], user: t.Any
-    ) -> list[str]:
+    def messages(self, ext: StateMgr, load: Load, rows: t.Sequence[sa.RowMapping], user: t.Any) -> list[str]:
         """The events of ``rows`` that ``user`` may view, as SSE messages."""
         viewer = _viewer(user)
         keys = [(row["model"], row["object_id"]) for row in rows]

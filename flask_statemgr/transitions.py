@@ -12,8 +12,12 @@ from .states import State
 from .typing import Permission
 
 if t.TYPE_CHECKING:
+    import sqlalchemy as sa
+
     from .bound import BoundTransition
     from .manager import StateManager
+    from .results import BulkResult
+    from .typing import SessionLike
 
 #: the hooks' signatures: a decorator hands back the function it was given
 #: (its own precise type), after checking it against these
@@ -120,8 +124,7 @@ class Transition(t.Generic[_Form]):
         roles = self._given_roles
         if isinstance(roles, (str, bytes)):
             raise TypeError(
-                f"{where}: roles must be a set of role names, not the string {roles!r} "
-                f"(write roles={{{roles!r}}})"
+                f"{where}: roles must be a set of role names, not the string {roles!r} (write roles={{{roles!r}}})"
             )
         if self.roles is not None and not all(isinstance(role, str) for role in self.roles):
             raise TypeError(f"{where}: roles must be role names (str), not {sorted(map(repr, self.roles))}")
@@ -155,17 +158,11 @@ class Transition(t.Generic[_Form]):
             if not isinstance(attr, str) or not attr or "." in attr:
                 raise TypeError(f"{where}: cascade keys are attribute names, not {attr!r}")
             if not isinstance(transition, str):
-                raise TypeError(
-                    f"{where}: cascade[{attr!r}] must name a transition, not {transition!r}"
-                )
-        if self.form is not None and not (
-            isinstance(self.form, type) and hasattr(self.form, "validate")
-        ):
+                raise TypeError(f"{where}: cascade[{attr!r}] must name a transition, not {transition!r}")
+        if self.form is not None and not (isinstance(self.form, type) and hasattr(self.form, "validate")):
             raise TypeError(f"{where}: form must be a WTForms form class")
         self.sources = frozenset(expanded)
-        self.source_values = frozenset(
-            s.value for s in expanded if not s.is_conditional
-        )
+        self.source_values = frozenset(s.value for s in expanded if not s.is_conditional)
         self.conditional_sources = tuple(sorted(conditionals, key=lambda s: s.name))
 
     # -- descriptor ----------------------------------------------------------
@@ -185,6 +182,23 @@ class Transition(t.Generic[_Form]):
         if instance is None:
             return self
         return self.bound_class(self, instance)
+
+    def perform_all(
+        self,
+        objects: t.Iterable[t.Any] | sa.Select[t.Any],
+        user: t.Any = None,
+        data: t.Mapping[str, t.Any] | None = None,
+        *,
+        session: SessionLike | None = None,
+    ) -> BulkResult:
+        """:meth:`BoundTransition.perform_all` on the model the objects are
+        of. Type checkers see ``Project.state`` as the manager class, so
+        ``Project.state.withdraw.perform_all(...)`` reaches this method in
+        their eyes (and a class-bound transition at run time).
+
+        .. versionadded:: 0.2
+        """
+        return self.bound_class.perform_all_of(self, objects, user, data, session=session)
 
     def __repr__(self) -> str:
         owner = self.manager.__name__ if self.manager is not None else "?"

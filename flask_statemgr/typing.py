@@ -9,10 +9,13 @@ from __future__ import annotations
 import typing as t
 
 import sqlalchemy as sa
-from sqlalchemy import orm
+
+# not ``from sqlalchemy import orm``: pyright --verifytypes then types
+# SessionLike as unknown (microsoft/pyright#11196)
+import sqlalchemy.orm as orm
 
 #: the value a state stores in its column
-StateValue: t.TypeAlias = t.Union[int, str]
+StateValue: t.TypeAlias = int | str
 #: a conditional state's validator: ``(obj) -> bool``
 Validator: t.TypeAlias = t.Callable[[t.Any], bool]
 #: a conditional state's SQL expression: ``(model class) -> clause``

@@ -49,12 +49,19 @@ class ProjectState(StateManager):
     LIVE = PUBLISHED.conditional("Live")
 
     publish = Transition(
-        DRAFT, PUBLISHED, "Publish", roles={"editor"}, form=PublishForm,
+        DRAFT,
+        PUBLISHED,
+        "Publish",
+        roles={"editor"},
+        form=PublishForm,
         requires={"review": ReviewState.APPROVED},
     )
     withdraw = Transition(PUBLISHED, WITHDRAWN, "Withdraw", roles={"editor"}, form=WithdrawForm)
     delete = Transition(
-        {DRAFT, PUBLISHED, WITHDRAWN}, DELETED, "Delete", roles={"owner"},
+        {DRAFT, PUBLISHED, WITHDRAWN},
+        DELETED,
+        "Delete",
+        roles={"owner"},
         cascade={"sessions": "delete"},
     )
 

@@ -67,7 +67,10 @@ class ProjectState(StateManager):
     withdraw = Transition(PUBLISHED, WITHDRAWN, "Withdraw")
     republish = Transition(WITHDRAWN, PUBLISHED, "Republish", requires={"review": ReviewState.SIGNED})
     delete = Transition(
-        {DRAFT, PUBLISHED, WITHDRAWN}, DELETED, "Delete", roles={"owner"},
+        {DRAFT, PUBLISHED, WITHDRAWN},
+        DELETED,
+        "Delete",
+        roles={"owner"},
         cascade={"review": "lock", "sessions": "delete"},
     )
 
@@ -79,12 +82,13 @@ class SessionState(StateManager):
     DELETED = State(4, "Deleted")
     ACTIVE = State({DRAFT, PUBLISHED}, "Active")
 
-    publish = Transition(
-        DRAFT, PUBLISHED, "Publish", requires={"project.state": ProjectState.PUBLISHED}
-    )
+    publish = Transition(DRAFT, PUBLISHED, "Publish", requires={"project.state": ProjectState.PUBLISHED})
     archive = Transition(ACTIVE, ARCHIVED, "Archive")
     delete = Transition(
-        {DRAFT, PUBLISHED, ARCHIVED}, DELETED, "Delete", roles={"owner"},
+        {DRAFT, PUBLISHED, ARCHIVED},
+        DELETED,
+        "Delete",
+        roles={"owner"},
         cascade={"comments": "delete"},
     )
 
@@ -96,9 +100,7 @@ class CommentState(StateManager):
     HIDDEN = State(3, "Hidden")
 
     # comments of an archived session are frozen
-    delete = Transition(
-        VISIBLE, DELETED, "Delete", roles={"owner"}, requires={"session.state": SessionState.ACTIVE}
-    )
+    delete = Transition(VISIBLE, DELETED, "Delete", roles={"owner"}, requires={"session.state": SessionState.ACTIVE})
 
 
 class Project(Base):
@@ -111,9 +113,7 @@ class Project(Base):
     state = ProjectState("_state")
     _review: Mapped[str] = ReviewState.column(default=ReviewState.PENDING)
     review = ReviewState("_review")
-    sessions: Mapped[list[Session]] = orm.relationship(
-        back_populates="project", order_by="Session.id"
-    )
+    sessions: Mapped[list[Session]] = orm.relationship(back_populates="project", order_by="Session.id")
 
     def roles_for(self, user: User | None) -> set[str]:
         if user is None:
@@ -136,9 +136,7 @@ class Session(Base):
     deleted_at: Mapped[datetime.datetime | None]
     _state: Mapped[int] = SessionState.column(default=SessionState.DRAFT)
     state = SessionState("_state")
-    comments: Mapped[list[Comment]] = orm.relationship(
-        back_populates="session", order_by="Comment.id"
-    )
+    comments: Mapped[list[Comment]] = orm.relationship(back_populates="session", order_by="Comment.id")
 
     def roles_for(self, user: User | None) -> set[str]:
         if user is None:
@@ -185,22 +183,16 @@ def drop_database(engine: sa.Engine) -> None:
     engine.dispose()
 
 
-def add_project(
-    session: orm.Session, sessions: int = 0, comments: int = 0, **columns: t.Any
-) -> Project:
+def add_project(session: orm.Session, sessions: int = 0, comments: int = 0, **columns: t.Any) -> Project:
     """A project owned by :data:`OWNER` with ``sessions`` sessions of
     ``comments`` comments each, inserted in bulk and committed."""
     project = Project(**columns)
     session.add(project)
     session.flush()
     if sessions:
-        session.execute(
-            sa.insert(Session), [{"project_id": project.id} for _ in range(sessions)]
-        )
+        session.execute(sa.insert(Session), [{"project_id": project.id} for _ in range(sessions)])
     if comments:
         ids = session.scalars(sa.select(Session.id).where(Session.project_id == project.id)).all()
-        session.execute(
-            sa.insert(Comment), [{"session_id": i} for i in ids for _ in range(comments)]
-        )
+        session.execute(sa.insert(Comment), [{"session_id": i} for i in ids for _ in range(comments)])
     session.commit()
     return project

@@ -13,9 +13,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import orm
 
-POSTGRES_URL = os.environ.get(
-    "STATEMGR_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
+POSTGRES_URL = os.environ.get("STATEMGR_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("STATEMGR_TEST_REDIS", "redis://127.0.0.1:6379/15")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -233,9 +231,7 @@ def snapshot() -> t.Callable[[t.Any], dict[str, t.Any]]:
         with app.app_context():
             session = db.session
             rows = {
-                model.__name__: [
-                    tuple(row) for row in session.execute(sa.select(model.__table__).order_by(model.id))
-                ]
+                model.__name__: [tuple(row) for row in session.execute(sa.select(model.__table__).order_by(model.id))]
                 for model in (Folder, Document)
             }
             for table in (history_table, blob_table):
@@ -255,9 +251,7 @@ def example(tmp_path: t.Any) -> t.Iterator[t.Any]:
     from example_app import create_app
     from example_app.models import db
 
-    app = create_app(
-        {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'example.sqlite'}", "SECRET_KEY": "t"}
-    )
+    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'example.sqlite'}", "SECRET_KEY": "t"})
     yield app
     dispose(app, db, drop=False)
 
@@ -315,19 +309,17 @@ def ajv() -> t.Callable[[list[t.Any], list[tuple[int, t.Any]]], tuple[list[str |
     installed = JS_TOOLS / "node_modules" / ".package-lock.json"
     lock = JS_TOOLS / "package-lock.json"
     if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
-        done = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"], cwd=JS_TOOLS, capture_output=True, text=True
-        )
+        done = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=JS_TOOLS, capture_output=True, text=True)
         if done.returncode:
             service_missing("npm ci in tests/js", RuntimeError(done.stderr.strip()))
 
-    def judge(
-        schemas: list[t.Any], cases: list[tuple[int, t.Any]]
-    ) -> tuple[list[str | None], list[bool | None]]:
+    def judge(schemas: list[t.Any], cases: list[tuple[int, t.Any]]) -> tuple[list[str | None], list[bool | None]]:
         done = subprocess.run(
             [node, str(JS_TOOLS / "validate.mjs")],
             input=json.dumps({"schemas": schemas, "cases": cases}),
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         result = json.loads(done.stdout)
         return result["errors"], result["valid"]

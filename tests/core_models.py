@@ -91,12 +91,20 @@ class ProjectState(StateManager):
     redraft = Transition(REDRAFTABLE, DRAFT, "Redraft")
     archive = Transition({WITHDRAWN, LIVE}, DELETED, "Archive")
     delete = Transition(
-        {DRAFT, PUBLISHED, WITHDRAWN}, DELETED, "Delete", roles={"owner"},
+        {DRAFT, PUBLISHED, WITHDRAWN},
+        DELETED,
+        "Delete",
+        roles={"owner"},
         cascade={"chapters": "delete"},
     )
     submit = Transition(
-        DRAFT, PUBLISHED, "Submit", form=PublishForm, requires={"review": ReviewState.APPROVED},
-        cascade={"review": "lock"}, inline_fields=("note",),
+        DRAFT,
+        PUBLISHED,
+        "Submit",
+        form=PublishForm,
+        requires={"review": ReviewState.APPROVED},
+        cascade={"review": "lock"},
+        inline_fields=("note",),
     )
 
 
@@ -120,9 +128,7 @@ class Project(Base):
     state = ProjectState("_state")
     _review: Mapped[str] = ReviewState.column(default=ReviewState.PENDING)
     review = ReviewState(_review)
-    chapters: Mapped[list[Chapter]] = orm.relationship(
-        back_populates="project", order_by="Chapter.id"
-    )
+    chapters: Mapped[list[Chapter]] = orm.relationship(back_populates="project", order_by="Chapter.id")
 
     def roles_for(self, user: User | None) -> set[str]:
         if user is None or not isinstance(user, User):
@@ -323,10 +329,7 @@ def history_rows(engine: sa.Engine) -> list[dict[str, t.Any]]:
     from flask_statemgr.tables import history_table
 
     with engine.connect() as conn:
-        return [
-            dict(row)
-            for row in conn.execute(sa.select(history_table).order_by(history_table.c.id)).mappings()
-        ]
+        return [dict(row) for row in conn.execute(sa.select(history_table).order_by(history_table.c.id)).mappings()]
 
 
 def count_statements(engine: sa.Engine, run: t.Callable[[], t.Any]) -> collections.Counter[str]:

@@ -46,9 +46,7 @@ class PublishForm(Form):
         validators=[DataRequired()],
         description=lazy_gettext("One line for the front page"),
     )
-    kind = SelectField(
-        lazy_gettext("Kind"), choices=[("news", lazy_gettext("News")), ("essay", lazy_gettext("Essay"))]
-    )
+    kind = SelectField(lazy_gettext("Kind"), choices=[("news", lazy_gettext("News")), ("essay", lazy_gettext("Essay"))])
 
 
 class ArticleState(StateManager):

@@ -66,13 +66,9 @@ class FolderState(StateManager):
     LOCKED = State(2, "Locked")
     ARCHIVED = State(3, "Archived")
 
-    lock = Transition(
-        OPEN, LOCKED, "Lock <b>&</b> freeze", '<img src=x onerror="alert(1)">', roles={"owner"}
-    )
+    lock = Transition(OPEN, LOCKED, "Lock <b>&</b> freeze", '<img src=x onerror="alert(1)">', roles={"owner"})
     unlock = Transition(LOCKED, OPEN, "Unlock", roles={"owner"})
-    archive = Transition(
-        {OPEN, LOCKED}, ARCHIVED, "Archive", roles={"owner"}, cascade={"documents": "archive"}
-    )
+    archive = Transition({OPEN, LOCKED}, ARCHIVED, "Archive", roles={"owner"}, cascade={"documents": "archive"})
     reopen = Transition(ARCHIVED, OPEN, "Reopen", roles={"owner"})
 
 
@@ -84,13 +80,9 @@ class DocumentState(StateManager):
 
     submit = Transition(DRAFT, REVIEW, "Submit", roles={"author"}, form=SubmitForm)
     reject = Transition(REVIEW, DRAFT, "Reject", roles={"reviewer"}, form=RejectForm)
-    publish = Transition(
-        REVIEW, PUBLISHED, "Publish", roles={"reviewer"}, requires={"folder.state": FolderState.OPEN}
-    )
+    publish = Transition(REVIEW, PUBLISHED, "Publish", roles={"reviewer"}, requires={"folder.state": FolderState.OPEN})
     archive = Transition({DRAFT, REVIEW, PUBLISHED}, ARCHIVED, "Archive", roles={"author"})
-    restore = Transition(
-        ARCHIVED, DRAFT, "Restore", roles={"author"}, requires={"folder.state": FolderState.OPEN}
-    )
+    restore = Transition(ARCHIVED, DRAFT, "Restore", roles={"author"}, requires={"folder.state": FolderState.OPEN})
 
 
 @DocumentState.publish.permission
@@ -285,10 +277,21 @@ def gunicorn(
     }
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "gunicorn", "--workers", str(workers),
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--workers",
+            str(workers),
             *(("--worker-class", "gthread", "--threads", str(threads)) if threads else ()),
-            "--bind", f"{host}:{port}", "--timeout", "60", "--graceful-timeout", "5",
-            "--log-level", "warning", "reliability_app:from_environ()",
+            "--bind",
+            f"{host}:{port}",
+            "--timeout",
+            "60",
+            "--graceful-timeout",
+            "5",
+            "--log-level",
+            "warning",
+            "reliability_app:from_environ()",
         ],
         env=env,
     )

@@ -37,7 +37,8 @@ _F = t.TypeVar("_F", bound=Form)
 _Encoder = Callable[[list[tuple[str, t.Any]], str, t.Any], None]
 #: Where a schema error's path lands among the form's fields: a dict for a
 #: form (by key), a one-item list for a list's entries, ``None`` for a field.
-_Shape = t.Union[dict[str, "_Shape"], list["_Shape"], None]
+# (t.Union: a recursive alias names itself in strings, which `|` cannot join)
+_Shape = t.Union[dict[str, "_Shape"], list["_Shape"], None]  # noqa: UP007
 _NOT_A_VALUE = N_("Not a valid value.")
 _MISSING = N_("This field is required.")
 
@@ -96,9 +97,7 @@ def validate_form_data(
     return values, errors
 
 
-def bind_form(
-    form_class: type[_F], formdata: Mapping[str, t.Any] | None = None, **kwargs: t.Any
-) -> _F:
+def bind_form(form_class: type[_F], formdata: Mapping[str, t.Any] | None = None, **kwargs: t.Any) -> _F:
     """An instance of ``form_class`` bound to submitted data, for a view
     that shows the form on GET and validates it on POST.
 
@@ -361,9 +360,7 @@ def _encoder(field: t.Any, unbound: t.Any) -> _Encoder:
 
     if isinstance(field, DateTimeField):
         # WTForms 3.3 added the zone of a DateTimeLocalField.
-        return functools.partial(
-            _encode_temporal, temporal(field), field.format[0], getattr(field, "tz", None)
-        )
+        return functools.partial(_encode_temporal, temporal(field), field.format[0], getattr(field, "tz", None))
 
     return _encode_text
 

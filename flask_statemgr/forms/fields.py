@@ -78,9 +78,7 @@ def bind(unbound: t.Any, name: str) -> t.Any:
 
 def is_control(field: t.Any) -> bool:
     """Whether the field is a submit button or a CSRF token, not input."""
-    return isinstance(field, (SubmitField, CSRFTokenField)) or (
-        getattr(field.widget, "input_type", None) == "submit"
-    )
+    return isinstance(field, (SubmitField, CSRFTokenField)) or (getattr(field.widget, "input_type", None) == "submit")
 
 
 def static_default(field: t.Any) -> t.Any:

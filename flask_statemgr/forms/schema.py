@@ -235,11 +235,7 @@ def _is_required(field: t.Any) -> bool:
         return False
 
     # No value is not one of the choices, unless Optional lets it through.
-    refused = (
-        isinstance(field, SelectField)
-        and not isinstance(field, SelectMultipleField)
-        and field.validate_choice
-    )
+    refused = isinstance(field, SelectField) and not isinstance(field, SelectMultipleField) and field.validate_choice
     return _refuses_no_value(_emptied(field), refused)
 
 
@@ -267,9 +263,7 @@ def _refuses_no_value(probe: t.Any, refused: bool) -> bool:
 
         # The app's own validators may need the form or a database; only
         # WTForms' are run here.
-        if not type(validator).__module__.startswith("wtforms.") or isinstance(
-            validator, validators.EqualTo
-        ):
+        if not type(validator).__module__.startswith("wtforms.") or isinstance(validator, validators.EqualTo):
             continue
 
         try:
@@ -355,9 +349,7 @@ def _choice_value(field: t.Any, value: t.Any) -> t.Any:
     except (TypeError, ValueError):
         return str(value)
 
-    if isinstance(coerced, (str, int)) or (
-        isinstance(coerced, float) and math.isfinite(coerced)
-    ):
+    if isinstance(coerced, (str, int)) or (isinstance(coerced, float) and math.isfinite(coerced)):
         return coerced
 
     return str(value)

@@ -41,8 +41,14 @@ def _parse_date_time(m: re.Match[str]) -> datetime:
         sign = -1 if text[-6] == "-" else 1
         zone = timezone(sign * timedelta(hours=int(text[-5:-3]), minutes=int(text[-2:])))
     return datetime(
-        int(text[0:4]), int(text[5:7]), int(text[8:10]),
-        int(text[11:13]), int(text[14:16]), int(text[17:19]), micro, tzinfo=zone,
+        int(text[0:4]),
+        int(text[5:7]),
+        int(text[8:10]),
+        int(text[11:13]),
+        int(text[14:16]),
+        int(text[17:19]),
+        micro,
+        tzinfo=zone,
     )
 
 
@@ -100,4 +106,3 @@ def temporal(field: t.Any) -> Temporal:
         return _TIME
 
     return _DATE_TIME
-

@@ -107,5 +107,5 @@ class StoreBackend(abc.ABC):
     def scan(self, *, session: Executor | None = None) -> cabc.Iterator[BlobInfo]:
         """List every stored blob."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - not abstract: most backends hold none
         """Release connections the backend holds."""

@@ -70,9 +70,7 @@ def create_store(
     )
 
 
-def _backend(
-    spec: t.Any, redis_prefix: str, session_getter: t.Callable[[], Executor] | None
-) -> StoreBackend:
+def _backend(spec: t.Any, redis_prefix: str, session_getter: t.Callable[[], Executor] | None) -> StoreBackend:
     if isinstance(spec, StoreBackend):
         return spec
     if not isinstance(spec, str):

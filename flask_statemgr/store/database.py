@@ -70,9 +70,7 @@ class DatabaseBackend(StoreBackend):
             self._session_getter = engine_or_session_getter
 
     @contextlib.contextmanager
-    def _executor(
-        self, session: Executor | None, *, commit: bool
-    ) -> cabc.Generator[Executor, None, None]:
+    def _executor(self, session: Executor | None, *, commit: bool) -> cabc.Generator[Executor, None, None]:
         try:
             if session is not None:
                 yield session
@@ -83,8 +81,7 @@ class DatabaseBackend(StoreBackend):
                     yield connection
             else:
                 raise RuntimeError(
-                    "This DatabaseBackend has no engine or session getter;"
-                    " pass session= to every store call."
+                    "This DatabaseBackend has no engine or session getter; pass session= to every store call."
                 )
         except exc.DBAPIError as e:
             if e.connection_invalidated:
@@ -163,9 +160,9 @@ class DatabaseBackend(StoreBackend):
         return deleted
 
     def scan(self, *, session: Executor | None = None) -> cabc.Iterator[BlobInfo]:
-        statement = sa.select(
-            blob_table.c.key, blob_table.c.size, blob_table.c.created_at
-        ).execution_options(yield_per=1000)
+        statement = sa.select(blob_table.c.key, blob_table.c.size, blob_table.c.created_at).execution_options(
+            yield_per=1000
+        )
         with self._executor(session, commit=False) as executor:
             for key, size, created_at in executor.execute(statement):
                 yield BlobInfo(key, size, _as_utc(created_at))

@@ -106,8 +106,7 @@ def payload_fields(data: bytes) -> dict[str, bytes]:
         raise CorruptBlobError("Not a serialized payload")
     fields = serialization.unpack(data[2:])
     if type(fields) is not dict or not all(
-        type(name) is str and type(entry) is bytes and entry[:2] != _PAYLOAD_HEADER
-        for name, entry in fields.items()
+        type(name) is str and type(entry) is bytes and entry[:2] != _PAYLOAD_HEADER for name, entry in fields.items()
     ):
         raise CorruptBlobError("A payload must map field names to serialized values")
     return fields

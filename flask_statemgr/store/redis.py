@@ -62,9 +62,7 @@ class RedisBackend(StoreBackend):
         try:
             import redis
         except ImportError as e:  # pragma: no cover - depends on the install
-            raise ImportError(
-                "The Redis store needs the redis package: pip install 'flask-statemgr[redis]'"
-            ) from e
+            raise ImportError("The Redis store needs the redis package: pip install 'flask-statemgr[redis]'") from e
 
         self.prefix = prefix
         self._index = f"{prefix}index"

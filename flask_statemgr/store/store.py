@@ -72,7 +72,6 @@ class VerifyResult:
         return not self.corrupt and not self.missing
 
 
-
 class DataStore:
     """Serializes values and payloads, keeping large ones in a backend under
     their content hash.
@@ -99,8 +98,7 @@ class DataStore:
     ) -> None:
         if not 0 <= min_size <= max_size <= framing.SIZE_LIMIT:
             raise ValueError(
-                f"Need 0 <= min_size <= max_size <= {framing.SIZE_LIMIT},"
-                f" got min_size={min_size}, max_size={max_size}"
+                f"Need 0 <= min_size <= max_size <= {framing.SIZE_LIMIT}, got min_size={min_size}, max_size={max_size}"
             )
         if warn_size < 0 or cache_size < 0:
             raise ValueError("warn_size and cache_size cannot be negative")
@@ -166,9 +164,7 @@ class DataStore:
         fields = {}
         for name, value in payload.items():
             if type(name) is not str:
-                raise SerializationError(
-                    f"Payload field names must be str, not {type(name).__name__}: {name!r}"
-                )
+                raise SerializationError(f"Payload field names must be str, not {type(name).__name__}: {name!r}")
             label = _field_label(name)
             packed = serialization.pack(value, name=label)
             self._check_size(len(packed), label)
@@ -176,20 +172,14 @@ class DataStore:
         total = sum(map(len, fields.values()))
         if total > self.max_size:
             raise PayloadTooLarge(
-                f"The payload serializes to {_describe(total)};"
-                f" STATEMGR_STORE_MAX_SIZE is {_describe(self.max_size)}"
+                f"The payload serializes to {_describe(total)}; STATEMGR_STORE_MAX_SIZE is {_describe(self.max_size)}"
             )
         # Nothing is written until every field passed, so a refused payload
         # leaves no blob behind.
-        framed = {
-            name: packed if name in inline else self._place(packed, session)
-            for name, packed in fields.items()
-        }
+        framed = {name: packed if name in inline else self._place(packed, session) for name, packed in fields.items()}
         return framing.payload_frame(framed)
 
-    def resolve_payload(
-        self, data: bytes, *, session: Executor | None = None
-    ) -> dict[str, t.Any]:
+    def resolve_payload(self, data: bytes, *, session: Executor | None = None) -> dict[str, t.Any]:
         """Return the payload dict ``data`` (from :meth:`serialize_payload`)
         stands for.
 
@@ -281,9 +271,7 @@ class DataStore:
         if dry_run:
             deleted = list(candidates)
         else:
-            deleted = self.backend.delete(
-                candidates, older_than=cutoff, session=session
-            )
+            deleted = self.backend.delete(candidates, older_than=cutoff, session=session)
             self._cache.discard(deleted)
         result = GCResult(
             examined=examined,
@@ -296,9 +284,7 @@ class DataStore:
         logger.info("Garbage collection: %s", result)
         return result
 
-    def verify(
-        self, referenced: cabc.Set[str], *, session: Executor | None = None
-    ) -> VerifyResult:
+    def verify(self, referenced: cabc.Set[str], *, session: Executor | None = None) -> VerifyResult:
         """Hash every stored blob again, as ``git fsck`` does, and look for
         the referenced ones the store lacks. The cache is not consulted.
 
@@ -319,9 +305,7 @@ class DataStore:
             present.add(key)
             if len(blob) != size or f"sha256:{hashlib.sha256(blob).hexdigest()}" != key:
                 corrupt.append(key)
-        result = VerifyResult(
-            examined=len(listed), corrupt=corrupt, missing=sorted(referenced - present)
-        )
+        result = VerifyResult(examined=len(listed), corrupt=corrupt, missing=sorted(referenced - present))
         if not result.ok:
             logger.error("Store verification: %s", result)
         return result
@@ -333,8 +317,7 @@ class DataStore:
     def _check_size(self, size: int, label: str) -> None:
         if size > self.max_size:
             raise PayloadTooLarge(
-                f"{label} serializes to {_describe(size)};"
-                f" STATEMGR_STORE_MAX_SIZE is {_describe(self.max_size)}"
+                f"{label} serializes to {_describe(size)}; STATEMGR_STORE_MAX_SIZE is {_describe(self.max_size)}"
             )
         if size > self.warn_size:
             logger.warning(
@@ -380,4 +363,3 @@ def _describe(size: int) -> str:
         if size >= scale:
             return f"{size / scale:.1f} {unit} ({size} bytes)"
     return f"{size} bytes"
-

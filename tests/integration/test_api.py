@@ -34,7 +34,10 @@ def test_schema_etag_and_304(api: t.Any) -> None:
     assert list(withdraw).index("ui") == list(withdraw).index("form") + 1
     assert body["managers"]["ProjectState"]["transitions"]["delete"]["ui"] is None
     assert body["managers"]["ProjectState"]["states"]["GONE"] == {
-        "kind": "group", "title": "Gone", "description": "", "states": ["WITHDRAWN", "DELETED"]
+        "kind": "group",
+        "title": "Gone",
+        "description": "",
+        "states": ["WITHDRAWN", "DELETED"],
     }
     assert body["models"]["project"] == {"managers": {"state": "ProjectState", "review": "ReviewState"}}
     again = client.get("/_statemgr/schema", headers={"If-None-Match": f'"{tag}"'})
@@ -214,7 +217,9 @@ def test_malformed_bodies(api: t.Any, body: bytes, content_type: str, status: in
     client = api.test_client()
     response = client.post(
         "/_statemgr/objects/project/1/state/publish",
-        headers=as_("alice"), data=body, content_type=content_type,
+        headers=as_("alice"),
+        data=body,
+        content_type=content_type,
     )
     assert response.status_code == status
     assert response.mimetype == "application/problem+json"
@@ -258,7 +263,8 @@ def test_csrf_required_when_enabled(make_app: t.Callable[..., t.Any], database_u
     assert missing.mimetype == "application/problem+json"
     wrong = client.post(
         "/_statemgr/objects/project/1/state/publish",
-        headers={**as_("alice"), "X-CSRFToken": "forged"}, json={},
+        headers={**as_("alice"), "X-CSRFToken": "forged"},
+        json={},
     )
     assert wrong.status_code == 400
     with app.app_context():
@@ -267,7 +273,8 @@ def test_csrf_required_when_enabled(make_app: t.Callable[..., t.Any], database_u
     token = client.get("/token").get_data(as_text=True)
     ok = client.post(
         "/_statemgr/objects/project/1/state/publish",
-        headers={**as_("alice"), "X-CSRFToken": token}, json={},
+        headers={**as_("alice"), "X-CSRFToken": token},
+        json={},
     )
     assert ok.status_code == 200, ok.get_json()
 

@@ -18,10 +18,24 @@ Snapshot = t.Callable[[t.Any], dict[str, t.Any]]
 #: (model, id) each user may view; everything else is hidden from them
 VISIBLE = {
     "alice": {("folder", 1), ("document", 1), ("document", 2)},
-    "bob": {("folder", 1), ("document", 1), ("document", 2), ("folder", 2), ("document", 3),
-            ("document", 4), ("document", 6)},
-    "carol": {("folder", 1), ("document", 1), ("document", 2), ("document", 4), ("folder", 3),
-              ("document", 5), ("document", 6)},
+    "bob": {
+        ("folder", 1),
+        ("document", 1),
+        ("document", 2),
+        ("folder", 2),
+        ("document", 3),
+        ("document", 4),
+        ("document", 6),
+    },
+    "carol": {
+        ("folder", 1),
+        ("document", 1),
+        ("document", 2),
+        ("document", 4),
+        ("folder", 3),
+        ("document", 5),
+        ("document", 6),
+    },
     "": {("folder", 1), ("document", 1), ("document", 2)},
 }
 OBJECTS = [("folder", i) for i in (1, 2, 3)] + [("document", i) for i in range(1, 7)]
@@ -41,8 +55,10 @@ def missing_twin(client: t.Any, user: str, method: str, path: str, ident: int) -
     """The answer for an id of the same length that does not exist, with the
     id put back: what a hidden object's answer must equal."""
     status, headers, body = answer(client, user, method, path.replace(f"/{ident}", "/9", 1))
-    return status, headers, body.replace("No folder 9", f"No folder {ident}").replace(
-        "No document 9", f"No document {ident}"
+    return (
+        status,
+        headers,
+        body.replace("No folder 9", f"No folder {ident}").replace("No document 9", f"No document {ident}"),
     )
 
 

@@ -68,8 +68,14 @@ def test_instance_state_checks() -> None:
     project = Project(_state=1)
     checks = {name: bool(getattr(project.state, name)) for name in ProjectState.states()}
     assert checks == {
-        "DRAFT": True, "PUBLISHED": False, "WITHDRAWN": False, "DELETED": False,
-        "GONE": False, "UNPUBLISHED": True, "LIVE": False, "PINNED": False,
+        "DRAFT": True,
+        "PUBLISHED": False,
+        "WITHDRAWN": False,
+        "DELETED": False,
+        "GONE": False,
+        "UNPUBLISHED": True,
+        "LIVE": False,
+        "PINNED": False,
         "REDRAFTABLE": False,
     }
     project._state = 4
@@ -216,9 +222,7 @@ def test_class_access_compiles_to_sql() -> None:
     assert _compiled(Project.state.LIVE).endswith(
         "WHERE core_project._state = 2 AND core_project.published_at IS NOT NULL"
     )
-    assert _compiled(Project.state.PINNED).endswith(
-        "WHERE core_project._state = 2 AND core_project.pinned IS true"
-    )
+    assert _compiled(Project.state.PINNED).endswith("WHERE core_project._state = 2 AND core_project.pinned IS true")
 
 
 def _ids(session: orm.Session, clause: t.Any) -> list[int]:

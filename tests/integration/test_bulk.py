@@ -77,6 +77,19 @@ def test_each_object_is_checked_and_the_refused_are_skipped(core_engine: sa.Engi
     assert {r.record.id for r in result.performed if r.record is not None} == {r["id"] for r in rows}
 
 
+def test_the_manager_class_transition_finds_the_model(core_engine: sa.Engine, core_db: orm.Session) -> None:
+    # ProjectState.publish is what type checkers see for Project.state.publish
+    projects = add_projects(core_db, 2)
+    result = ProjectState.publish.perform_all(projects, BOB)
+    assert [r.steps[0].obj for r in result.performed] == projects
+    chosen = sa.select(Project).where(Project.id == projects[0].id)
+    assert ProjectState.withdraw.perform_all(chosen, BOB, session=core_db).performed[0].steps[0].obj is projects[0]
+    nothing = ProjectState.publish.perform_all([], BOB)
+    assert nothing.performed == [] and nothing.refused == {}
+    core_db.commit()
+    assert states(core_engine) == {projects[0].id: 3, projects[1].id: 2}
+
+
 def test_permission_is_checked_for_the_user(core_engine: sa.Engine, core_db: orm.Session) -> None:
     projects = add_projects(core_db, 2)
     result = Project.state.publish.perform_all(projects, CAROL)
@@ -98,9 +111,7 @@ def test_a_select_of_the_model(core_engine: sa.Engine, core_db: orm.Session) -> 
     assert states(core_engine) == {ids[0]: 2, ids[1]: 2, ids[2]: 2, ids[3]: 1}
 
 
-def test_invalid_data_refuses_every_object_that_passed_the_checks(
-    core_engine: sa.Engine, core_db: orm.Session
-) -> None:
+def test_invalid_data_refuses_every_object_that_passed_the_checks(core_engine: sa.Engine, core_db: orm.Session) -> None:
     drafts = add_projects(core_db, 2, _review="approved")
     published = add_projects(core_db, 1, _state=ProjectState.PUBLISHED.value, _review="approved")[0]
     result = Project.state.submit.perform_all([*drafts, published], BOB, {"priority": "9"})
@@ -212,7 +223,12 @@ def test_cascade_per_object(core_engine: sa.Engine, core_db: orm.Session) -> Non
     core_db.commit()
     with core_engine.connect() as conn:
         chapters = dict(conn.execute(sa.select(Chapter.id, Chapter._state)).all())
-    assert chapters == {free.chapters[0].id: 2, free.chapters[1].id: 2, blocked.chapters[0].id: 1, blocked.chapters[1].id: 3}
+    assert chapters == {
+        free.chapters[0].id: 2,
+        free.chapters[1].id: 2,
+        blocked.chapters[0].id: 1,
+        blocked.chapters[1].id: 3,
+    }
     assert states(core_engine) == {free.id: 4, blocked.id: 1}
 
 

@@ -261,9 +261,7 @@ def test_the_chain_is_checked_for_the_acting_user(chain_db: orm.Session) -> None
 # -- all or nothing ------------------------------------------------------------
 
 
-def test_failure_in_the_500th_child_leaves_everything_as_before(
-    chain_db: orm.Session, chain_engine: sa.Engine
-) -> None:
+def test_failure_in_the_500th_child_leaves_everything_as_before(chain_db: orm.Session, chain_engine: sa.Engine) -> None:
     project = add_project(chain_db, sessions=600, comments=1)
     fails = chain_db.scalars(sa.select(Session.id).order_by(Session.id)).all()[499]
     chain_db.execute(sa.update(Session).values(booking="room 1"))
@@ -362,9 +360,7 @@ def test_child_changed_by_another_connection_while_the_chain_runs(
                 if conn.dialect.name == "sqlite":
                     # fail fast rather than wait the configured 5 s
                     conn.exec_driver_sql("PRAGMA busy_timeout = 1000")
-                conn.execute(
-                    sa.update(Session).where(Session.id == target).values(_state=SessionState.ARCHIVED.value)
-                )
+                conn.execute(sa.update(Session).where(Session.id == target).values(_state=SessionState.ARCHIVED.value))
                 updated.set()
             outcome["child"] = None
         except sa.exc.OperationalError as e:

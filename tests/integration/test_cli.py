@@ -33,7 +33,9 @@ def test_dot_draws_the_initial_state_groups_and_conditional_states(api: Flask) -
     assert '    "ProjectState.LIVE" [label="Live", style="rounded,dashed"];' in graph
     assert '    "ProjectState.PUBLISHED" -> "ProjectState.LIVE" [label="when", style=dotted];' in graph
     # requires and cascade are dashed edges in dot, as the README says
-    assert '"ProjectState.PUBLISHED" -> "ReviewState.APPROVED" [label="publish requires review", style=dashed];' in graph
+    assert (
+        '"ProjectState.PUBLISHED" -> "ReviewState.APPROVED" [label="publish requires review", style=dashed];' in graph
+    )
 
 
 def test_check_says_what_it_checked(api: Flask) -> None:
@@ -66,7 +68,9 @@ def test_history_of_an_object_without_records_says_so(api: Flask) -> None:
 
 
 def test_history_of_a_deleted_row_is_still_shown(api: Flask) -> None:
-    api.test_client().post("/_statemgr/objects/project/1/state/publish", headers={"X-User": "alice"}, json={"note": "x"})
+    api.test_client().post(
+        "/_statemgr/objects/project/1/state/publish", headers={"X-User": "alice"}, json={"note": "x"}
+    )
     with api.app_context():
         session = api.extensions["sqlalchemy"].session
         session.execute(sa.text("DELETE FROM session"))
@@ -89,7 +93,9 @@ def test_gc_prints_a_sentence(api: Flask) -> None:
 
 
 def test_gc_removes_nothing_when_a_payload_cannot_be_read(api: Flask) -> None:
-    api.test_client().post("/_statemgr/objects/project/1/state/publish", headers={"X-User": "alice"}, json={"note": "x"})
+    api.test_client().post(
+        "/_statemgr/objects/project/1/state/publish", headers={"X-User": "alice"}, json={"note": "x"}
+    )
     with api.app_context():
         session = api.extensions["sqlalchemy"].session
         session.execute(sa.update(history_table).values(payload=b"\xc1\x02\xff"))

@@ -45,9 +45,7 @@ def transition_for(worker: int, round_: int) -> str:
     return "delete" if worker == 1 and round_ % 2 else "publish"
 
 
-def attempt(
-    engine: sa.Engine, project_id: int, worker: int, round_: int, barrier: Barrier
-) -> str:
+def attempt(engine: sa.Engine, project_id: int, worker: int, round_: int, barrier: Barrier) -> str:
     """One worker's try: ``"won"``, ``"conflict"``, or the unexpected error."""
     with orm.Session(engine) as session:
         project = session.get_one(Project, project_id)
@@ -66,9 +64,7 @@ def attempt(
         return "won"
 
 
-def process_worker(
-    url: str, worker: int, tasks: t.Any, results: t.Any, barrier: Barrier
-) -> None:
+def process_worker(url: str, worker: int, tasks: t.Any, results: t.Any, barrier: Barrier) -> None:
     """A worker process: attempt each (project id, round) it is sent."""
     engine = make_engine(url)
     try:
@@ -89,9 +85,7 @@ def check_round(engine: sa.Engine, project_id: int, round_: int, outcomes: dict[
     (winner,) = [w for w, outcome in outcomes.items() if outcome == "won"]
     name = transition_for(winner, round_)
     with engine.connect() as conn:
-        row = conn.execute(
-            sa.select(Project._state, Project.executed).where(Project.id == project_id)
-        ).one()
+        row = conn.execute(sa.select(Project._state, Project.executed).where(Project.id == project_id)).one()
         records = conn.execute(
             sa.select(history_table.c.transition, history_table.c.payload).where(
                 history_table.c.model == "Project",
@@ -122,9 +116,7 @@ def test_two_threads(core_engine: sa.Engine) -> None:
     with ThreadPoolExecutor(2) as pool:
 
         def contend(project_id: int, round_: int) -> dict[int, str]:
-            futures = {
-                w: pool.submit(attempt, core_engine, project_id, w, round_, barrier) for w in (0, 1)
-            }
+            futures = {w: pool.submit(attempt, core_engine, project_id, w, round_, barrier) for w in (0, 1)}
             return {w: f.result(PATIENCE * 2) for w, f in futures.items()}
 
         run_rounds(core_engine, contend)
@@ -138,9 +130,7 @@ def test_two_processes(core_engine: sa.Engine, database_url: str) -> None:
     results = context.Queue()
     tasks = [context.Queue(), context.Queue()]
     workers = [
-        context.Process(
-            target=process_worker, args=(database_url, w, tasks[w], results, barrier), daemon=True
-        )
+        context.Process(target=process_worker, args=(database_url, w, tasks[w], results, barrier), daemon=True)
         for w in (0, 1)
     ]
     for worker in workers:

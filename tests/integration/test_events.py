@@ -46,9 +46,7 @@ def collect(client: t.Any, cursor: str, count: int, *, limit: int = 100) -> tupl
 @pytest.mark.postgres
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 @pytest.mark.parametrize("older", ["lower id", "higher id"])
-def test_a_record_committed_after_a_higher_one_is_delivered(
-    reliability: t.Callable[..., t.Any], older: str
-) -> None:
+def test_a_record_committed_after_a_higher_one_is_delivered(reliability: t.Callable[..., t.Any], older: str) -> None:
     """Two writers: the one holding the lower id commits last, and the
     reader has read past the higher id by then. ``older`` names the writer
     whose transaction began writing first. (SQLite cannot interleave them:
@@ -93,7 +91,9 @@ def test_a_bare_record_id_still_works_as_cursor(reliability: t.Callable[..., t.A
         assert collect(app.test_client(), "0", len(ids))[0] == ids
 
 
-@pytest.mark.parametrize("after", ["x", "-1", "1.", ".1", "1.2.3", "1e3", "99999999999999999999", "9223372036854775808"])
+@pytest.mark.parametrize(
+    "after", ["x", "-1", "1.", ".1", "1.2.3", "1e3", "99999999999999999999", "9223372036854775808"]
+)
 def test_a_bad_cursor_is_a_400(reliability: t.Callable[..., t.Any], after: str) -> None:
     response = reliability().test_client().get(f"{EVENTS}?after={after}")
     assert response.status_code == 400

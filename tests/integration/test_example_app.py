@@ -72,7 +72,10 @@ def test_factory_on_database_url_seeds_once(database_url: str, monkeypatch: pyte
             assert db.engine.url.render_as_string(hide_password=False) == database_url
             users = db.session.scalars(db.select(User).order_by(User.id)).all()
             assert [(u.name, u.role) for u in users] == [
-                ("Olivia", "owner"), ("Eddie", "editor"), ("Rita", "reviewer"), ("Victor", "viewer"),
+                ("Olivia", "owner"),
+                ("Eddie", "editor"),
+                ("Rita", "reviewer"),
+                ("Victor", "viewer"),
             ]
             projects = db.session.scalars(db.select(Project)).all()
             assert {p.title: (p.state.current.name, p.review.current.name) for p in projects} == SEEDED
@@ -171,7 +174,8 @@ def test_classic_form_is_guarded(example: Flask) -> None:
         project = db.session.get(Project, live)
         assert project is not None
         assert (project.state.current.name, project.withdraw_reason) == (
-            "WITHDRAWN", "Superseded by a new edition.",
+            "WITHDRAWN",
+            "Superseded by a new edition.",
         )
 
 
@@ -193,10 +197,23 @@ def test_served_by_its_gunicorn_config_it_streams_events(tmp_path: t.Any) -> Non
     hold event streams (a sync worker would be refused one)."""
     port = free_port()
     root = Path(__file__).parents[2]
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'example.sqlite'}", "BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "1"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'example.sqlite'}",
+        "BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": "1",
+    }
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(root / "example_app/gunicorn.conf.py"), "example_app:create_app()"],
-        cwd=root, env=env,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            str(root / "example_app/gunicorn.conf.py"),
+            "example_app:create_app()",
+        ],
+        cwd=root,
+        env=env,
     )
     try:
         deadline = time.monotonic() + 60

@@ -54,7 +54,9 @@ def test_a_project_id_too_large_for_the_column_is_404(example_everywhere: App, i
 
 
 @pytest.mark.parametrize(
-    ("field", "value"), [("title", "a\x00b"), ("summary", "fine\x00"), ("title", "")], ids=["NUL title", "NUL summary", "empty"]
+    ("field", "value"),
+    [("title", "a\x00b"), ("summary", "fine\x00"), ("title", "")],
+    ids=["NUL title", "NUL summary", "empty"],
 )
 def test_a_new_project_the_database_cannot_store_is_422(example_everywhere: App, field: str, value: str) -> None:
     from example_app.models import Project, db

@@ -135,7 +135,11 @@ def test_schema_etag_is_stable_across_processes(api: Flask) -> None:
     )
     root = Path(__file__).parents[2]
     other = subprocess.run(
-        [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, check=True,
+        [sys.executable, "-c", script],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
         env={"PYTHONHASHSEED": "123", "PATH": ""},
     )
     assert other.stdout.strip() == tag

@@ -76,7 +76,9 @@ MALFORMED = {
 @pytest.mark.parametrize("body", MALFORMED.values(), ids=MALFORMED.keys())
 def test_malformed_json(secured: App, snapshot: Snapshot, body: bytes) -> None:
     app = secured(MAX_CONTENT_LENGTH=1024 * 1024)
-    response = refused(app, snapshot, lambda c: c.post(SUBMIT, headers=ALICE, data=body, content_type="application/json"))
+    response = refused(
+        app, snapshot, lambda c: c.post(SUBMIT, headers=ALICE, data=body, content_type="application/json")
+    )
     assert_problem(response, 400)
 
 
@@ -101,7 +103,9 @@ def test_bodies_over_max_content_length(secured: App, snapshot: Snapshot) -> Non
     ]
     for send in sends:
         assert_problem(refused(app, snapshot, send), 413)
-    page = refused(app, snapshot, lambda c: c.post(f"{PAGES}/document/1/state/submit", headers=ALICE, data={"summary": big}))
+    page = refused(
+        app, snapshot, lambda c: c.post(f"{PAGES}/document/1/state/submit", headers=ALICE, data={"summary": big})
+    )
     assert page.status_code == 413
     # just under the limit is read (and refused by the form: 4000 at most)
     under = refused(app, snapshot, lambda c: c.post(SUBMIT, headers=ALICE, json={"summary": "x" * (LIMIT - 100)}))
@@ -131,7 +135,9 @@ class Body(io.RawIOBase):
 HUGE = 300 * 1024 * 1024
 
 
-def send_huge(app: t.Any, path: str, user: str | None, *, length: bool = True, form: bool = False) -> tuple[t.Any, Body, int]:
+def send_huge(
+    app: t.Any, path: str, user: str | None, *, length: bool = True, form: bool = False
+) -> tuple[t.Any, Body, int]:
     """POST a 300 MB body (with its Content-Length, or chunked without
     one); the response, the body and the peak of memory allocated meanwhile."""
     body = Body(HUGE)
@@ -256,8 +262,22 @@ def test_the_app_and_the_pages_keep_their_own_errors(secured: App) -> None:
 
 
 IDS = [
-    "abc", "1.0", "1e3", "0x1", "%2B1", "%201", "%00", "%EF%BC%91", "--1", "-1", "0",
-    "9223372036854775807", "9223372036854775808", "-9223372036854775809", "9" * 30, "9" * 5000,
+    "abc",
+    "1.0",
+    "1e3",
+    "0x1",
+    "%2B1",
+    "%201",
+    "%00",
+    "%EF%BC%91",
+    "--1",
+    "-1",
+    "0",
+    "9223372036854775807",
+    "9223372036854775808",
+    "-9223372036854775809",
+    "9" * 30,
+    "9" * 5000,
 ]
 
 
@@ -333,9 +353,7 @@ def reason_to_column() -> t.Iterator[None]:
 
 @pytest.mark.usefixtures("reason_to_column")
 @pytest.mark.parametrize("reason", UNSTORABLE.values(), ids=UNSTORABLE.keys())
-def test_text_the_database_cannot_store_is_422_naming_the_field(
-    secured: App, snapshot: Snapshot, reason: str
-) -> None:
+def test_text_the_database_cannot_store_is_422_naming_the_field(secured: App, snapshot: Snapshot, reason: str) -> None:
     app = secured()
     client = app.test_client()
     assert client.post(SUBMIT, headers=ALICE, json={}).status_code == 200
@@ -349,7 +367,9 @@ def test_text_the_database_cannot_store_is_422_naming_the_field(
         problem = assert_problem(refused(app, snapshot, send), 422, "reason: Holds a")
         assert list(problem["errors"]) == ["reason"]
     if "\x00" in reason:
-        page = refused(app, snapshot, lambda c: c.post(f"{PAGES}/document/1/state/reject", headers=bob, data={"reason": reason}))
+        page = refused(
+            app, snapshot, lambda c: c.post(f"{PAGES}/document/1/state/reject", headers=bob, data={"reason": reason})
+        )
         assert page.status_code == 422
         assert '<p class="statemgr-error" data-field="reason">Holds a NUL character' in page.get_data(as_text=True)
     # what can be stored goes through, hook and all
@@ -389,7 +409,9 @@ def test_reject_reason_of_the_wrong_type_is_422(secured: App, snapshot: Snapshot
     assert client.post(SUBMIT, headers=ALICE, json={}).status_code == 200
     for reason in (None, "", [], ["ab", "long enough"], "ab"):
         response = refused(
-            app, snapshot, lambda c: c.post(f"{API}/document/1/state/reject", headers={"X-User": "bob"}, json={"reason": reason})
+            app,
+            snapshot,
+            lambda c: c.post(f"{API}/document/1/state/reject", headers={"X-User": "bob"}, json={"reason": reason}),
         )
         assert list(assert_problem(response, 422)["errors"]) == ["reason"]
 
@@ -407,7 +429,12 @@ def test_extra_fields_of_a_form_are_not_stored(secured: App) -> None:
     client = app.test_client()
     extra = {"summary": "ok", "pages": 3, "author_id": 2, "_state": 4, "__proto__": {"x": 1}, "confirm": True}
     assert client.post(SUBMIT, headers=ALICE, json=extra).status_code == 200
-    assert client.post(f"{API}/document/1/state/reject", headers={"X-User": "bob"}, json={"reason": "again", "pages": 9}).status_code == 200
+    assert (
+        client.post(
+            f"{API}/document/1/state/reject", headers={"X-User": "bob"}, json={"reason": "again", "pages": 9}
+        ).status_code
+        == 200
+    )
     form = {"summary": "form", "pages": "4", "csrf_token": "x", "confirm": "yes", "embargo": "forever"}
     assert client.post(SUBMIT, headers=ALICE, data=form).status_code == 200
     assert stored_payloads(app) == [
@@ -477,9 +504,11 @@ def test_csrf_missing_or_wrong(secured: App, snapshot: Snapshot) -> None:
         "in the JSON body": lambda c: c.post(SUBMIT, headers=ALICE, json={"csrf_token": stolen}),
         "form without": lambda c: c.post(SUBMIT, headers=ALICE, data={"summary": "x"}),
     }
-    for name, send in sends.items():
+    for send in sends.values():
         assert_problem(refused(app, snapshot, send), 400, "CSRF")
-    page = refused(app, snapshot, lambda c: c.post(f"{PAGES}/document/1/state/submit", headers=ALICE, data={"summary": "x"}))
+    page = refused(
+        app, snapshot, lambda c: c.post(f"{PAGES}/document/1/state/submit", headers=ALICE, data={"summary": "x"})
+    )
     assert page.status_code == 400
     # the same request with the client's own token goes through
     client = app.test_client()
@@ -597,7 +626,7 @@ def test_pages_escape_titles_descriptions_reasons_and_values(secured: App) -> No
     html = [r.get_data(as_text=True) for r in shown]
     for page in html:
         assert not re.search(r"<(img|b)[\s>]", page), page
-    escaped = '&lt;img src=x onerror=&#34;alert(1)&#34;&gt;'
+    escaped = "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;"
     assert "<h1>Lock &lt;b&gt;&amp;&lt;/b&gt; freeze</h1>" in html[0]
     assert f"<p>{escaped}</p>" in html[0]  # the description
     assert f'<p class="statemgr-object">{escaped}</p>' in html[1]  # the label
@@ -610,7 +639,9 @@ def test_the_js_client_never_parses_server_strings_as_html() -> None:
     # test_browser.py shows it in Chromium for titles and reasons; this keeps
     # every other path (descriptions, labels, messages) from growing one
     source = (Path(__file__).parents[2] / "static" / "statemgr.js").read_text()
-    assert not re.search(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write|createContextualFragment|DOMParser", source)
+    assert not re.search(
+        r"innerHTML|outerHTML|insertAdjacentHTML|document\.write|createContextualFragment|DOMParser", source
+    )
 
 
 def test_identities_a_database_would_refuse_are_none() -> None:

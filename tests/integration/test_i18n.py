@@ -132,16 +132,16 @@ def test_problem_documents_in_the_locale(i18n: Flask) -> None:
         headers={"X-User": "editor"},
     )
     assert (bad.status_code, bad.json["title"], bad.json["detail"]) == (
-        400, "Ungültige Anfrage", "Der JSON-Inhalt muss ein Objekt sein"
+        400,
+        "Ungültige Anfrage",
+        "Der JSON-Inhalt muss ein Objekt sein",
     )
 
 
 @pytest.mark.parametrize(
     ("enabled", "required"), [(True, "Dieses Feld wird benötigt."), (False, "This field is required.")]
 )
-def test_wtforms_messages_follow_the_locale(
-    i18n: Flask, enabled: bool, required: str
-) -> None:
+def test_wtforms_messages_follow_the_locale(i18n: Flask, enabled: bool, required: str) -> None:
     i18n.config["WTF_I18N_ENABLED"] = enabled
     client = i18n.test_client()
     response = client.post(
@@ -152,9 +152,7 @@ def test_wtforms_messages_follow_the_locale(
     assert response.status_code == 422
     assert response.json["title"] == "Validierung fehlgeschlagen"
     assert response.json["errors"]["summary"] == [required]
-    assert response.json["errors"]["kind"] == [
-        "Keine gültige Auswahl." if enabled else "Not a valid choice."
-    ]
+    assert response.json["errors"]["kind"] == ["Keine gültige Auswahl." if enabled else "Not a valid choice."]
 
 
 def test_flask_wtf_form_messages_follow_the_locale(tmp_path: Path) -> None:
@@ -181,7 +179,10 @@ def test_pages_in_the_locale(i18n: Flask) -> None:
     assert page.status_code == 200
     assert '<html lang="de">' in html
     assert "<h1>Veröffentlichen</h1>" in html
-    assert '<label for="summary">Zusammenfassung<span class="statemgr-required" aria-hidden="true"> *</span></label>' in html
+    assert (
+        '<label for="summary">Zusammenfassung<span class="statemgr-required" aria-hidden="true"> *</span></label>'
+        in html
+    )
     assert "Zurück</a>" in html
     posted = client.post(
         "/_statemgr/pages/article/1/state/publish?lang=de",
@@ -291,8 +292,17 @@ def test_catalog_template_is_what_pybabel_extracts(tmp_path: Path) -> None:
     out = tmp_path / "flask_statemgr.pot"
     subprocess.run(
         [
-            Path(sys.executable).parent / "pybabel", "extract", "-F", "babel.cfg", "-k", "statemgr_gettext",
-            "--no-location", "--sort-output", "-o", str(out), ".",
+            Path(sys.executable).parent / "pybabel",
+            "extract",
+            "-F",
+            "babel.cfg",
+            "-k",
+            "statemgr_gettext",
+            "--no-location",
+            "--sort-output",
+            "-o",
+            str(out),
+            ".",
         ],
         cwd=ROOT,
         check=True,

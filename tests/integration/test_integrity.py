@@ -28,7 +28,9 @@ def submitted(secured: App, *documents: int, **config: t.Any) -> t.Any:
     app = secured(STATEMGR_STORE_MIN_SIZE=64, **config)
     client = app.test_client()
     for ident in documents:
-        response = client.post(f"{API}/document/{ident}/state/submit", headers=ALICE, json={"summary": NOTE, "pages": ident})
+        response = client.post(
+            f"{API}/document/{ident}/state/submit", headers=ALICE, json={"summary": NOTE, "pages": ident}
+        )
         assert response.status_code == 200, response.get_data(as_text=True)
     return app
 
@@ -53,14 +55,21 @@ def flip(data: bytes) -> bytes:
     return data[:-1] + bytes([data[-1] ^ 1])
 
 
-@pytest.mark.parametrize(("change", "error"), [(flip, "corrupt"), (lambda data: None, "missing")], ids=["flipped", "deleted"])
+@pytest.mark.parametrize(
+    ("change", "error"), [(flip, "corrupt"), (lambda data: None, "missing")], ids=["flipped", "deleted"]
+)
 def test_a_damaged_shared_blob_costs_each_record_its_payload_only(
     secured: App, caplog: pytest.LogCaptureFixture, change: t.Callable[[bytes], bytes | None], error: str
 ) -> None:
     # no cache: every read goes to the blob, as in a worker that never saw it
     app = submitted(secured, 1, 2, STATEMGR_STORE_CACHE_SIZE=0)
     client = app.test_client()
-    assert client.post(f"{API}/document/1/state/reject", headers={"X-User": "bob"}, json={"reason": "too short"}).status_code == 200
+    assert (
+        client.post(
+            f"{API}/document/1/state/reject", headers={"X-User": "bob"}, json={"reason": "too short"}
+        ).status_code
+        == 200
+    )
     key = damage(app, change)
     with caplog.at_level(logging.ERROR, logger="flask_statemgr.history"):
         first = client.get(f"{API}/document/1/history", headers=ALICE)

@@ -20,9 +20,7 @@ def as_(user: str | None) -> dict[str, str]:
 
 
 def _states(post_id: int) -> tuple[int, int]:
-    row = db.session.execute(
-        sa.select(Post._state, Post._review).where(Post.id == post_id)
-    ).one()
+    row = db.session.execute(sa.select(Post._state, Post._review).where(Post.id == post_id)).one()
     return row[0], row[1]
 
 
@@ -43,7 +41,9 @@ def test_never_listed(coaster_api: t.Any) -> None:
         assert post.review.transitions(RITA) == {}
         pages = coaster_api.extensions["statemgr"].transition_choices(post)
         assert [(c["manager"], c["transition"].name) for c in pages] == [
-            ("state", "publish"), ("state", "undo"), ("review", "review")
+            ("state", "publish"),
+            ("state", "undo"),
+            ("review", "review"),
         ]
 
 

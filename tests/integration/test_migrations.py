@@ -47,9 +47,7 @@ with context.begin_transaction():
 
 def ticket_models(*values: t.Any) -> sa.MetaData:
     """A fresh ``Ticket`` model whose manager declares ``values``."""
-    manager = type(
-        "TicketState", (StateManager,), {f"S{v}": State(v, f"State {v}") for v in values}
-    )
+    manager = type("TicketState", (StateManager,), {f"S{v}": State(v, f"State {v}") for v in values})
 
     class Base(orm.DeclarativeBase):
         metadata = sa.MetaData(naming_convention=NAMING)

@@ -43,7 +43,9 @@ def test_misspelt_column_is_reported_at_configuration() -> None:
         _state: Mapped[int] = DocState.column(default=DocState.DRAFT)
         state = DocState("_sate")
 
-    with pytest.raises(TypeError, match=r"Doc\.state: DocState\('_sate'\) names no column of Doc; did you mean '_state'\?"):
+    with pytest.raises(
+        TypeError, match=r"Doc\.state: DocState\('_sate'\) names no column of Doc; did you mean '_state'\?"
+    ):
         configure(Base)
 
 
@@ -66,7 +68,9 @@ def test_cascade_to_a_missing_transition_is_reported_at_configuration() -> None:
         # PageState has ``remove``, not ``delete``
         state = PageState("_state")
 
-    with pytest.raises(TypeError, match=r"Doc\.state\.delete: cascade 'pages': cascade target 'delete': no manager on Page"):
+    with pytest.raises(
+        TypeError, match=r"Doc\.state\.delete: cascade 'pages': cascade target 'delete': no manager on Page"
+    ):
         configure(Base)
 
 
@@ -86,7 +90,9 @@ def test_requires_path_to_a_column_is_reported_at_configuration() -> None:
         _state: Mapped[int] = NoteState.column(default=NoteState.OPEN)
         state = NoteState("_state")
 
-    with pytest.raises(TypeError, match=r"Note\.state\.finish: requires 'title': 'title' is not a state manager of Note"):
+    with pytest.raises(
+        TypeError, match=r"Note\.state\.finish: requires 'title': 'title' is not a state manager of Note"
+    ):
         configure(Base)
 
 
@@ -153,7 +159,9 @@ class Guarded:
 @pytest.mark.parametrize("answer", [None, ["owner"], "owner", {1}])
 def test_a_roles_loader_answering_no_set_of_names_is_a_loader_error(answer: object) -> None:
     obj = Guarded(answer)
-    with pytest.raises(LoaderError, match=r"The roles loader .*else Guarded\.roles_for\) returned .* must return a set"):
+    with pytest.raises(
+        LoaderError, match=r"The roles loader .*else Guarded\.roles_for\) returned .* must return a set"
+    ):
         obj.state.close.check("alice")
     assert obj.state.value == GuardedState.OPEN.value
     assert LoaderError.http_status == 500 and issubclass(LoaderError, TypeError)
@@ -172,7 +180,9 @@ def test_validation_failed_names_the_fields() -> None:
     assert str(ValidationFailed()) == "The submitted data is not valid"
 
 
-def test_a_broken_roles_loader_is_a_500_problem_with_a_useful_title(api: t.Any, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_broken_roles_loader_is_a_500_problem_with_a_useful_title(
+    api: t.Any, caplog: pytest.LogCaptureFixture
+) -> None:
     api.statemgr.roles_loader(lambda obj, user: None)
     response = api.test_client().get("/_statemgr/objects/project/1", headers={"X-User": "alice"})
     assert response.status_code == 500

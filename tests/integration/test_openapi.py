@@ -28,9 +28,7 @@ def test_document_is_valid_with_an_operation_per_transition(api: t.Any) -> None:
 
     doc = document(api)
     validate(doc)
-    performs = {
-        path: item["post"]["operationId"] for path, item in doc["paths"].items() if "post" in item
-    }
+    performs = {path: item["post"]["operationId"] for path, item in doc["paths"].items() if "post" in item}
     assert performs == {
         "/objects/project/{ident}/state/publish": "perform_project_state_publish",
         "/objects/project/{ident}/state/withdraw": "perform_project_state_withdraw",
@@ -58,7 +56,10 @@ def test_csrf_header_is_required_when_csrf_protect_is_active(api: t.Any) -> None
     CSRFProtect(api)
     withdraw = document(api)["paths"]["/objects/project/{ident}/state/withdraw"]["post"]
     assert withdraw["parameters"][1] == {
-        **withdraw["parameters"][1], "name": "X-CSRFToken", "in": "header", "required": True
+        **withdraw["parameters"][1],
+        "name": "X-CSRFToken",
+        "in": "header",
+        "required": True,
     }
 
 
@@ -107,8 +108,18 @@ def generate_client(doc: dict[str, t.Any], directory: Path, package: str) -> t.A
     config.write_text(json.dumps({"post_hooks": []}))
     result = subprocess.run(
         [
-            sys.executable, "-m", "openapi_python_client", "generate", "--path", str(spec),
-            "--meta", "none", "--output-path", str(directory / package), "--config", str(config),
+            sys.executable,
+            "-m",
+            "openapi_python_client",
+            "generate",
+            "--path",
+            str(spec),
+            "--meta",
+            "none",
+            "--output-path",
+            str(directory / package),
+            "--config",
+            str(config),
             "--fail-on-warning",
         ],
         capture_output=True,

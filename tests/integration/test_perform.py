@@ -46,7 +46,7 @@ def _fresh(engine: sa.Engine, project_id: int) -> dict[str, t.Any]:
 
 def test_perform(core_engine: sa.Engine, core_db: orm.Session) -> None:
     project = add_project(core_db)
-    before = datetime.datetime.now(datetime.timezone.utc)
+    before = datetime.datetime.now(datetime.UTC)
     result = project.state.publish(BOB)
     assert isinstance(result, TransitionResult)
     assert result.source is ProjectState.DRAFT and result.target is ProjectState.PUBLISHED
@@ -57,11 +57,14 @@ def test_perform(core_engine: sa.Engine, core_db: orm.Session) -> None:
     record = result.record
     assert isinstance(record, TransitionRecord)
     assert (record.model, record.object_id, record.manager, record.transition) == (
-        "Project", str(project.id), "state", "publish"
+        "Project",
+        str(project.id),
+        "state",
+        "publish",
     )
     assert (record.source, record.target, record.user_id) == ("DRAFT", "PUBLISHED", "2")
     assert record.payload is None and record.parent_id is None
-    assert before <= record.at <= datetime.datetime.now(datetime.timezone.utc)
+    assert before <= record.at <= datetime.datetime.now(datetime.UTC)
     core_db.commit()
     row = _fresh(core_engine, project.id)
     assert row["_state"] == 2 and row["published_at"] == STAMP
@@ -152,9 +155,7 @@ def test_refused_transition_changes_nothing(core_engine: sa.Engine, core_db: orm
     assert history_rows(core_engine) == [] and _fresh(core_engine, project.id)["_state"] == 1
 
 
-def test_raising_execute_hook_rolls_everything_back(
-    core_engine: sa.Engine, core_db: orm.Session
-) -> None:
+def test_raising_execute_hook_rolls_everything_back(core_engine: sa.Engine, core_db: orm.Session) -> None:
     project = add_project(core_db)
     chapter = Chapter(project=project)
     core_db.add(chapter)
@@ -216,9 +217,7 @@ def test_raising_hook_and_earlier_work_in_the_transaction(
         assert history_rows(core_engine) == []
 
 
-def test_perform_that_begins_the_transaction_needs_no_savepoint(
-    core_engine: sa.Engine, core_db: orm.Session
-) -> None:
+def test_perform_that_begins_the_transaction_needs_no_savepoint(core_engine: sa.Engine, core_db: orm.Session) -> None:
     project = add_project(core_db)
     assert not core_db.in_transaction()
     sent = count_statements(core_engine, lambda: project.state.publish(BOB))
@@ -278,9 +277,7 @@ def test_a_write_earlier_in_the_transaction_keeps_the_savepoint(
     assert _fresh(core_engine, project_id)["_state"] == 2
 
 
-def test_failure_without_savepoint_rolls_back_its_transaction(
-    core_engine: sa.Engine, core_db: orm.Session
-) -> None:
+def test_failure_without_savepoint_rolls_back_its_transaction(core_engine: sa.Engine, core_db: orm.Session) -> None:
     project = add_project(core_db)
     project.state.publish(BOB)
     core_db.commit()
@@ -351,7 +348,10 @@ def test_record_written_with_the_state_change(core_engine: sa.Engine, core_db: o
     core_db.commit()
     (row,) = history_rows(core_engine)
     assert (row["model"], row["object_id"], row["manager"], row["transition"]) == (
-        "Project", str(project.id), "state", "publish"
+        "Project",
+        str(project.id),
+        "state",
+        "publish",
     )
     assert (row["source"], row["target"], row["user_id"], row["parent_id"]) == ("DRAFT", "PUBLISHED", "2", None)
     assert row["payload"] is not None
@@ -557,8 +557,7 @@ def test_cascade_over_many_children(core_engine: sa.Engine, core_db: orm.Session
     with core_engine.connect() as conn:
         counts = dict(
             conn.execute(
-                sa.select(Chapter.project_id, sa.func.count()).where(Chapter.state.DELETED)
-                .group_by(Chapter.project_id)
+                sa.select(Chapter.project_id, sa.func.count()).where(Chapter.state.DELETED).group_by(Chapter.project_id)
             ).all()
         )
     assert counts == {projects[0].id: 40}

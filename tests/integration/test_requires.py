@@ -111,9 +111,7 @@ def test_state_is_checked_before_requires_and_requires_before_permission(chain_d
 def test_requirement_on_a_related_object(chain_db: orm.Session) -> None:
     project = add_project(chain_db, sessions=2)
     session = project.sessions[0]
-    assert requires_reasons(session.state.publish) == [
-        Reason("requires", "The project must be published first")
-    ]
+    assert requires_reasons(session.state.publish) == [Reason("requires", "The project must be published first")]
     with pytest.raises(RequirementsUnmet):
         session.state.publish()
 
@@ -149,9 +147,7 @@ def test_requirement_of_a_comment_reaches_two_levels(chain_db: orm.Session) -> N
     comment = chain_db.scalars(sa.select(Comment)).one()
     assert comment.state.delete.is_available(OWNER)
     project.sessions[0].state.archive()
-    assert requires_reasons(comment.state.delete, OWNER) == [
-        Reason("requires", "The session must be active first")
-    ]
+    assert requires_reasons(comment.state.delete, OWNER) == [Reason("requires", "The session must be active first")]
 
 
 class TicketState(StateManager):

@@ -72,8 +72,12 @@ def test_before_and_after_with_sender(core_db: orm.Session) -> None:
     assert log == ["before:publish", "after:publish"]
     assert other.calls == []
     expected = {
-        "sender": ProjectState.publish, "obj": project, "user": BOB, "data": {"k": "v"},
-        "source": ProjectState.DRAFT, "target": ProjectState.PUBLISHED,
+        "sender": ProjectState.publish,
+        "obj": project,
+        "user": BOB,
+        "data": {"k": "v"},
+        "source": ProjectState.DRAFT,
+        "target": ProjectState.PUBLISHED,
     }
     assert before.calls == [expected]
     assert after.calls == [expected]
@@ -153,8 +157,12 @@ def test_failed_is_sent_when_the_perform_raises(core_engine: sa.Engine, core_db:
     exception = call.pop("exception")
     assert isinstance(exception, RuntimeError)
     assert call == {
-        "sender": ProjectState.publish, "obj": project, "user": BOB, "data": {"k": 1},
-        "source": ProjectState.DRAFT, "target": ProjectState.PUBLISHED,
+        "sender": ProjectState.publish,
+        "obj": project,
+        "user": BOB,
+        "data": {"k": 1},
+        "source": ProjectState.DRAFT,
+        "target": ProjectState.PUBLISHED,
     }
     # a raising before-receiver aborts the transition
     core_db.commit()
@@ -279,7 +287,9 @@ def test_refused_is_sent_through_the_api(coaster_api: t.Any) -> None:
     refused = Recorder("refused", [])
     client = coaster_api.test_client()
     with transition_refused.connected_to(refused):
-        response = client.post("/_statemgr/objects/post/1/review/submit", json={"why": "direct"}, headers={"X-User": "rita"})
+        response = client.post(
+            "/_statemgr/objects/post/1/review/submit", json={"why": "direct"}, headers={"X-User": "rita"}
+        )
         # and a page's POST
         page = client.post("/_statemgr/pages/post/1/state/publish", data={}, headers={"X-User": "rita"})
     assert response.status_code == 403

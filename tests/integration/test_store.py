@@ -70,11 +70,7 @@ class Aging:
         else:
             assert self.engine is not None
             with self.engine.begin() as conn:
-                conn.execute(
-                    sa.update(blob_table)
-                    .where(blob_table.c.key == key)
-                    .values(created_at=when)
-                )
+                conn.execute(sa.update(blob_table).where(blob_table.c.key == key).values(created_at=when))
 
 
 BACKENDS = [
@@ -87,9 +83,7 @@ BACKENDS = [
 
 
 @pytest.fixture(params=BACKENDS)
-def backend_and_aging(
-    request: pytest.FixtureRequest, tmp_path: t.Any
-) -> t.Iterator[tuple[StoreBackend, Aging]]:
+def backend_and_aging(request: pytest.FixtureRequest, tmp_path: t.Any) -> t.Iterator[tuple[StoreBackend, Aging]]:
     name = request.param
     if name == "memory":
         backend: StoreBackend = MemoryBackend()
@@ -162,9 +156,7 @@ def test_backend_scan(backend: StoreBackend) -> None:
     [info] = backend.scan()
     assert info.key == KEY
     assert info.size == 5
-    assert (
-        before <= info.created_at <= dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5)
-    )
+    assert before <= info.created_at <= dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5)
 
 
 def test_backend_delete(backend: StoreBackend, age: Aging) -> None:
@@ -180,9 +172,7 @@ def test_backend_delete(backend: StoreBackend, age: Aging) -> None:
     assert keys(backend) == set()
 
 
-def test_backend_freshens_an_old_blob_written_again(
-    backend: StoreBackend, age: Aging
-) -> None:
+def test_backend_freshens_an_old_blob_written_again(backend: StoreBackend, age: Aging) -> None:
     backend.write(KEY, b"a")
     age(KEY, 2 * HOUR)
     backend.write(KEY, b"a")
@@ -220,9 +210,7 @@ def test_dedup_ignores_key_order(store: DataStore) -> None:
     two = dict(reversed(list(one.items())))
     assert list(one) != list(two)
     assert store.serialize(one) == store.serialize(two)
-    assert store.serialize_payload({"form": one}) == store.serialize_payload(
-        {"form": two}
-    )
+    assert store.serialize_payload({"form": one}) == store.serialize_payload({"form": two})
     assert len(keys(store.backend)) == 1
 
 
@@ -308,9 +296,7 @@ def test_gc(store: DataStore, age: Aging) -> None:
     assert keys(store.backend) == {key["kept"]}
 
 
-def test_gc_keeps_an_old_blob_a_transition_writes_again(
-    store: DataStore, age: Aging
-) -> None:
+def test_gc_keeps_an_old_blob_a_transition_writes_again(store: DataStore, age: Aging) -> None:
     data = store.serialize(BIG)
     key = store.payload_keys(data).pop()
     age(key, 2 * HOUR)
@@ -322,9 +308,7 @@ def test_gc_keeps_an_old_blob_a_transition_writes_again(
     assert keys(store.backend) == {key}
 
 
-def test_gc_does_not_delete_a_blob_freshened_during_the_sweep(
-    backend: StoreBackend, age: Aging
-) -> None:
+def test_gc_does_not_delete_a_blob_freshened_during_the_sweep(backend: StoreBackend, age: Aging) -> None:
     backend.write(KEY, b"x")
     age(KEY, 2 * HOUR)
     cutoff = dt.datetime.now(dt.UTC) - HOUR
@@ -381,9 +365,7 @@ def test_max_size() -> None:
     with pytest.raises(PayloadTooLarge, match="STATEMGR_STORE_MAX_SIZE") as info:
         store.serialize(b"x" * 1998)
     assert info.value.http_status == 413
-    with pytest.raises(
-        PayloadTooLarge, match=r'payload\["file"\] serializes to 2.0 KiB \(2001 bytes\)'
-    ):
+    with pytest.raises(PayloadTooLarge, match=r'payload\["file"\] serializes to 2.0 KiB \(2001 bytes\)'):
         store.serialize_payload({"a": "small", "file": b"x" * 1998})
     # Each field fits; together they do not.
     with pytest.raises(PayloadTooLarge, match="The payload serializes"):
@@ -403,9 +385,7 @@ def test_warn_size(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def test_inline_fields_stay_inline(memory_store: DataStore) -> None:
-    data = memory_store.serialize_payload(
-        {"file": BIG, "other": BIG + b"!"}, inline={"file"}
-    )
+    data = memory_store.serialize_payload({"file": BIG, "other": BIG + b"!"}, inline={"file"})
     assert memory_store.payload_keys(data) == {key_of(pack(BIG + b"!"))}
     assert keys(memory_store.backend) == {key_of(pack(BIG + b"!"))}
     assert memory_store.resolve_payload(data) == {"file": BIG, "other": BIG + b"!"}
@@ -610,9 +590,7 @@ def test_filesystem_layout(tmp_path: t.Any) -> None:
     assert keys(backend) == {KEY}
 
 
-def test_filesystem_write_failure_leaves_no_temporary_file(
-    tmp_path: t.Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_filesystem_write_failure_leaves_no_temporary_file(tmp_path: t.Any, monkeypatch: pytest.MonkeyPatch) -> None:
     backend = FileSystemBackend(tmp_path)
 
     def fail(src: str, dst: str) -> None:
@@ -652,16 +630,10 @@ def test_database_session_getter_joins_its_transaction(db_engine: sa.Engine) -> 
     data = store.serialize_payload({"file": BIG})
     assert store.resolve_payload(data) == {"file": BIG}
     with db_engine.connect() as other:
-        assert (
-            other.execute(sa.select(sa.func.count()).select_from(blob_table)).scalar()
-            == 0
-        )
+        assert other.execute(sa.select(sa.func.count()).select_from(blob_table)).scalar() == 0
     session.commit()
     with db_engine.connect() as other:
-        assert (
-            other.execute(sa.select(sa.func.count()).select_from(blob_table)).scalar()
-            == 1
-        )
+        assert other.execute(sa.select(sa.func.count()).select_from(blob_table)).scalar() == 1
     session.close()
 
 
@@ -770,9 +742,7 @@ def test_create_store_directories(tmp_path: t.Any) -> None:
 
 @pytest.mark.redis
 def test_create_store_redis(redis_url: str) -> None:
-    store = create_store(
-        {"STATEMGR_STORE": redis_url, "STATEMGR_STORE_REDIS_PREFIX": "x:"}
-    )
+    store = create_store({"STATEMGR_STORE": redis_url, "STATEMGR_STORE_REDIS_PREFIX": "x:"})
     assert isinstance(store.backend, RedisBackend)
     assert store.backend.prefix == "x:"
     store.close()

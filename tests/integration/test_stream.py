@@ -42,8 +42,10 @@ class Stream:
 def open_stream(app: t.Any, user: str | None, **headers: str) -> Stream:
     query = headers.pop("query", "")
     response = app.test_client().get(
-        f"{STREAM}{query}", headers={**({"X-User": user} if user else {}), **headers},
-        buffered=False, environ_overrides=THREADED,
+        f"{STREAM}{query}",
+        headers={**({"X-User": user} if user else {}), **headers},
+        buffered=False,
+        environ_overrides=THREADED,
     )
     assert response.status_code == 200, response.get_json()
     assert response.mimetype == "text/event-stream"
@@ -74,7 +76,10 @@ def test_the_stream_replays_then_pushes_then_resumes(
     app = reliability(**broker)
     with app.app_context():
         # folder 2 is private to bob: carol never hears of document 2
-        seed(Population(owners=[ALICE.id, BOB.id], documents=[(0, CAROL.id), (1, BOB.id), (0, CAROL.id), (0, CAROL.id)]), private={1})
+        seed(
+            Population(owners=[ALICE.id, BOB.id], documents=[(0, CAROL.id), (1, BOB.id), (0, CAROL.id), (0, CAROL.id)]),
+            private={1},
+        )
     start = app.test_client().get("/_statemgr/events").get_json()["cursor"]
     first = archive(app, 1, "carol")
     archive(app, 2, "bob")
@@ -169,7 +174,6 @@ def test_a_stream_never_read_frees_its_place(reliability: t.Callable[..., t.Any]
         assert head.status_code == 200
         head.close()
     open_stream(app, "alice").response.close()
-
 
 
 class Listening(threading.Thread):

@@ -39,7 +39,11 @@ def test_current_and_title_name_what_is_wrong(coaster_api: t.Any) -> None:
                 "Post 1: Post._state (column coaster_post._state) holds 100, which no state of PostState declares"
             )
             assert (error.manager, error.model, error.attribute, error.column, error.value) == (
-                "PostState", "Post", "_state", "coaster_post._state", 100
+                "PostState",
+                "Post",
+                "_state",
+                "coaster_post._state",
+                100,
             )
             # what an app catches: this package's errors, or a failed lookup
             assert isinstance(error, StateMgrError) and isinstance(error, LookupError)
@@ -56,7 +60,9 @@ def test_a_transition_from_an_undeclared_value_is_a_state_conflict(coaster_api: 
         assert post.state.transitions(EDNA) == {}
         with pytest.raises(StateConflict) as info:
             post.state.publish(EDNA)
-        assert info.value.reasons[0].message == "Publish is not possible: state holds 100, which is not a declared state"
+        assert (
+            info.value.reasons[0].message == "Publish is not possible: state holds 100, which is not a declared state"
+        )
 
 
 def test_the_api_answers_a_problem(coaster_api: t.Any) -> None:

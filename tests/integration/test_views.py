@@ -82,7 +82,8 @@ def test_default_page_refuses_open_redirect_and_forbidden(api: Flask) -> None:
     assert forbidden.status_code == 409  # review is already approved
     response = client.post(
         "/_statemgr/pages/project/1/state/withdraw?next=https://evil.example/",
-        headers={"X-User": "alice"}, data={"reason": "long enough reason"},
+        headers={"X-User": "alice"},
+        data={"reason": "long enough reason"},
     )
     assert response.status_code == 409
     assert client.get("/_statemgr/pages/project/2/state/publish").status_code == 404
@@ -99,15 +100,14 @@ def test_transition_buttons_macro_escapes(api: Flask) -> None:
         from flask import render_template_string
 
         return render_template_string(
-            '{% from "statemgr/macros.html" import transition_buttons %}'
-            "{{ obj }}{{ transition_buttons(obj) }}",
+            '{% from "statemgr/macros.html" import transition_buttons %}{{ obj }}{{ transition_buttons(obj) }}',
             obj=db.session.get(Project, id),
         )
 
     html = api.test_client().get("/buttons/1", headers={"X-User": "alice"}).get_data(as_text=True)
     assert "<img" not in html and "&lt;img" in html
     assert 'href="/_statemgr/pages/project/1/state/publish' in html
-    assert 'statemgr-disabled' in html  # withdraw is not available from draft
+    assert "statemgr-disabled" in html  # withdraw is not available from draft
 
 
 def test_cli_commands(api: Flask) -> None:
@@ -118,7 +118,10 @@ def test_cli_commands(api: Flask) -> None:
     assert "ProjectState_DRAFT --> ProjectState_PUBLISHED : Publish [editor]" in mermaid.output
     dot = runner.invoke(args=["statemgr", "graph", "--format", "dot"])
     assert dot.output.startswith("digraph")
-    assert '"ProjectState.DELETED" -> "SessionState.DELETED" [label="delete cascades sessions", style=dashed]' in dot.output
+    assert (
+        '"ProjectState.DELETED" -> "SessionState.DELETED" [label="delete cascades sessions", style=dashed]'
+        in dot.output
+    )
     assert '"ProjectState.PUBLISHED" -> "ReviewState.APPROVED"' in dot.output
     check = runner.invoke(args=["statemgr", "check"])
     assert check.exit_code == 0, check.output

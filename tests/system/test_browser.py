@@ -119,9 +119,7 @@ class Live:
             db.session.commit()
 
 
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-)
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[Live]:
     """The example app on a fresh database (a new SQLite file, or this test
     process's PostgreSQL schema), served on 127.0.0.1 in a thread."""
@@ -157,9 +155,7 @@ def browser() -> t.Iterator[t.Any]:
     if not os.access(CHROMIUM, os.X_OK):
         service_missing("Chromium", FileNotFoundError(CHROMIUM))
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
 
@@ -277,7 +273,9 @@ def test_each_role_sees_its_buttons(pages: Pages, live: Live) -> None:
     # they can do nothing, so by default they are shown nothing (issue 19);
     # the object JSON still says why
     assert buttons(page, "project", live_project) == {}
-    withdraw = page.evaluate(f"window.statemgr.object('project', {live_project})")["managers"]["state"]["transitions"]["withdraw"]
+    withdraw = page.evaluate(f"window.statemgr.object('project', {live_project})")["managers"]["state"]["transitions"][
+        "withdraw"
+    ]
     assert withdraw["reasons"][0]["message"] == "Log in: withdraw needs the role editor or owner"
 
 
@@ -307,7 +305,7 @@ def test_form_with_client_server_and_valid_data(pages: Pages, live: Live) -> Non
     screenshot(page, "dialog-publish-422")
 
     # 3. valid data: the dialog closes and the page follows
-    earlier = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=5)
+    earlier = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=5)
     dialog.locator("input[type=datetime-local]").fill(earlier.strftime("%Y-%m-%dT%H:%M"))
     dialog.locator("button[type=submit]").click()
     badge = page.locator(f'{obj("project", project)} [data-statemgr-badge="state"]')
@@ -327,7 +325,10 @@ def test_form_with_client_server_and_valid_data(pages: Pages, live: Live) -> Non
     assert events[0]["detail"]["problem"]["status"] == 422
     done = events[1]["detail"]
     assert (done["model"], done["id"], done["manager"], done["transition"]) == (
-        "project", str(project), "state", "publish",
+        "project",
+        str(project),
+        "state",
+        "publish",
     )
     assert done["result"]["target"] == "PUBLISHED"
 
@@ -625,8 +626,8 @@ async () => {
   }
   const root = document.createElement("div");
   document.body.append(root);
-  const fetch = async () => new Response(JSON.stringify({model: "thing", id: "1", label: "Thing", cursor: "7.5", managers: {}}),
-    {headers: {"Content-Type": "application/json"}});
+  const body = {model: "thing", id: "1", label: "Thing", cursor: "7.5", managers: {}};
+  const fetch = async () => new Response(JSON.stringify(body), {headers: {"Content-Type": "application/json"}});
   const client = new StateClient({fetch, pollInterval: 20, EventSource: Recorded});
   await client.mount(root);
   client.start();
@@ -759,9 +760,13 @@ def test_form_fields_are_checked_as_the_server_checks_them(pages: Pages, live: L
         })""",
     )
     assert controls == [
-        ["day", "input:date"], ["room", "input:text"], ["seats", "input:number"],
-        ["kind", "select:select-one"], ["tracks", "select:select-multiple"],
-        ["recorded", "input:checkbox"], ["notes", "textarea:textarea"],
+        ["day", "input:date"],
+        ["room", "input:text"],
+        ["seats", "input:number"],
+        ["kind", "select:select-one"],
+        ["tracks", "select:select-multiple"],
+        ["recorded", "input:checkbox"],
+        ["notes", "textarea:textarea"],
     ]
 
     # what the browser refuses, it refuses with the server's words
@@ -772,8 +777,15 @@ def test_form_fields_are_checked_as_the_server_checks_them(pages: Pages, live: L
         ),
         (
             {"day": "2026-12-01", "room": "B-2045", "seats": "2.5", "tracks": ["Design"], "notes": ""},
-            {"day": "2026-12-01", "room": "B-2045", "seats": 2.5, "kind": "Talk", "tracks": ["Design"],
-             "recorded": True, "notes": ""},
+            {
+                "day": "2026-12-01",
+                "room": "B-2045",
+                "seats": 2.5,
+                "kind": "Talk",
+                "tracks": ["Design"],
+                "recorded": True,
+                "notes": "",
+            },
         ),
     ]
     expected_fields = [{"day", "room", "seats", "tracks", "notes"}, {"room", "seats"}]
@@ -794,14 +806,25 @@ def test_form_fields_are_checked_as_the_server_checks_them(pages: Pages, live: L
     screenshot(page, "dialog-schedule-invalid")
 
     schedule(
-        dialog, day="2026-12-01", room="C-101", seats="35", kind="Workshop",
-        tracks=["Design", "Editorial"], recorded=False, notes="Bring slides.",
+        dialog,
+        day="2026-12-01",
+        room="C-101",
+        seats="35",
+        kind="Workshop",
+        tracks=["Design", "Editorial"],
+        recorded=False,
+        notes="Bring slides.",
     )
     dialog.locator("button[type=submit]").click()
     expect(page.locator(f"{obj('session', session)} [data-statemgr-badge]")).to_have_text("Published")
     assert json.loads(posts[0].post_data) == {
-        "day": "2026-12-01", "room": "C-101", "seats": 35, "kind": "Workshop",
-        "tracks": ["Design", "Editorial"], "recorded": False, "notes": "Bring slides.",
+        "day": "2026-12-01",
+        "room": "C-101",
+        "seats": 35,
+        "kind": "Workshop",
+        "tracks": ["Design", "Editorial"],
+        "recorded": False,
+        "notes": "Bring slides.",
     }
     expect(page.locator(f"#session-{session}-facts")).to_have_text(
         "2026-12-01 · room C-101 · 35 seats · Workshop · Design, Editorial"
@@ -876,13 +899,20 @@ def test_every_transition_works_through_the_client(pages: Pages, live: Live) -> 
     perform(olivia, "project", project, "review.resubmit", "Pending")
     perform(rita, "project", project, "review.approve", "Approved")
     # publish, then the session's whole life
-    now = datetime.datetime.now(datetime.timezone.utc)
-    perform(olivia, "project", project, "state.publish", "Live", **{"input[type=datetime-local]": now.strftime("%Y-%m-%dT%H:%M")})
+    now = datetime.datetime.now(datetime.UTC)
+    perform(
+        olivia,
+        "project",
+        project,
+        "state.publish",
+        "Live",
+        **{"input[type=datetime-local]": now.strftime("%Y-%m-%dT%H:%M")},
+    )
     olivia.click(button("session", session, "state.publish"))
     dialog = olivia.locator("dialog.statemgr-dialog")
     schedule(dialog, day="2026-12-02", room="A-001", seats="12", tracks=["Editorial"])
     dialog.locator("button[type=submit]").click()
-    expect(olivia.locator(f'{obj("session", session)} [data-statemgr-badge]')).to_have_text("Published")
+    expect(olivia.locator(f"{obj('session', session)} [data-statemgr-badge]")).to_have_text("Published")
     perform(olivia, "session", session, "state.unpublish", "Draft")
     perform(olivia, "session", session, "state.delete", "Deleted")
     # and the project's
@@ -891,7 +921,13 @@ def test_every_transition_works_through_the_client(pages: Pages, live: Live) -> 
     perform(olivia, "project", project, "state.delete", "Deleted")
     history = olivia.evaluate(f"window.statemgr.history('project', {project})")
     assert [r["transition"] for r in history["records"]] == [
-        "reject", "resubmit", "approve", "publish", "withdraw", "redraft", "delete",
+        "reject",
+        "resubmit",
+        "approve",
+        "publish",
+        "withdraw",
+        "redraft",
+        "delete",
     ]
     # the page's own history lists the session's steps among the project's
     expect(olivia.locator("#project-history li")).to_have_count(10)
@@ -1060,7 +1096,10 @@ def test_pages_under_the_example_policy_run_and_refuse_framing(pages: Pages, liv
     try:
         shown = {}
         # a file with no policy frames fine: what refuses the page is its headers
-        for name, path in [("stylesheet", "/static/app.css"), ("page", f"/_statemgr/pages/project/{project}/state/delete")]:
+        for name, path in [
+            ("stylesheet", "/static/app.css"),
+            ("page", f"/_statemgr/pages/project/{project}/state/delete"),
+        ]:
             framed_url.append(live.url + path)
             evil = pages.new_page("Olivia")
             evil.goto(f"http://localhost:{other.server_port}/")

@@ -33,9 +33,11 @@ def test_the_modules_load_under_the_example_nonce_policy(pages: Pages, live: Liv
     loaded: list[tuple[str, int, str]] = []
     page.on(
         "response",
-        lambda r: loaded.append((r.url, r.status, r.headers.get("content-type", "")))
-        if "/_statemgr/static/" in r.url and r.url.endswith(".js")
-        else None,
+        lambda r: (
+            loaded.append((r.url, r.status, r.headers.get("content-type", "")))
+            if "/_statemgr/static/" in r.url and r.url.endswith(".js")
+            else None
+        ),
     )
     page.goto(f"{live.url}/projects/{project}")
     rendered(page, "project", project)
@@ -104,7 +106,10 @@ def test_anonymous_visitors_see_only_what_they_can_do(pages: Pages, live: Live) 
     signed_in = pages.open("Victor", f"/projects/{project}")
     rendered(signed_in, "project", project)
     assert signed_in.evaluate("window.statemgr.hideUnavailable") is False
-    assert buttons(signed_in, "project", project)["state.withdraw"] == (False, "Withdraw needs the role editor or owner")
+    assert buttons(signed_in, "project", project)["state.withdraw"] == (
+        False,
+        "Withdraw needs the role editor or owner",
+    )
     # an explicit choice wins over the default
     with live.app.test_request_context():
         assert "data-hide-unavailable" in statemgr_script(hide_unavailable=True)

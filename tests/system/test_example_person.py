@@ -17,8 +17,13 @@ from test_browser import Live, Pages, button, obj, rendered, screenshot, sqlite_
 from example_app.models import Project, Session, User, db
 
 SCHEDULE = {
-    "day": "2030-01-02", "room": "B-204", "seats": 40, "kind": "Talk",
-    "tracks": ["Design"], "recorded": True, "notes": "",
+    "day": "2030-01-02",
+    "room": "B-204",
+    "seats": 40,
+    "kind": "Talk",
+    "tracks": ["Design"],
+    "recorded": True,
+    "notes": "",
 }
 
 
@@ -80,7 +85,9 @@ def test_a_redraft_takes_the_scheduled_sessions_back(app: Flask) -> None:
         db.session.commit()
         dropped = project.sessions[-1].id
     assert eddie.post(f"/_statemgr/objects/session/{dropped}/state/delete", json={}).status_code == 403
-    assert client_as(app, "Olivia").post(f"/_statemgr/objects/session/{dropped}/state/delete", json={}).status_code == 200
+    assert (
+        client_as(app, "Olivia").post(f"/_statemgr/objects/session/{dropped}/state/delete", json={}).status_code == 200
+    )
     withdraw = eddie.post(f"/_statemgr/objects/project/{notes}/state/withdraw", json={"reason": "Out of date now."})
     assert withdraw.status_code == 200
     asked = eddie.post(f"/_statemgr/objects/project/{notes}/state/redraft", json={})
@@ -106,7 +113,14 @@ def test_anonymous_readers_see_only_the_sessions_they_can_open(app: Flask) -> No
     assert len(hidden) == 1 and "Day two" not in page
     assert anonymous.get(f"/_statemgr/objects/session/{hidden[0]}").status_code == 404
     # signed in, every session of the project
-    assert len(re.findall(r'data-statemgr="session:', client_as(app, "Victor").get(f"/projects/{notes}").get_data(as_text=True))) == 2
+    assert (
+        len(
+            re.findall(
+                r'data-statemgr="session:', client_as(app, "Victor").get(f"/projects/{notes}").get_data(as_text=True)
+            )
+        )
+        == 2
+    )
 
 
 @pytest.mark.parametrize(("user", "offered"), [("Victor", False), ("Rita", False), ("Eddie", True), ("Olivia", True)])
@@ -119,7 +133,10 @@ def test_the_classic_withdraw_link_is_for_who_may_withdraw(app: Flask, user: str
 def test_the_history_reads_as_the_buttons_do(app: Flask) -> None:
     notes = project_id(app, "Field notes")
     page = client_as(app, "Victor").get(f"/projects/{notes}").get_data(as_text=True)
-    entries = [re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", li)).strip() for li in re.findall(r"<li><time.*?</li>", page, re.DOTALL)]
+    entries = [
+        re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", li)).strip()
+        for li in re.findall(r"<li><time.*?</li>", page, re.DOTALL)
+    ]
     stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d UTC"
     assert len(entries) == 3
     assert re.fullmatch(stamp + r" Rita: Approve \(Pending → Approved\)", entries[0])
@@ -151,7 +168,9 @@ def test_the_default_page_confirms_a_cascade_with_a_destructive_button(app: Flas
     assert '<button type="submit" class="statemgr-button statemgr-danger">Delete</button>' in page
     # a step that changes only its object keeps the ordinary button
     rita = client_as(app, "Rita").get(f"/_statemgr/pages/project/{project_id(app, 'Spring catalogue')}/review/approve")
-    assert '<button type="submit" class="statemgr-button statemgr-primary">Approve</button>' in rita.get_data(as_text=True)
+    assert '<button type="submit" class="statemgr-button statemgr-primary">Approve</button>' in rita.get_data(
+        as_text=True
+    )
 
 
 # -- in Chromium ----------------------------------------------------------------
@@ -236,7 +255,6 @@ def test_every_page_fits_a_phone(pages: Pages, live: Live, user: str | None) -> 
         overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
         assert overflow == 0, path
     screenshot(page, f"person-phone-{user}")
-
 
 
 def test_a_new_project_form_error_is_shown_at_its_field(app: Flask) -> None:

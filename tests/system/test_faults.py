@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask
 from feed import settled
+from flask import Flask
 from reliability_app import (
     ALICE,
     Document,
@@ -224,9 +224,7 @@ def test_raising_after_receiver_is_logged_and_the_transition_stands(
         caplog.at_level(logging.ERROR, logger="flask_statemgr"),
         transition_after.connected_to(broken, sender=DocumentState.submit),
     ):
-        response = post(
-            app, "/_statemgr/objects/document/1/state/submit", ALICE, {"summary": NOTE, "pages": 7}
-        )
+        response = post(app, "/_statemgr/objects/document/1/state/submit", ALICE, {"summary": NOTE, "pages": 7})
     assert response.status_code == 200, response.get_data(as_text=True)
     answered = response.get_json()["result"]["record"]
     assert states(app) == ["OPEN", "REVIEW", "DRAFT", "DRAFT"]
@@ -333,9 +331,7 @@ class MidTransition:
 
 
 @pytest.fixture
-def mid_transition(
-    reliability: t.Any, snapshot: Snapshot, database_url: str, gate: Path
-) -> t.Iterator[MidTransition]:
+def mid_transition(reliability: t.Any, snapshot: Snapshot, database_url: str, gate: Path) -> t.Iterator[MidTransition]:
     """One gunicorn worker archiving the folder, stopped in document 3's
     hook: the folder's new state, its record and the note's blob are
     written and not committed."""

@@ -13,6 +13,7 @@ import typing as t
 import hypothesis.strategies as st
 import pytest
 import sqlalchemy as sa
+from feed import settled
 from flask import Flask
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import (
@@ -22,7 +23,6 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from feed import settled
 from reliability_app import USERS, Document, Folder, User, db
 
 from flask_statemgr import TransitionError, query_history
@@ -84,7 +84,7 @@ class RefDocument:
     archives: int = 0
 
 
-RefObject = t.Union[RefFolder, RefDocument]
+RefObject = RefFolder | RefDocument
 
 
 @dataclasses.dataclass
@@ -180,9 +180,7 @@ class Reference:
             if len(summary) > 4000:
                 return None
             # the form's JSON Schema: an integer, not null and not its text
-            if "pages" in data and (
-                not isinstance(pages, int) or isinstance(pages, bool) or not 1 <= pages <= 10_000
-            ):
+            if "pages" in data and (not isinstance(pages, int) or isinstance(pages, bool) or not 1 <= pages <= 10_000):
                 return None
             # unknown fields ("extra") are dropped by the form, never stored
             return {"summary": summary, "pages": pages}
@@ -201,7 +199,11 @@ class Reference:
             target = RULES[kind][transition].target
             self.history.append(
                 RefRecord(
-                    kind, obj.id, transition, obj.state, target,
+                    kind,
+                    obj.id,
+                    transition,
+                    obj.state,
+                    target,
                     None if user is None else str(user.id),
                     (data or None) if i == 0 else None,
                     None if i == 0 else root,
@@ -224,13 +226,18 @@ def _holds_nul(value: t.Any) -> bool:
 
 text = st.sampled_from(["", "  ", "ok", "Not good enough", "<script>alert(1)</script>", "ü" * 700, "x" * 1500])
 json_scalars = (
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(st.characters(exclude_categories=["Cs"]), max_size=20)
 )
 json_values = st.recursive(
     json_scalars,
-    lambda inner: st.lists(inner, max_size=3)
-    | st.dictionaries(st.text(st.characters(exclude_categories=["Cs"]), max_size=5), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(st.characters(exclude_categories=["Cs"]), max_size=5), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 free_payloads = st.none() | st.dictionaries(
@@ -272,7 +279,9 @@ class Machine(RuleBasedStateMachine):
             max_size=6,
         ),
     )
-    def populate(self, folders: list[tuple[int, bool]], documents: list[tuple[int, int, str, str | None, str | None]]) -> None:
+    def populate(
+        self, folders: list[tuple[int, bool]], documents: list[tuple[int, int, str, str | None, str | None]]
+    ) -> None:
         folder_refs = [RefFolder(i + 1, owner, private) for i, (owner, private) in enumerate(folders)]
         document_refs = [
             RefDocument(i + 1, folder_refs[f % len(folder_refs)], author, title, embargo, fault)
@@ -287,8 +296,12 @@ class Machine(RuleBasedStateMachine):
             session.flush()
             session.add_all(
                 Document(
-                    id=d.id, folder_id=d.folder.id, title=d.title, author_id=d.author,
-                    embargo=d.embargo, fault=d.fault,
+                    id=d.id,
+                    folder_id=d.folder.id,
+                    title=d.title,
+                    author_id=d.author,
+                    embargo=d.embargo,
+                    fault=d.fault,
                 )
                 for d in document_refs
             )
@@ -312,10 +325,14 @@ class Machine(RuleBasedStateMachine):
         # a user who holds its role, so that sequences get somewhere
         possible = sorted(n for n, r in RULES[kind].items() if obj.state in r.sources)
         name = data.draw(st.sampled_from(possible) | st.sampled_from(sorted(RULES[kind])), label="transition")
-        user = data.draw(st.sampled_from(self.ref.role_holders(kind, obj, name)) | st.sampled_from(ACTORS), label="user")
+        user = data.draw(
+            st.sampled_from(self.ref.role_holders(kind, obj, name)) | st.sampled_from(ACTORS), label="user"
+        )
         payload = data.draw(
-            submit_payloads if (kind, name) == ("document", "submit")
-            else reject_payloads if name == "reject"
+            submit_payloads
+            if (kind, name) == ("document", "submit")
+            else reject_payloads
+            if name == "reject"
             else free_payloads,
             label="payload",
         )
@@ -349,11 +366,11 @@ class Machine(RuleBasedStateMachine):
         self.ref.apply(steps, name, user, cleaned)
         record = outcome["record"]
         expected = self.ref.history[first]
-        assert (record["model"], record["object_id"], record["transition"]) == (
-            CLASS_NAMES[kind], str(obj.id), name
-        )
+        assert (record["model"], record["object_id"], record["transition"]) == (CLASS_NAMES[kind], str(obj.id), name)
         assert (record["source"], record["target"], record["user_id"]) == (
-            expected.source, expected.target, expected.user_id
+            expected.source,
+            expected.target,
+            expected.user_id,
         )
         assert outcome["steps"] == len(steps)
 
@@ -376,8 +393,13 @@ class Machine(RuleBasedStateMachine):
             return 200, {"record": record, "steps": len(result.steps)}
 
     def _via_http(
-        self, kind: str, obj: RefObject, name: str, user: User | None,
-        payload: dict[str, t.Any] | None, confirm: bool,
+        self,
+        kind: str,
+        obj: RefObject,
+        name: str,
+        user: User | None,
+        payload: dict[str, t.Any] | None,
+        confirm: bool,
     ) -> tuple[int, dict[str, t.Any]]:
         body = dict(payload or {})
         if confirm:
@@ -454,9 +476,7 @@ class Machine(RuleBasedStateMachine):
                 assert folders[f.id]._state == STATE_VALUES["folder"][f.state]
             for d in self.ref.documents:
                 row = documents[d.id]
-                assert (row._state, row.pages, row.archives) == (
-                    STATE_VALUES["document"][d.state], d.pages, d.archives
-                )
+                assert (row._state, row.pages, row.archives) == (STATE_VALUES["document"][d.state], d.pages, d.archives)
             for kind, ref in self.ref.objects():
                 instance = (folders if kind == "folder" else documents)[ref.id]
                 for user in ACTORS:
@@ -472,14 +492,28 @@ class Machine(RuleBasedStateMachine):
             ids = [r.id for r in records]
             assert [
                 (
-                    r.model, r.object_id, r.manager, r.transition, r.source, r.target, r.user_id,
-                    r.payload, None if r.parent_id is None else ids.index(r.parent_id),
+                    r.model,
+                    r.object_id,
+                    r.manager,
+                    r.transition,
+                    r.source,
+                    r.target,
+                    r.user_id,
+                    r.payload,
+                    None if r.parent_id is None else ids.index(r.parent_id),
                 )
                 for r in records
             ] == [
                 (
-                    CLASS_NAMES[r.kind], str(r.object_id), "state", r.transition, r.source, r.target,
-                    r.user_id, r.payload, r.parent,
+                    CLASS_NAMES[r.kind],
+                    str(r.object_id),
+                    "state",
+                    r.transition,
+                    r.source,
+                    r.target,
+                    r.user_id,
+                    r.payload,
+                    r.parent,
                 )
                 for r in self.ref.history
             ]

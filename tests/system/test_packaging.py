@@ -18,7 +18,18 @@ ROOT = Path(__file__).parents[2]
 
 def test_wheel_carries_and_serves_templates_and_static(tmp_path: Path) -> None:
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
         check=True,
     )
     (wheel,) = tmp_path.glob("flask_statemgr-*.whl")
@@ -48,7 +59,9 @@ client = app.test_client()
 js = client.get("/_statemgr/static/statemgr.js")
 assert js.status_code == 200 and b"StateClient" in js.data, js.status_code
 with app.test_request_context():
-    html = render_template_string('{% from "statemgr/macros.html" import transition_form %}{{ transition_form(None, "/x") }}')
+    html = render_template_string(
+        '{% from "statemgr/macros.html" import transition_form %}{{ transition_form(None, "/x") }}'
+    )
 assert 'action="/x"' in html, html
 # the compiled German catalog travels in the wheel and is found there
 from flask_babel import Babel
@@ -71,7 +84,18 @@ print("ok")
 
 def test_wheel_metadata_declares_license_and_dependencies(tmp_path: Path) -> None:
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
         check=True,
     )
     (wheel,) = tmp_path.glob("flask_statemgr-*.whl")
@@ -96,7 +120,9 @@ def test_wheel_metadata_declares_license_and_dependencies(tmp_path: Path) -> Non
 
 
 def test_sdist_carries_the_license(tmp_path: Path) -> None:
-    subprocess.run([sys.executable, "-m", "hatchling", "build", "-t", "sdist", "-d", str(tmp_path)], cwd=ROOT, check=True)
+    subprocess.run(
+        [sys.executable, "-m", "hatchling", "build", "-t", "sdist", "-d", str(tmp_path)], cwd=ROOT, check=True
+    )
     (sdist,) = tmp_path.glob("flask_statemgr-*.tar.gz")
     with tarfile.open(sdist) as archive:
         names = archive.getnames()

@@ -63,11 +63,7 @@ def test_every_operation(secured: t.Callable[..., t.Any], operation_id: str, mod
     app = secured()
     schema = schemathesis.openapi.from_wsgi("/_statemgr/openapi.json", app)
     if operation_id == "perform":
-        ids = [
-            item["post"]["operationId"]
-            for item in schema.raw_schema["paths"].values()
-            if "post" in item
-        ]
+        ids = [item["post"]["operationId"] for item in schema.raw_schema["paths"].values() if "post" in item]
         assert ids and all(i.startswith("perform_") for i in ids)
     else:
         ids = [operation_id]

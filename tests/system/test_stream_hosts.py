@@ -101,7 +101,10 @@ def perform(base: str, document: int, transition: str) -> int:
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 @pytest.mark.parametrize("broker", ["notify", pytest.param("redis", marks=pytest.mark.redis)])
 def test_a_change_through_one_host_reaches_a_stream_on_another_and_survives_its_worker(
-    reliability: t.Callable[..., t.Any], database_url: str, broker: str, request: pytest.FixtureRequest,
+    reliability: t.Callable[..., t.Any],
+    database_url: str,
+    broker: str,
+    request: pytest.FixtureRequest,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     app = reliability()
@@ -110,9 +113,10 @@ def test_a_change_through_one_host_reaches_a_stream_on_another_and_survives_its_
     environ = {"STATEMGR_EVENTS_CHANNEL": f"statemgr_test_{uuid.uuid4().hex}", "STATEMGR_EVENTS_HEARTBEAT": "60"}
     if broker == "redis":
         environ["STATEMGR_EVENTS_BROKER"] = request.getfixturevalue("redis_url")
-    with gunicorn(database_url, workers=1, threads=4, host=HOST_A, **environ) as a, gunicorn(
-        database_url, workers=1, threads=4, host=HOST_B, **environ
-    ) as b:
+    with (
+        gunicorn(database_url, workers=1, threads=4, host=HOST_A, **environ) as a,
+        gunicorn(database_url, workers=1, threads=4, host=HOST_B, **environ) as b,
+    ):
         start = call(b, "/_statemgr/events")[2]["cursor"]
         client = Client(b, "alice", start)
         client.connect()

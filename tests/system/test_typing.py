@@ -40,14 +40,9 @@ def run(*command: str, cwd: pathlib.Path = ROOT, **env: str) -> subprocess.Compl
 def mypy(*paths: pathlib.Path) -> tuple[int, list[tuple[int, str]], str]:
     """Run mypy with the project's configuration: its status, the (line,
     code) of each error in ``paths``, and its output."""
-    process = run(
-        "mypy", "--config-file", "pyproject.toml", *map(str, paths), MYPYPATH=str(TYPE_CHECK)
-    )
+    process = run("mypy", "--config-file", "pyproject.toml", *map(str, paths), MYPYPATH=str(TYPE_CHECK))
     output = process.stdout + process.stderr
-    errors = [
-        (int(line), code)
-        for line, code in re.findall(r"^[^:\n]+:(\d+): error: .*\[([\w-]+)\]$", output, re.M)
-    ]
+    errors = [(int(line), code) for line, code in re.findall(r"^[^:\n]+:(\d+): error: .*\[([\w-]+)\]$", output, re.M)]
     return process.returncode, errors, output
 
 
@@ -55,9 +50,7 @@ def pyright(*paths: pathlib.Path) -> tuple[int, list[tuple[int, str]], str]:
     """Run pyright with the project's configuration (from the ``pyright``
     package, which installs pyright from npm on first use): its status, the
     (line, rule) of each error, and its report."""
-    process = run(
-        "pyright", "--outputjson", "--pythonpath", sys.executable, *map(str, paths)
-    )
+    process = run("pyright", "--outputjson", "--pythonpath", sys.executable, *map(str, paths))
     try:
         report = json.loads(process.stdout)
     except ValueError:
@@ -109,8 +102,15 @@ def test_public_api_is_typed(tmp_path: pathlib.Path) -> None:
     # outside the project, so pyright checks the package as a user's
     # checker sees it (through the import path), not as project sources
     process = run(
-        "pyright", "--verifytypes", "flask_statemgr", "--ignoreexternal", "--outputjson",
-        "--pythonpath", sys.executable, cwd=tmp_path, PYTHONPATH=str(ROOT),
+        "pyright",
+        "--verifytypes",
+        "flask_statemgr",
+        "--ignoreexternal",
+        "--outputjson",
+        "--pythonpath",
+        sys.executable,
+        cwd=tmp_path,
+        PYTHONPATH=str(ROOT),
     )
     report = json.loads(process.stdout)["typeCompleteness"]
     unknown = [s["name"] for s in report["symbols"] if s["isExported"] and not s["isTypeKnown"]]
@@ -137,7 +137,9 @@ class Publication(StateManager):
 def test_a_state_of_the_manager_in_sql_names_the_right_spelling(use: t.Callable[[], object]) -> None:
     # typed as SQL (it is what ``Model.state.DRAFT`` is typed as), but not
     # bound to a model
-    with pytest.raises(TypeError, match=r"Publication\.DRAFT> is not bound to a model.*Model\.<manager attribute>\.DRAFT"):
+    with pytest.raises(
+        TypeError, match=r"Publication\.DRAFT> is not bound to a model.*Model\.<manager attribute>\.DRAFT"
+    ):
         use()
 
 

@@ -20,6 +20,7 @@ from wtforms import Form, StringField
 from flask_statemgr import (
     Availability,
     BoundTransition,
+    BulkResult,
     Plan,
     Reason,
     State,
@@ -211,6 +212,9 @@ def class_access(session: orm.Session, review: Review) -> None:
     session.execute(sa.select(sa.case((Project.state.DRAFT, "draft"), else_="other")))
     session.query(Project).filter(Project.state.LIVE)
     db.session.scalars(db.select(Project).where(Project.state.GONE))
+    # many objects at once (DESIGN §5): a list or a select() of the model
+    assert_type(Project.state.withdraw.perform_all([Project()], None), BulkResult)
+    assert_type(Project.state.withdraw.perform_all(query, data={"reason": "x"}, session=session), BulkResult)
     # the clause's own methods, through the clause
     assert_type(Project.state.DRAFT.__clause_element__().label("draft"), sa.Label[bool])
 

@@ -49,29 +49,39 @@ def _roles(roles: t.Any) -> None:
     ("declare", "error", "message"),
     [
         pytest.param(
-            _group_with_a_conditional_and_its_base, ValueError,
+            _group_with_a_conditional_and_its_base,
+            ValueError,
             r"^Post\.VISIBLE: the group holds RECENT and its base PUBLISHED",
             id="group-with-a-conditional-and-its-base",
         ),
         pytest.param(
-            _nested_group_with_a_conditional_and_its_base, ValueError,
-            r"^Post\.SHOWN: the group holds RECENT and its base PUBLISHED", id="nested-group",
+            _nested_group_with_a_conditional_and_its_base,
+            ValueError,
+            r"^Post\.SHOWN: the group holds RECENT and its base PUBLISHED",
+            id="nested-group",
         ),
         pytest.param(
-            _one_transition_bound_to_two_names, ValueError,
+            _one_transition_bound_to_two_names,
+            ValueError,
             r"^Post\.unpublish: the same Transition is already bound to Post\.withdraw",
             id="one-transition-two-names",
         ),
         pytest.param(
-            functools.partial(_roles, "editor"), TypeError,
-            r"^Post\.publish: roles must be a set of role names, not the string", id="roles-as-a-string",
+            functools.partial(_roles, "editor"),
+            TypeError,
+            r"^Post\.publish: roles must be a set of role names, not the string",
+            id="roles-as-a-string",
         ),
         pytest.param(
-            functools.partial(_roles, b"editor"), TypeError,
-            r"^Post\.publish: roles must be a set of role names, not the string", id="roles-as-bytes",
+            functools.partial(_roles, b"editor"),
+            TypeError,
+            r"^Post\.publish: roles must be a set of role names, not the string",
+            id="roles-as-bytes",
         ),
         pytest.param(
-            functools.partial(_roles, {1}), TypeError, r"^Post\.publish: roles must be role names \(str\)",
+            functools.partial(_roles, {1}),
+            TypeError,
+            r"^Post\.publish: roles must be role names \(str\)",
             id="roles-that-are-not-names",
         ),
     ],
@@ -118,10 +128,7 @@ def test_a_transition_of_another_manager() -> None:
 )
 def test_a_name_declared_twice(body: str, kind: str) -> None:
     source = (
-        "class Post(StateManager):\n"
-        "    PUBLISHED = State(1, 'Published')\n"
-        "    DRAFT = State(0, 'Draft')\n"
-        f"    {body}\n"
+        f"class Post(StateManager):\n    PUBLISHED = State(1, 'Published')\n    DRAFT = State(0, 'Draft')\n    {body}\n"
     )
     message = f"Post.{body.split()[0]}: declared twice in the class body; the first {kind} would be lost"
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):

@@ -54,10 +54,7 @@ def is_valid(form_class: type[Form], instance: dict[str, t.Any]) -> bool:
 
 
 #: What DataRequired keeps of a string: one character str.strip() keeps.
-NON_BLANK = (
-    "[^\\x09-\\x0d\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028-\\u2029"
-    "\\u202f\\u205f\\u3000]"
-)
+NON_BLANK = "[^\\x09-\\x0d\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028-\\u2029\\u202f\\u205f\\u3000]"
 DATE = r"^[1-9][0-9]{3}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])(?![\s\S])"
 DATE_TIME = (
     r"^[1-9][0-9]{3}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
@@ -240,9 +237,7 @@ def test_select_field_coerced_values() -> None:
 
 
 def test_select_field_mixed_values_have_no_type() -> None:
-    field = fields.SelectField(
-        choices=[("", "Pick one"), ("1", "One")], coerce=lambda v: int(v) if v else None
-    )
+    field = fields.SelectField(choices=[("", "Pick one"), ("1", "One")], coerce=lambda v: int(v) if v else None)
     schema = prop(field)
     assert "type" not in schema
     assert [option["const"] for option in schema["oneOf"]] == ["", 1]
@@ -646,7 +641,11 @@ def test_format_validators_are_the_servers(validator: t.Any) -> None:
 def test_read_only_with_a_default() -> None:
     # The form refuses any value but the one it started with.
     assert prop(fields.StringField(default="x", validators=[validators.ReadOnly()])) == {
-        "type": "string", "readOnly": True, "const": "x", "title": "F", "default": "x",
+        "type": "string",
+        "readOnly": True,
+        "const": "x",
+        "title": "F",
+        "default": "x",
     }
 
 
@@ -710,12 +709,8 @@ def test_no_default(field: t.Any) -> None:
 
 
 class Publish(FlaskForm):
-    title = fields.StringField(
-        "Title", [validators.DataRequired(), validators.Length(max=5)]
-    )
-    count = fields.IntegerField(
-        "Count", [validators.Optional(), validators.NumberRange(min=0, max=10)]
-    )
+    title = fields.StringField("Title", [validators.DataRequired(), validators.Length(max=5)])
+    count = fields.IntegerField("Count", [validators.Optional(), validators.NumberRange(min=0, max=10)])
     kind = fields.SelectField("Kind", choices=[("a", "A"), ("b", "B")])
     agree = fields.BooleanField("Agree", [validators.DataRequired()])
     tags = fields.SelectMultipleField("Tags", choices=[("x", "X"), ("y", "Y")])
@@ -775,9 +770,7 @@ class Everything(Form):
     ok = fields.BooleanField(validators=[validators.DataRequired()])
     kind = fields.SelectField(choices=[("1", "One"), ("2", "Two")], coerce=int)
     radio = fields.RadioField(choices=[("a", "A")])
-    many = fields.SelectMultipleField(
-        choices=[("a", "A")], validators=[validators.Length(max=1)]
-    )
+    many = fields.SelectMultipleField(choices=[("a", "A")], validators=[validators.Length(max=1)])
     due = fields.DateField(default=datetime.date(2024, 1, 1))
     at = fields.DateTimeLocalField()
     clock = fields.TimeField()
@@ -822,9 +815,7 @@ def test_data_the_form_accepts_is_valid(instance: dict[str, t.Any]) -> None:
         ({"title": "Hi", "kind": "a", "agree": True, "tags": ["z"]}, "tags"),
     ],
 )
-def test_data_the_form_refuses_is_invalid(
-    instance: dict[str, t.Any], field: str
-) -> None:
+def test_data_the_form_refuses_is_invalid(instance: dict[str, t.Any], field: str) -> None:
     assert list(validate_form_data(Publish, instance)[1]) == [field]
     assert not is_valid(Publish, instance)
 
@@ -834,8 +825,7 @@ def test_data_the_form_refuses_is_invalid(
         {},
         optional={
             "title": st.text(string.ascii_letters, max_size=7),
-            "count": st.integers(-3, 13)
-            | st.floats(-3, 13).map(lambda x: round(x * 2) / 2),
+            "count": st.integers(-3, 13) | st.floats(-3, 13).map(lambda x: round(x * 2) / 2),
             "kind": st.sampled_from(["a", "b", "c", ""]),
             "agree": st.booleans(),
             "tags": st.lists(st.sampled_from(["x", "y", "z"]), max_size=2, unique=True),
@@ -971,9 +961,7 @@ def test_false_is_not_sent_and_null_is_not_a_value() -> None:
 
 
 def test_errors() -> None:
-    data, errors = validate_form_data(
-        Order, {"quantity": "many", "size": 3, "extras": ["c"]}
-    )
+    data, errors = validate_form_data(Order, {"quantity": "many", "size": 3, "extras": ["c"]})
     assert errors == {
         "name": ["This field is required."],
         "quantity": ["Not a valid integer value.", "Number must be at least 1."],
@@ -1099,9 +1087,7 @@ def app() -> Flask:
 
 def test_flask_form_in_a_request_ignores_the_request(app: Flask) -> None:
     with app.test_request_context(method="POST", data={"title": "From request"}):
-        data, errors = validate_form_data(
-            Publish, {"title": "Hi", "kind": "a", "agree": True}
-        )
+        data, errors = validate_form_data(Publish, {"title": "Hi", "kind": "a", "agree": True})
         assert errors == {}
         assert data["title"] == "Hi"
         # CSRF is on for the app, but not for data validated here.
@@ -1112,20 +1098,12 @@ def test_flask_form_in_a_request_ignores_the_request(app: Flask) -> None:
 
 def test_flask_form_in_an_app_context(app: Flask) -> None:
     with app.app_context():
-        assert (
-            validate_form_data(Publish, {"title": "Hi", "kind": "a", "agree": True})[1]
-            == {}
-        )
+        assert validate_form_data(Publish, {"title": "Hi", "kind": "a", "agree": True})[1] == {}
 
 
 def test_flask_form_without_a_context() -> None:
-    assert (
-        validate_form_data(Publish, {"title": "Hi", "kind": "a", "agree": True})[1]
-        == {}
-    )
-    assert validate_form_data(Publish, {"kind": "b", "agree": True})[1] == {
-        "title": ["This field is required."]
-    }
+    assert validate_form_data(Publish, {"title": "Hi", "kind": "a", "agree": True})[1] == {}
+    assert validate_form_data(Publish, {"kind": "b", "agree": True})[1] == {"title": ["This field is required."]}
 
 
 # -- binding a form for a view
@@ -1156,9 +1134,7 @@ def test_bind_form_on_post(app: Flask) -> None:
 
 
 def test_bind_form_keeps_csrf(app: Flask) -> None:
-    with app.test_request_context(
-        method="POST", data={"title": "Hi", "kind": "a", "agree": "y"}
-    ):
+    with app.test_request_context(method="POST", data={"title": "Hi", "kind": "a", "agree": "y"}):
         form = bind_form(Publish)
         assert not form.validate()
         assert "csrf_token" in form.errors
@@ -1181,9 +1157,7 @@ def test_rfc3339_date_times_are_accepted() -> None:
         at = fields.DateTimeLocalField(validators=[validators.DataRequired()])
         zoned = fields.DateTimeLocalField(tz=datetime.timezone(datetime.timedelta(hours=2)))
 
-    data, errors = validate_form_data(
-        F, {"at": "2024-05-01T14:30:00.5+02:00", "zoned": "2024-05-01T14:30:00Z"}
-    )
+    data, errors = validate_form_data(F, {"at": "2024-05-01T14:30:00.5+02:00", "zoned": "2024-05-01T14:30:00Z"})
     assert errors == {}
     # converted to UTC and naive, or to the field's zone
     assert data["at"] == datetime.datetime(2024, 5, 1, 12, 30)
@@ -1340,17 +1314,13 @@ DIFFERENTIAL_FIELDS: dict[str, t.Any] = {
     "select_default": fields.SelectField(choices=["a", "b"], default="b"),
     "select_int": fields.SelectField(choices=[("1", "One"), ("2", "Two")], coerce=int),
     "select_optional": fields.SelectField(choices=[("", "-"), ("a", "A")], validators=[v.Optional()]),
-    "select_data_required": fields.SelectField(
-        choices=[("", "-"), ("a", "A")], validators=[v.DataRequired()]
-    ),
+    "select_data_required": fields.SelectField(choices=[("", "-"), ("a", "A")], validators=[v.DataRequired()]),
     "select_mixed": fields.SelectField(choices=[("", "Pick"), ("1", "One")], coerce=lenient_int),
     "select_unvalidated": fields.SelectField(choices=[("a", "A")], validate_choice=False),
     "radio": fields.RadioField(choices=["a", "b"]),
     "multi": fields.SelectMultipleField(choices=["a", "b"]),
     "multi_required": fields.SelectMultipleField(choices=["a", "b"], validators=[v.DataRequired()]),
-    "multi_int": fields.SelectMultipleField(
-        choices=[("1", "1"), ("2", "2")], coerce=int, validators=[v.Length(max=1)]
-    ),
+    "multi_int": fields.SelectMultipleField(choices=[("1", "1"), ("2", "2")], coerce=int, validators=[v.Length(max=1)]),
     "multi_checkboxes": fields.SelectMultipleField(
         choices=["a", "b"], widget=widgets.ListWidget(), option_widget=widgets.CheckboxInput()
     ),
@@ -1372,9 +1342,7 @@ DIFFERENTIAL_FIELDS: dict[str, t.Any] = {
     "form_optional": fields.FormField(Note),
     "list": fields.FieldList(fields.StringField(), max_entries=2),
     "list_numbers": fields.FieldList(fields.IntegerField(validators=[v.NumberRange(max=9)])),
-    "list_required": fields.FieldList(
-        fields.StringField(validators=[v.DataRequired()]), min_entries=1
-    ),
+    "list_required": fields.FieldList(fields.StringField(validators=[v.DataRequired()]), min_entries=1),
 }
 del v
 
@@ -1382,23 +1350,129 @@ OMITTED = object()
 #: Values of every JSON type, and strings in the shapes that the fields, the
 #: formats and the two regex dialects read differently.
 DIFFERENTIAL_VALUES: list[t.Any] = [
-    OMITTED, None, True, False, 0, 1, 2, 3, 13, -1, 2.5, 3.0, 0.5, 1.5, 9, 10, 500, 501, 10**20,
-    "", " ", "\t", "\n", "\u00a0", "\x1c", "\ufeff", "\u2028", "a", " a ", "abc", "abc\n", "ab",
-    "cd", "abcd", "a\nc", "a\rc", "a\u2028c", "B-204", "B-204\n", "b-204", "B-\u0662\u0660\u0664",
-    "x" * 6, "\u00e9", "01:23:45:67:89:ab", "01:23:45:67:89:ab\n", "0", "1", "2", "1.5", "-3", "true", "y", "false", "x", "#ff0000",
-    "2024-05-01", "2024-5-1", "2024-02-29", "2023-02-29", "2024-02-30", "0000-01-01",
-    "0999-01-01", "2024-05-01 ", "2024-05-01\n", "01.05.2024", "\u0662\u0660\u0662\u0664-05-01",
-    "2024-05-01T14:30:00Z", "2024-05-01T14:30:00+02:00", "2024-05-01T14:30:00.123456789-05:30",
-    "2024-05-01t14:30:00z", "2024-05-01 14:30:00Z", "2024-05-01T14:30:00+02",
-    "2024-05-01T14:30:00+0200", "2024-05-01T14:30", "2024-05-01T14:30:00", "2024-05-01 14:30:00",
-    "2024-12-31T23:59:60Z", "2024-05-01T24:00:00Z", "2024-05-01T14:30:00+24:00",
-    "2024-05-01T14:30:00Z\n", "2023-02-29T10:00:00Z", "1999-12-31T23:59:59-23:59",
-    "14:30", "14:30:15", "14:30:15.5", "24:00", "9:30", "14:30Z", "14:30:00+02:00",
-    "2024-05", "2024-13", "2024-5", "2024-W18", "2024-W53", "2024-W54", "2024-W5",
-    [], ["a"], ["a", "a"], ["a", "b"], ["b"], ["x"], [1], [1, 2], [2], ["1"], [""], [True], [None],
-    [["a"]], [{"a": 1}], ["ab", "cd", "ef"], [9, 10], [3.0],
-    {}, {"city": "Lyon"}, {"city": ""}, {"city": " "}, {"city": 5}, {"city": "Lyon", "zip": "1234"},
-    {"city": "Lyon", "zip": "12345"}, {"city": "Lyon", "zip": ""}, {"text": "t", "pinned": "y"},
+    OMITTED,
+    None,
+    True,
+    False,
+    0,
+    1,
+    2,
+    3,
+    13,
+    -1,
+    2.5,
+    3.0,
+    0.5,
+    1.5,
+    9,
+    10,
+    500,
+    501,
+    10**20,
+    "",
+    " ",
+    "\t",
+    "\n",
+    "\u00a0",
+    "\x1c",
+    "\ufeff",
+    "\u2028",
+    "a",
+    " a ",
+    "abc",
+    "abc\n",
+    "ab",
+    "cd",
+    "abcd",
+    "a\nc",
+    "a\rc",
+    "a\u2028c",
+    "B-204",
+    "B-204\n",
+    "b-204",
+    "B-\u0662\u0660\u0664",
+    "x" * 6,
+    "\u00e9",
+    "01:23:45:67:89:ab",
+    "01:23:45:67:89:ab\n",
+    "0",
+    "1",
+    "2",
+    "1.5",
+    "-3",
+    "true",
+    "y",
+    "false",
+    "x",
+    "#ff0000",
+    "2024-05-01",
+    "2024-5-1",
+    "2024-02-29",
+    "2023-02-29",
+    "2024-02-30",
+    "0000-01-01",
+    "0999-01-01",
+    "2024-05-01 ",
+    "2024-05-01\n",
+    "01.05.2024",
+    "\u0662\u0660\u0662\u0664-05-01",
+    "2024-05-01T14:30:00Z",
+    "2024-05-01T14:30:00+02:00",
+    "2024-05-01T14:30:00.123456789-05:30",
+    "2024-05-01t14:30:00z",
+    "2024-05-01 14:30:00Z",
+    "2024-05-01T14:30:00+02",
+    "2024-05-01T14:30:00+0200",
+    "2024-05-01T14:30",
+    "2024-05-01T14:30:00",
+    "2024-05-01 14:30:00",
+    "2024-12-31T23:59:60Z",
+    "2024-05-01T24:00:00Z",
+    "2024-05-01T14:30:00+24:00",
+    "2024-05-01T14:30:00Z\n",
+    "2023-02-29T10:00:00Z",
+    "1999-12-31T23:59:59-23:59",
+    "14:30",
+    "14:30:15",
+    "14:30:15.5",
+    "24:00",
+    "9:30",
+    "14:30Z",
+    "14:30:00+02:00",
+    "2024-05",
+    "2024-13",
+    "2024-5",
+    "2024-W18",
+    "2024-W53",
+    "2024-W54",
+    "2024-W5",
+    [],
+    ["a"],
+    ["a", "a"],
+    ["a", "b"],
+    ["b"],
+    ["x"],
+    [1],
+    [1, 2],
+    [2],
+    ["1"],
+    [""],
+    [True],
+    [None],
+    [["a"]],
+    [{"a": 1}],
+    ["ab", "cd", "ef"],
+    [9, 10],
+    [3.0],
+    {},
+    {"city": "Lyon"},
+    {"city": ""},
+    {"city": " "},
+    {"city": 5},
+    {"city": "Lyon", "zip": "1234"},
+    {"city": "Lyon", "zip": "12345"},
+    {"city": "Lyon", "zip": ""},
+    {"text": "t", "pinned": "y"},
     {"pinned": False},
 ]
 
@@ -1458,9 +1532,7 @@ def test_the_served_schema_is_standard(ajv: t.Any, example: Flask) -> None:
     assert errors == [None] * len(entries)
     hints = [entry["ui"] for entry in entries]
     assert {"notes": {"ui:widget": "textarea"}} in hints
-    assert all(
-        key.startswith("ui:") for hint in hints for field in hint.values() for key in field
-    )
+    assert all(key.startswith("ui:") for hint in hints for field in hint.values() for key in field)
 
 
 #: Regular expressions as apps write them, with how WTForms applies them.

@@ -255,9 +255,7 @@ MALFORMED = {
     "negative extension": b"\xd4\xfb\x00",
     "short datetime": raw_ext(1, b"\x00"),
     "month 13": raw_ext(1, struct.pack(">HBBBBBIB", 2024, 13, 1, 0, 0, 0, 0, 0)),
-    "day offset": raw_ext(
-        2, struct.pack(">HBBBBBIBq", 2024, 1, 1, 0, 0, 0, 0, 0, 86_400_000_000)
-    ),
+    "day offset": raw_ext(2, struct.pack(">HBBBBBIBq", 2024, 1, 1, 0, 0, 0, 0, 0, 86_400_000_000)),
     "decimal": raw_ext(6, b"twelve"),
     "decimal non-ascii": raw_ext(6, "١".encode()),
     "uuid": raw_ext(7, b"short"),
@@ -301,9 +299,7 @@ scalars = st.one_of(
 )
 hashables = st.recursive(
     scalars,
-    lambda inner: (
-        st.lists(inner, max_size=3).map(tuple) | st.frozensets(inner, max_size=3)
-    ),
+    lambda inner: st.lists(inner, max_size=3).map(tuple) | st.frozensets(inner, max_size=3),
     max_leaves=6,
 )
 values = st.recursive(
@@ -327,9 +323,7 @@ def test_every_supported_value_round_trips(value: t.Any) -> None:
 
 @settings(max_examples=100, deadline=None)
 @given(st.dictionaries(st.text(), values, max_size=6), st.randoms())
-def test_key_order_never_changes_the_bytes(
-    value: dict[str, t.Any], random: t.Any
-) -> None:
+def test_key_order_never_changes_the_bytes(value: dict[str, t.Any], random: t.Any) -> None:
     items = list(value.items())
     random.shuffle(items)
     assert pack(dict(items)) == pack(value)

@@ -75,11 +75,24 @@ def test_conditional_states() -> None:
 
 def test_states_and_transitions_in_declaration_order() -> None:
     assert list(ProjectState.states()) == [
-        "DRAFT", "PUBLISHED", "WITHDRAWN", "DELETED", "GONE", "UNPUBLISHED", "LIVE",
-        "PINNED", "REDRAFTABLE",
+        "DRAFT",
+        "PUBLISHED",
+        "WITHDRAWN",
+        "DELETED",
+        "GONE",
+        "UNPUBLISHED",
+        "LIVE",
+        "PINNED",
+        "REDRAFTABLE",
     ]
     assert list(ProjectState.transitions()) == [
-        "publish", "withdraw", "unpin", "redraft", "archive", "delete", "submit",
+        "publish",
+        "withdraw",
+        "unpin",
+        "redraft",
+        "archive",
+        "delete",
+        "submit",
     ]
     assert ProjectState.states()["GONE"] is ProjectState.GONE
     assert ProjectState.transitions()["publish"] is ProjectState.publish
@@ -112,9 +125,7 @@ def test_transition_introspection() -> None:
 
 def test_transition_sources() -> None:
     delete = ProjectState.delete
-    assert delete.sources == frozenset(
-        {ProjectState.DRAFT, ProjectState.PUBLISHED, ProjectState.WITHDRAWN}
-    )
+    assert delete.sources == frozenset({ProjectState.DRAFT, ProjectState.PUBLISHED, ProjectState.WITHDRAWN})
     # a group as the source covers its members; a conditional member stays
     # conditional
     assert ProjectState.redraft.sources == frozenset({ProjectState.WITHDRAWN, ProjectState.LIVE})
@@ -382,8 +393,7 @@ def test_enum_int_values() -> None:
 
 def _check_sql(table: sa.Table, column: str) -> str:
     (check,) = [
-        c for c in table.constraints
-        if isinstance(c, sa.CheckConstraint) and c.name == f"ck_{table.name}_{column}"
+        c for c in table.constraints if isinstance(c, sa.CheckConstraint) and c.name == f"ck_{table.name}_{column}"
     ]
     return str(check.sqltext.compile(compile_kwargs={"literal_binds": True}))
 
@@ -398,10 +408,7 @@ def test_column_shape() -> None:
     review = Project.__table__.c._review
     assert isinstance(review.type, sa.String) and review.type.length == len("approved")
     assert review.default is not None and review.default.arg == "pending"
-    assert (
-        _check_sql(Project.__table__, "_review")
-        == "core_project._review IN ('pending', 'approved', 'locked')"
-    )
+    assert _check_sql(Project.__table__, "_review") == "core_project._review IN ('pending', 'approved', 'locked')"
 
 
 def test_column_on_an_abstract_base_keeps_its_check() -> None:

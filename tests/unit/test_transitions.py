@@ -46,9 +46,7 @@ def _project(**kwargs: t.Any) -> Project:
     return Project(**kwargs)
 
 
-def _failure(
-    bound: BoundTransition, user: t.Any, error: type[TransitionError], status: int
-) -> list[Reason]:
+def _failure(bound: BoundTransition, user: t.Any, error: type[TransitionError], status: int) -> list[Reason]:
     """Assert ``check`` and performing agree on the failure; its reasons."""
     assert bound.is_available(user) is False
     availability = bound.check(user)
@@ -120,9 +118,7 @@ def test_requires_through_a_relationship() -> None:
     class Edition(StateManager):
         DRAFT = State(1)
         PRINTED = State(2)
-        press = Transition(
-            DRAFT, PRINTED, "Print", requires={"chapter.project.state": ProjectState.PUBLISHED}
-        )
+        press = Transition(DRAFT, PRINTED, "Print", requires={"chapter.project.state": ProjectState.PUBLISHED})
 
     class Book:
         edition = Edition("_edition")
@@ -263,9 +259,7 @@ def test_cascade_blocked_by_a_child() -> None:
     project = _project()
     project.chapters = [Chapter(id=7, _state=1), Chapter(id=8, _state=3), Chapter(id=9, _state=2)]
     reasons = _failure(project.state.delete, ALICE, StateConflict, 409)
-    assert reasons == [
-        Reason("cascade", "Chapter 8: Delete is not possible while state is Locked")
-    ]
+    assert reasons == [Reason("cascade", "Chapter 8: Delete is not possible while state is Locked")]
 
 
 def test_cascade_blocked_by_permission_on_a_child() -> None:
