@@ -116,11 +116,12 @@ class Checker:
         )
 
     def denied(self, message: str) -> PermissionDenied:
-        """A refusal of permission for this user: an anonymous one is told
-        to log in, with the same reason."""
+        """A refusal of permission for this user: an anonymous one reads the
+        same reason (the 401 and the 403 of one refusal say the same thing),
+        then that logging in comes first."""
         anonymous = is_anonymous(self.user)
         if anonymous:
-            message = gettext("Log in: %(reason)s", reason=f"{message[0].lower()}{message[1:]}")
+            message = gettext("%(reason)s; log in first", reason=message)
         return PermissionDenied(reasons=[Stage.PERMISSION.reason(message)], anonymous=anonymous)
 
 

@@ -115,7 +115,7 @@ def test_problem_documents_in_the_locale(i18n: Flask) -> None:
     assert problem["type"] == "urn:statemgr:problem:authentication-required"
     assert problem["title"] == "Anmeldung erforderlich"
     assert problem["reasons"] == [
-        {"code": "permission", "message": "Bitte anmelden: veröffentlichen erfordert die Rolle editor"}
+        {"code": "permission", "message": "Veröffentlichen erfordert die Rolle editor; bitte zuerst anmelden"}
     ]
     refused = client.post(
         "/_statemgr/objects/article/2/state/publish?lang=de",

@@ -276,7 +276,7 @@ def test_each_role_sees_its_buttons(pages: Pages, live: Live) -> None:
     withdraw = page.evaluate(f"window.statemgr.object('project', {live_project})")["managers"]["state"]["transitions"][
         "withdraw"
     ]
-    assert withdraw["reasons"][0]["message"] == "Log in: withdraw needs the role editor or owner"
+    assert withdraw["reasons"][0]["message"] == "Withdraw needs the role editor or owner; log in first"
 
 
 @sqlite_only
@@ -851,7 +851,7 @@ def test_refusals_are_shown_as_messages(pages: Pages, live: Live) -> None:
     live.set_role("Remy", "viewer")
 
     for page, text, status in (
-        (first, "Log in: approve needs the role reviewer", 401),
+        (first, "Approve needs the role reviewer; log in first", 401),
         (second, "Approve needs the role reviewer", 403),
     ):
         page.click(button("project", project, "review.approve"))
