@@ -10,29 +10,26 @@ import typing as t
 import zipfile
 from pathlib import Path
 
+import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).parents[2]
 
 
-def test_wheel_carries_and_serves_templates_and_static(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project's wheel, built once for the tests that read it."""
+    out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(tmp_path),
-            str(ROOT),
-        ],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(ROOT)],
         check=True,
     )
-    (wheel,) = tmp_path.glob("flask_statemgr-*.whl")
+    (built,) = out.glob("flask_statemgr-*.whl")
+    return built
+
+
+def test_wheel_carries_and_serves_templates_and_static(wheel: Path, tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "flask_statemgr/py.typed" in names
     assert "flask_statemgr/templates/statemgr/transition.html" in names
@@ -82,23 +79,7 @@ print("ok")
     assert result.stdout.strip() == "ok", result.stderr
 
 
-def test_wheel_metadata_declares_license_and_dependencies(tmp_path: Path) -> None:
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(tmp_path),
-            str(ROOT),
-        ],
-        check=True,
-    )
-    (wheel,) = tmp_path.glob("flask_statemgr-*.whl")
+def test_wheel_metadata_declares_license_and_dependencies(wheel: Path) -> None:
     archive = zipfile.ZipFile(wheel)
     (license_name,) = [n for n in archive.namelist() if n.endswith(".dist-info/licenses/LICENSE")]
     assert archive.read(license_name) == (ROOT / "LICENSE").read_bytes()
