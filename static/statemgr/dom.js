@@ -490,7 +490,7 @@ function totalChanges(changes) {
 }
 
 function describeChanges(title, changes) {
-  const parts = Object.entries(changes || {}).map(([model, n]) => `${n} ${model}`);
+  const parts = Object.entries(changes || {}).map(([model, n]) => `${n} × ${model}`);
   return `${title} changes ${totalChanges(changes)} objects (${parts.join(", ")}). Continue?`;
 }
 

@@ -438,7 +438,7 @@ def test_cascade_asks_for_confirmation(pages: Pages, live: Live) -> None:
     page.click(button("project", project, "state.delete"))
     dialog = page.locator("dialog.statemgr-dialog")
     assert dialog.locator(".statemgr-confirm").inner_text() == (
-        "Delete changes 3 objects (1 Project, 2 Session). Continue?"
+        "Delete changes 3 objects (1 × Project, 2 × Session). Continue?"
     )
     screenshot(page, "dialog-cascade")
     dialog.locator("button[type=submit]").click()
