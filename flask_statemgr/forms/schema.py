@@ -72,12 +72,15 @@ def form_ui(form_class: type[Form]) -> dict[str, t.Any]:
     ``color``, ``time``) or ``ui:inputType`` (``month``, ``week``, ``tel``,
     ``search``); a nested form's hints under its key, a list's under
     ``items``. The rest follows from the schema (a ``oneOf`` is a select,
-    ``format: date`` a date input, ...). Cached like :func:`form_schema`.
+    ``format: date`` a date input, ...). A ``Regexp`` with a message of its
+    own gives ``ui:options.patternMessage``, what a client says when the
+    ``pattern`` refuses a value (JSON Schema has no keyword for it). Cached
+    like :func:`form_schema`; lazy messages render in the current locale.
 
     :param form_class: A :class:`wtforms.Form` or
         :class:`flask_wtf.FlaskForm` subclass.
     """
-    return _described(form_class).ui
+    return resolve(_described(form_class).ui)
 
 
 def form_document(form_class: type[Form]) -> dict[str, t.Any]:
@@ -105,13 +108,16 @@ def _described(form_class: type[Form]) -> _FormSchema:
     ui: dict[str, t.Any] = {}
 
     for key, unbound in declared_fields(form_class):
+        field = bind(unbound, unbound.name or key)
         try:
-            described = _field_schema(bind(unbound, unbound.name or key))
+            described = _field_schema(field)
         except ValueError as error:
             raise ValueError(f"{form_class.__name__}.{key}: {error}") from None
 
         if described is not None:
             properties[key], is_required, hints = described
+            if (message := _pattern_message(field)) is not None:
+                hints = {**hints, "ui:options": {"patternMessage": message}}
 
             if is_required:
                 required.append(key)
@@ -600,6 +606,15 @@ _UI_WIDGETS = {
 }
 #: Input types that its text widget takes as ui:inputType.
 _UI_INPUT_TYPES = frozenset(("month", "week", "tel", "search"))
+
+
+def _pattern_message(field: t.Any) -> t.Any:
+    """The message of the field's first ``Regexp`` that has one (kept lazy),
+    or ``None``: WTForms' own default is what a client says anyway."""
+    for validator in field.validators:
+        if isinstance(validator, validators.Regexp) and validator.message is not None:
+            return keep_lazy(validator.message)
+    return None
 
 
 def _widget_hints(field: t.Any, schema: dict[str, t.Any]) -> dict[str, t.Any]:

@@ -78,7 +78,7 @@ function renderField(doc, name, prop, hint, required) {
   wrapper.className = "statemgr-field";
   wrapper.dataset.field = name;
   const choices = choicesOf(prop.type === "array" ? prop.items : prop) || [];
-  const field = { name, prop, widget, choices, required, wrapper, controls: [], focusable: null, error: null };
+  const field = { name, prop, hint, widget, choices, required, wrapper, controls: [], focusable: null, error: null };
 
   const title = prop.title || name;
   let label = null;
@@ -209,7 +209,7 @@ export function readForm(fields) {
   }
   for (const field of fields) {
     if (errors[field.name] || field.prop.readOnly) continue;
-    const messages = validate(field.prop, data[field.name], field.required);
+    const messages = validate(field.prop, data[field.name], field.required, field.hint);
     if (messages.length) errors[field.name] = messages;
   }
   return { data, errors };
@@ -248,7 +248,7 @@ function readField({ widget, choices, controls }) {
  * The messages of the rules the schema states that `value` breaks, worded
  * as WTForms words them, so the browser and the server say the same thing.
  */
-function validate(prop, value, required) {
+function validate(prop, value, required, hint = {}) {
   const patterns = typeof value === "string" ? patternsOf(prop) : [];
   const missing =
     value === undefined || value === null || value === "" ||
@@ -267,7 +267,8 @@ function validate(prop, value, required) {
     const max = prop.maxLength;
     if ((min && length < min) || (max !== undefined && length > max)) messages.push(lengthMessage(min, max, "character"));
     for (const pattern of patterns) {
-      if (!pattern.test(value)) messages.push("Invalid input.");
+      // a Regexp's own message, else WTForms' default for a pattern
+      if (!pattern.test(value)) messages.push(hint["ui:options"]?.patternMessage || "Invalid input.");
     }
   }
   if (typeof value === "number") {

@@ -1531,7 +1531,12 @@ def test_the_served_schema_is_standard(ajv: t.Any, example: Flask) -> None:
     assert len(entries) >= 4
     assert errors == [None] * len(entries)
     hints = [entry["ui"] for entry in entries]
-    assert {"notes": {"ui:widget": "textarea"}} in hints
+    # the schedule form's notes are a textarea, its room's Regexp has a
+    # message of its own
+    assert {
+        "room": {"ui:options": {"patternMessage": "Write a capital letter, a hyphen and three digits, such as B-204."}},
+        "notes": {"ui:widget": "textarea"},
+    } in hints
     assert all(key.startswith("ui:") for hint in hints for field in hint.values() for key in field)
 
 
@@ -1589,3 +1594,13 @@ def test_patterns_read_the_same_in_python_and_javascript(ajv: t.Any) -> None:
             disagreements.append((regex.pattern, text, verdicts))
     assert len(cases) > 3000
     assert disagreements == []
+
+
+def test_a_regexps_own_message_is_a_ui_hint() -> None:
+    class RoomForm(Form):
+        room = fields.StringField(validators=[validators.Regexp(r"[A-Z]-\d{3}", message="Like B-204, please.")])
+        code = fields.StringField(validators=[validators.Regexp(r"\d+")])
+
+    # what a client says when the pattern refuses; WTForms' default needs none
+    assert form_ui(RoomForm) == {"room": {"ui:options": {"patternMessage": "Like B-204, please."}}}
+    assert validate_form_data(RoomForm, {"room": "b204", "code": "12"})[1] == {"room": ["Like B-204, please."]}
