@@ -13,6 +13,7 @@ from flask.cli import AppGroup
 
 from .api import current_statemgr, jsonable
 from .constraints import app_database_problems, check_managers
+from .declaration import missing_paths, validate_model
 from .exceptions import CorruptBlobError
 from .graph import cascade_targets, dot, managers_of, mermaid
 from .history import query_history
@@ -80,6 +81,13 @@ def check_command() -> None:
     models = _exposed_models()
     managers = managers_of(models)
     problems = check_managers(managers)
+    for model in models:
+        # what mapper configuration raises, and what only a perform would
+        try:
+            validate_model(model)
+        except TypeError as mistake:
+            problems.append(str(mistake))
+        problems += missing_paths(model)
     for problem in problems:
         click.echo(f"warning: {problem}")
     db = current_statemgr().db

@@ -140,6 +140,26 @@ def validate_model(model: type) -> None:
             check_requires(mapper, name, transition)
 
 
+def missing_paths(model: type) -> list[str]:
+    """The cascade keys and ``requires`` paths of ``model``'s managers whose
+    first attribute the model lacks: allowed when the manager is declared
+    for another model too, but performing such a transition on this one
+    fails (``flask statemgr check`` reports them).
+
+    .. versionadded:: 0.2
+    """
+    found = []
+    for name, binding in bindings_of(model).items():
+        for transition in binding._declared_transitions.values():
+            paths = [*(f"cascade {key!r}" for key in transition.cascade if not hasattr(model, key))]
+            paths += [f"requires {path!r}" for path in transition.requires if not hasattr(model, path.split(".")[0])]
+            found += [
+                f"{model.__name__}.{name}.{transition.name}: {path}: {model.__name__} has no such attribute"
+                for path in paths
+            ]
+    return found
+
+
 def check_column(mapper: orm.Mapper[t.Any], name: str, binding: StateManager) -> None:
     """``ProjectState("_sate")``: the manager's attribute is not a column."""
     if binding._key in mapper.columns:
