@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import types
 import typing as t
 import weakref
@@ -21,7 +22,7 @@ from .cli import statemgr_cli
 from .dialects import configure_engine
 from .exceptions import ConfirmationRequired
 from .forms import bind_form
-from .i18n import current_locale, gettext, ngettext
+from .i18n import client_messages, current_locale, gettext, ngettext
 from .identity import is_anonymous, object_identity
 from .manager import bindings_of
 from .model_json import build_schema, dump, etag
@@ -602,6 +603,10 @@ def statemgr_script(
         attrs += " data-hide-unavailable"
     if poll_interval is not None:
         attrs += f' data-poll-interval="{int(poll_interval)}"'
+    messages = client_messages()
+    if messages:
+        # the client's own words in the request's locale (statemgr/messages.js)
+        attrs += f' data-messages="{escape(json.dumps(messages, ensure_ascii=False))}"'
     if nonce:
         attrs += f' nonce="{escape(nonce)}"'
     return Markup(f'<script type="module"{attrs}></script>')

@@ -165,6 +165,73 @@ def _translate(singular: str, plural: str | None, num: int) -> str:
     return t.cast(str, translations.ungettext(singular, plural, num))
 
 
+#: the JS client's own words (static/statemgr/*.js)
+CLIENT_MESSAGES = (
+    N_("Cancel"),
+    N_("Choose…"),
+    N_("Network error"),
+    N_("The server could not be reached. Check your connection and try again."),
+    N_("%(state)s: nothing more can be done."),
+    N_("%(title)s changes %(num)s objects (%(parts)s). Continue?"),
+    N_("Not a valid number."),
+    N_("Error %(status)s"),
+)
+#: what the client's browser-side checks say: WTForms' words, translated as
+#: WTForms translates them, so the browser says what the server would
+WTFORMS_MESSAGES = (
+    "This field is required.",
+    "Invalid input.",
+    "Not a valid choice.",
+    "Not a valid integer value.",
+    "Not a valid date value.",
+    "Not a valid time value.",
+    "Not a valid datetime value.",
+    "Number must be between %(min)s and %(max)s.",
+    "Number must be at least %(min)s.",
+    "Number must be at most %(max)s.",
+    "Invalid value, can't be any of: %(values)s.",
+    "Field must be between %(min)d and %(max)d characters long.",
+)
+WTFORMS_PLURALS = (
+    ("Field must be at least %(min)d character long.", "Field must be at least %(min)d characters long."),
+    ("Field cannot be longer than %(max)d character.", "Field cannot be longer than %(max)d characters."),
+)
+
+
+def client_messages() -> dict[str, str | list[str]]:
+    """The JS client's words in the current locale, those that differ from
+    English: a plural message as its singular and plural forms.
+
+    .. versionadded:: 0.2
+    """
+    found: dict[str, str | list[str]] = {}
+    for message in CLIENT_MESSAGES:
+        if (translated := _translate(message, None, 1)) != message:
+            found[message] = translated
+    wtforms = _wtforms_translations()
+    if wtforms is not None:
+        for message in WTFORMS_MESSAGES:
+            if (translated := wtforms.gettext(message)) != message:
+                found[message] = translated
+        for singular, plural in WTFORMS_PLURALS:
+            forms = [wtforms.ngettext(singular, plural, 1), wtforms.ngettext(singular, plural, 2)]
+            if forms != [singular, plural]:
+                found[singular] = forms
+    return found
+
+
+def _wtforms_translations() -> t.Any:
+    """Flask-WTF's translations of WTForms' messages, when the app translates
+    (Flask-Babel) and has not turned them off (``WTF_I18N_ENABLED``)."""
+    if not has_app_context() or "babel" not in current_app.extensions:
+        return None
+    if not current_app.config.get("WTF_I18N_ENABLED", True):
+        return None
+    from flask_wtf.i18n import translations
+
+    return translations
+
+
 def _domain(app: Flask) -> Domain | None:
     if "babel" not in app.extensions:
         return None

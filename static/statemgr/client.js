@@ -7,6 +7,8 @@
  * @module statemgr/client
  */
 
+import { t } from "./messages.js";
+
 const DEFAULT_PREFIX = "/_statemgr";
 const CONFIRMATION = "confirmation-required";
 
@@ -155,8 +157,8 @@ export class ApiClient {
       response = await this._fetch(this.prefix + path, init);
     } catch (error) {
       throw new StateError({
-        type: "about:blank", title: "Network error", status: 0,
-        detail: "The server could not be reached. Check your connection and try again.",
+        type: "about:blank", title: t("Network error"), status: 0,
+        detail: t("The server could not be reached. Check your connection and try again."),
         reasons: [], cause: String(error),
       });
     }

@@ -10,6 +10,7 @@
 import { ApiClient, StateError, isConfirmation, objectPath } from "./client.js";
 import { Following, cursorBefore } from "./events.js";
 import { focusFirstError, formSupported, nextId, readForm, renderFields, showFieldErrors } from "./forms.js";
+import { t } from "./messages.js";
 
 // The reason code of a transition refused because of the current state
 // (`Reason.code`, DESIGN §8).
@@ -230,7 +231,7 @@ export class StateClient extends Following(ApiClient) {
     const notice = this.document.createElement("p");
     notice.className = "statemgr-final";
     notice.setAttribute("data-statemgr-final", "");
-    notice.textContent = `${manager.title || manager.current}: nothing more can be done.`;
+    notice.textContent = t("%(state)s: nothing more can be done.", { state: manager.title || manager.current });
     return notice;
   }
 
@@ -401,7 +402,7 @@ export class StateClient extends Following(ApiClient) {
     const cancel = doc.createElement("button");
     cancel.type = "button";
     cancel.className = "statemgr-button statemgr-secondary";
-    cancel.textContent = "Cancel";
+    cancel.textContent = t("Cancel");
     cancel.addEventListener("click", () => dialog.close());
     actions.append(submit, cancel);
     formEl.append(message, actions);
@@ -471,7 +472,7 @@ function fillMessage(doc, area, problem) {
   if (!problem) return;
   area.setAttribute("role", "alert");
   const messages = (problem.reasons || []).map((r) => r.message).filter(Boolean);
-  if (!messages.length) messages.push(problem.detail || problem.title || `Error ${problem.status}`);
+  if (!messages.length) messages.push(problem.detail || problem.title || t("Error %(status)s", { status: problem.status }));
   if (messages.length === 1) {
     area.textContent = messages[0];
     return;
@@ -491,7 +492,7 @@ function totalChanges(changes) {
 
 function describeChanges(title, changes) {
   const parts = Object.entries(changes || {}).map(([model, n]) => `${n} × ${model}`);
-  return `${title} changes ${totalChanges(changes)} objects (${parts.join(", ")}). Continue?`;
+  return t("%(title)s changes %(num)s objects (%(parts)s). Continue?", { title, num: totalChanges(changes), parts: parts.join(", ") });
 }
 
 function splitKey(key) {

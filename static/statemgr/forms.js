@@ -6,6 +6,8 @@
  * @module statemgr/forms
  */
 
+import { t, tn } from "./messages.js";
+
 // Input types that render as a plain <input>: what a transition's `ui`
 // hints name (react-jsonschema-form's `ui:widget`, or `ui:inputType`).
 const INPUT_TYPES = new Set([
@@ -108,7 +110,7 @@ function renderField(doc, name, prop, hint, required) {
     control.multiple = widget === "multiselect";
     // A field left out takes its default, so with one there is no "none".
     if (!control.multiple && defaultValue === undefined) {
-      control.append(option(doc, "", required ? "Choose…" : "—"));
+      control.append(option(doc, "", required ? t("Choose…") : "—"));
     }
     const chosen = new Set((control.multiple ? defaultValue || [] : [defaultValue]).map(String));
     choices.forEach((choice, index) => {
@@ -232,12 +234,12 @@ function readField({ widget, choices, controls }) {
       return { value: controls.filter((c) => c.checked).map((c) => choices[Number(c.value)].value) };
     case "number":
     case "range":
-      if (control.validity.badInput) return { bad: "Not a valid number." };
+      if (control.validity.badInput) return { bad: t("Not a valid number.") };
       return { value: control.value === "" ? undefined : Number(control.value) };
     case "date":
     case "datetime-local":
     case "time":
-      if (control.validity.badInput) return { bad: `Not a valid ${widget === "date" ? "date" : widget === "time" ? "time" : "datetime"} value.` };
+      if (control.validity.badInput) return { bad: t(`Not a valid ${widget === "date" ? "date" : widget === "time" ? "time" : "datetime"} value.`) };
       return { value: control.value === "" ? undefined : wireDate(widget, control.value) };
     default:
       return { value: control.value };
@@ -257,7 +259,7 @@ function validate(prop, value, required, hint = {}) {
     (prop.not && "const" in prop.not && value === prop.not.const) ||
     // DataRequired's non-blank pattern
     (required && typeof value === "string" && !value.trim() && patterns.some((p) => !p.test(value)));
-  if (missing) return required ? ["This field is required."] : [];
+  if (missing) return required ? [t("This field is required.")] : [];
   const messages = [];
   if (typeof value === "string") {
     // Python counts code points, not UTF-16 units.
@@ -268,19 +270,19 @@ function validate(prop, value, required, hint = {}) {
     if ((min && length < min) || (max !== undefined && length > max)) messages.push(lengthMessage(min, max, "character"));
     for (const pattern of patterns) {
       // a Regexp's own message, else WTForms' default for a pattern
-      if (!pattern.test(value)) messages.push(hint["ui:options"]?.patternMessage || "Invalid input.");
+      if (!pattern.test(value)) messages.push(hint["ui:options"]?.patternMessage || t("Invalid input."));
     }
   }
   if (typeof value === "number") {
     // WTForms then has no value, which its NumberRange refuses as well.
     const integerless = prop.type === "integer" && !Number.isInteger(value);
-    if (integerless) messages.push("Not a valid integer value.");
+    if (integerless) messages.push(t("Not a valid integer value."));
     const { minimum: low, maximum: high } = prop;
     const bounded = low !== undefined || high !== undefined;
     if ((integerless && bounded) || (low !== undefined && value < low) || (high !== undefined && value > high)) {
-      if (low !== undefined && high !== undefined) messages.push(`Number must be between ${low} and ${high}.`);
-      else if (low !== undefined) messages.push(`Number must be at least ${low}.`);
-      else messages.push(`Number must be at most ${high}.`);
+      if (low !== undefined && high !== undefined) messages.push(t("Number must be between %(min)s and %(max)s.", { min: low, max: high }));
+      else if (low !== undefined) messages.push(t("Number must be at least %(min)s.", { min: low }));
+      else messages.push(t("Number must be at most %(max)s.", { max: high }));
     }
   }
   if (Array.isArray(value)) {
@@ -289,12 +291,18 @@ function validate(prop, value, required, hint = {}) {
     if (value.length < min || (max !== undefined && value.length > max)) messages.push(lengthMessage(min, max, "choice"));
   }
   const choices = choicesOf(prop);
-  if (choices && !Array.isArray(value) && !choices.some((c) => c.value === value)) messages.push("Not a valid choice.");
-  if (prop.not?.enum?.includes(value)) messages.push(`Invalid value, can't be any of: ${prop.not.enum.join(", ")}.`);
+  if (choices && !Array.isArray(value) && !choices.some((c) => c.value === value)) messages.push(t("Not a valid choice."));
+  if (prop.not?.enum?.includes(value)) messages.push(t("Invalid value, can't be any of: %(values)s.", { values: prop.not.enum.join(", ") }));
   return messages;
 }
 
 function lengthMessage(min, max, unit) {
+  if (unit === "character") {
+    // WTForms' Length, in its words (and so its translations)
+    if (min && max !== undefined) return t("Field must be between %(min)d and %(max)d characters long.", { min, max });
+    if (min) return tn("Field must be at least %(min)d character long.", "Field must be at least %(min)d characters long.", min, { min });
+    return tn("Field cannot be longer than %(max)d character.", "Field cannot be longer than %(max)d characters.", max, { max });
+  }
   const plural = (n) => `${n} ${unit}${n === 1 ? "" : "s"}`;
   if (min && max !== undefined) return `Field must be between ${min} and ${max} ${unit}s long.`;
   if (min) return `Field must be at least ${plural(min)} long.`;

@@ -16,7 +16,8 @@ from flask import Flask
 from flask_babel import Babel, force_locale
 
 from flask_statemgr import State, StateManager, StateMgr, Transition
-from flask_statemgr.i18n import TRANSLATIONS, gettext, ngettext
+from flask_statemgr.extension import statemgr_script
+from flask_statemgr.i18n import TRANSLATIONS, client_messages, gettext, ngettext
 
 ROOT = Path(__file__).parents[2]
 POT = TRANSLATIONS / "flask_statemgr.pot"
@@ -233,6 +234,23 @@ def test_english_without_flask_babel(tmp_path: Path) -> None:
         rendered = json.loads(json.dumps(manager_json(Plain)))
     assert rendered["states"]["OPEN"]["title"] == "Open"
     assert rendered["transitions"]["close"]["title"] == "Close"
+
+
+def test_the_client_gets_its_words_in_the_locale(i18n: Flask) -> None:
+    with i18n.test_request_context("/?lang=de"):
+        german = client_messages()
+        tag = str(statemgr_script())
+    # its own words from the extension's catalog, its checks' from WTForms'
+    assert german["Cancel"] == "Abbrechen"
+    assert german["This field is required."] == "Dieses Feld wird benötigt."
+    assert german["Field cannot be longer than %(max)d character."] == [
+        "Feld kann nicht länger als %(max)d Zeichen sein.",
+        "Feld kann nicht länger als %(max)d Zeichen sein.",
+    ]
+    assert "data-messages=" in tag and "Abbrechen" in tag
+    with i18n.test_request_context("/?lang=en"):
+        # English is the client's own: nothing to send
+        assert client_messages() == {} and "data-messages" not in str(statemgr_script())
 
 
 def test_german_plural_forms(i18n: Flask) -> None:

@@ -1009,10 +1009,14 @@ def test_the_app_in_german(pages: Pages, live: Live) -> None:
     page.click(button("project", approved, "state.publish"))
     dialog = page.locator("dialog.statemgr-dialog")
     expect(dialog.locator('.statemgr-field[data-field="publish_at"] label')).to_contain_text("Veröffentlichen am (UTC)")
+    # the client's own words, and its browser-side check in WTForms' German
+    expect(dialog.get_by_role("button", name="Abbrechen")).to_be_visible()
+    dialog.locator("button[type=submit]").click()
+    error = dialog.locator('.statemgr-field[data-field="publish_at"] .statemgr-error')
+    expect(error).to_have_text("Dieses Feld wird benötigt.")
     later = datetime.datetime.now() + datetime.timedelta(days=800)
     dialog.locator("input[type=datetime-local]").fill(later.strftime("%Y-%m-%dT%H:%M"))
     dialog.locator("button[type=submit]").click()
-    error = dialog.locator('.statemgr-field[data-field="publish_at"] .statemgr-error')
     expect(error).to_have_text("Höchstens ein Jahr im Voraus planen.")
 
     # WTForms' own messages on the classic server-rendered form
