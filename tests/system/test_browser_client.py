@@ -23,7 +23,14 @@ from test_browser import (  # noqa: F401
 
 pytestmark = pytest.mark.browser
 
-MODULES = ["statemgr.js", "statemgr/client.js", "statemgr/events.js", "statemgr/dom.js", "statemgr/forms.js", "statemgr/messages.js"]
+MODULES = [
+    "statemgr.js",
+    "statemgr/client.js",
+    "statemgr/events.js",
+    "statemgr/dom.js",
+    "statemgr/forms.js",
+    "statemgr/messages.js",
+]
 
 
 @sqlite_only
