@@ -127,7 +127,7 @@ def object_json(ext: StateMgr, exposed: Exposed, obj: t.Any, user: t.Any) -> dic
         value = view.value
         transitions = {}
         for name, transition in type(view)._public_transitions.items():
-            plan = BoundTransition(transition, view)._plan(checker) if transition.cascade else None
+            plan = BoundTransition(transition, view).plan_with(checker) if transition.cascade else None
             # without a cascade the plan would be this one step: its check alone
             error = plan.error if plan is not None else checker.failure(view, transition, obj, value)
             reasons = plan.blockers if plan is not None else error.reasons if error is not None else []

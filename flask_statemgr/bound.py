@@ -96,9 +96,15 @@ class BoundTransition:
     def plan(self, user: t.Any = None) -> Plan:
         """Every step performing it would take, and every blocker."""
         self._instance()
-        return self._plan(Checker(current_runtime(), user))
+        return self.plan_with(Checker(current_runtime(), user))
 
-    def _plan(self, checker: Checker) -> Plan:
+    def plan_with(self, checker: Checker) -> Plan:
+        """:meth:`plan` with a :class:`~flask_statemgr.checks.Checker` the
+        caller keeps, so a listing or a bulk perform asks the roles loader
+        once per object, not once per transition.
+
+        .. versionadded:: 0.2
+        """
         view = self.manager
         obj = view._obj
         value = view._read(obj)
@@ -122,7 +128,7 @@ class BoundTransition:
         # asked before planning, whose checks run the app's code
         savepoint = not holds_nothing(obj)
         runtime = current_runtime()
-        return self._perform(self._plan(Checker(runtime, user)), user, data, runtime, savepoint)
+        return self._perform(self.plan_with(Checker(runtime, user)), user, data, runtime, savepoint)
 
     def perform_plan(
         self,
@@ -243,7 +249,7 @@ def _available(checker: Checker, view: StateManager, transition: Transition, val
     cascade included."""
     if checker.failure(view, transition, view._obj, value, explain=False) is not None:
         return False
-    return not transition.cascade or BoundTransition(transition, view)._plan(checker).ok
+    return not transition.cascade or BoundTransition(transition, view).plan_with(checker).ok
 
 
 # The declaring layer binds transitions through this class without importing

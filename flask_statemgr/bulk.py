@@ -57,7 +57,7 @@ def perform_all(
     refused: dict[t.Any, TransitionError] = {}
     plans: list[Plan] = []
     for obj in objs:
-        plan = type(bound)(transition, getattr(obj, name))._plan(checker)
+        plan = type(bound)(transition, getattr(obj, name)).plan_with(checker)
         if plan.error is not None:
             refused[obj] = plan.error
         else:
