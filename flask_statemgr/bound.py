@@ -10,14 +10,17 @@ import typing as t
 
 import sqlalchemy as sa
 
+# Flask's own context variable, as in .runtime
+from flask.globals import _cv_app
+
 from .bulk import perform_all
 from .cascade import expand
-from .checks import Checker, validate_data
+from .checks import Checker, passes, validate_data
 from .exceptions import TransitionError, ValidationFailed
 from .execute import execute, holds_nothing
 from .manager import StateManager, bindings_of
 from .results import Availability, BulkResult, Plan, Step, TransitionResult
-from .runtime import Runtime, current_runtime
+from .runtime import DEFAULT_RUNTIME, Runtime, current_runtime
 from .signals import send_safely, transition_refused
 from .transitions import Transition
 
@@ -77,8 +80,19 @@ class BoundTransition:
         obj = view._obj
         if obj is None:
             self._instance()  # raises: bound to the class
+        transition = self.transition
+        # the loaded value, else what _read finds (expired, or not flushed)
+        value = obj.__dict__.get(view._key)
+        if value is None:
+            value = view._read(obj)
+        if not transition.cascade:
+            # one check: no checker to keep roles for the next
+            # current_runtime(), inline: its call is a tenth of this answer
+            ctx = _cv_app.get(None)
+            runtime = DEFAULT_RUNTIME if ctx is None else ctx.app.extensions.get("statemgr", DEFAULT_RUNTIME)
+            return passes(runtime, user, view, transition, obj, value)
         checker = Checker(current_runtime(), user)
-        return _available(checker, view, self.transition, view._read(obj))
+        return checker.passes(view, transition, obj, value) and self.plan_with(checker).ok
 
     def check(self, user: t.Any = None) -> Availability:
         """Whether ``user`` may perform it now, and if not, why."""
@@ -229,27 +243,23 @@ class BoundTransition:
 
         .. versionadded:: 0.2
         """
-        if view._obj is None:
-            return {name: cls(tr, view) for name, tr in view._public_transitions.items()}
+        obj = view._obj
+        if obj is None:
+            return {name: getattr(view, name) for name in view._public_transitions}
         checker = Checker(current_runtime(), user)
-        value = view._read(view._obj)
+        value = view._read(obj)
+        passes = checker.passes
+        available = {}
         # only those that may start from this state: most refusals cost nothing
-        return {
-            name: cls(transition, view)
-            for name, transition in view._transitions_from.get(value, ())
-            if _available(checker, view, transition, value)
-        }
+        for name, transition in view._transitions_from.get(value, ()):
+            if passes(view, transition, obj, value):
+                bound: BoundTransition = getattr(view, name)
+                if not transition.cascade or bound.plan_with(checker).ok:
+                    available[name] = bound
+        return available
 
     def __repr__(self) -> str:
         return f"<BoundTransition {self.transition.name} of {self.manager!r}>"
-
-
-def _available(checker: Checker, view: StateManager, transition: Transition, value: t.Any) -> bool:
-    """Whether the checks pass for ``view``'s object in state ``value``,
-    cascade included."""
-    if checker.failure(view, transition, view._obj, value, explain=False) is not None:
-        return False
-    return not transition.cascade or BoundTransition(transition, view).plan_with(checker).ok
 
 
 # The declaring layer binds transitions through this class without importing

@@ -2,7 +2,9 @@
 :class:`Stage`, in the order :meth:`Checker.failure` asks them.
 
 Each stage function answers ``None`` when its stage passes, else the error a
-perform raises (or, without ``explain``, the shared :data:`REFUSED`).
+perform raises, with its reasons. :meth:`Checker.passes` decides the same
+without building them: the yes/no answer a listing or ``is_available`` asks
+per object, where messages would cost more than the checks.
 """
 
 from __future__ import annotations
@@ -59,8 +61,11 @@ class Stage(enum.IntEnum):
 
 logger: logging.Logger = logging.getLogger(__name__)
 
-#: what :meth:`Checker.failure` answers without ``explain``; never raised
-REFUSED = TransitionError("Transition refused")
+#: role sets (frozensets) a roles loader answered that were found to hold
+#: only strings: a loader usually answers the same few sets (a user's own),
+#: and a frozenset caches its hash, so the next check is one lookup
+_checked_role_sets: set[frozenset[t.Any]] = set()
+_CHECKED_ROLE_SETS_MAX = 1024
 
 
 class Checker:
@@ -79,11 +84,14 @@ class Checker:
 
     def roles(self, obj: t.Any) -> t.AbstractSet[str]:
         """The user's roles on ``obj``, asked of the roles loader once."""
-        key = id(obj)
-        roles = self._roles.get(key)
-        if roles is None:
-            roles = self._roles[key] = checked_roles(self.runtime.roles_for(obj, self.user), obj, self.user)
-        return roles
+        return roles_of(self.runtime, self.user, obj, self._roles)
+
+    def passes(
+        self, view: StateManager, transition: Transition, obj: t.Any, value: t.Any, cascaded: bool = False
+    ) -> bool:
+        """Whether :meth:`failure` would answer ``None``: :func:`passes`
+        with this checker's user and roles."""
+        return passes(self.runtime, self.user, view, transition, obj, value, cascaded, self._roles)
 
     def failure(
         self,
@@ -91,14 +99,11 @@ class Checker:
         transition: Transition,
         obj: t.Any,
         value: t.Any,
-        explain: bool = True,
         cascaded: bool = False,
     ) -> TransitionError | None:
-        """The first failing stage for one step, or ``None``.
+        """The first failing stage for one step, with its reasons, or
+        ``None``.
 
-        :param explain: build the error and its reasons. Without, a failure
-            is the shared :data:`REFUSED`: a yes/no answer (a listing)
-            would spend more on messages than on the checks.
         :param cascaded: the step is caused by another's cascade. An
             internal transition is refused unless it is; when it is, its
             own roles and permission hooks are not asked (the cause's were).
@@ -106,13 +111,13 @@ class Checker:
         if transition.internal and not cascaded:
             # before the state: that it is never performed directly does
             # not depend on the object
-            return check_internal(transition, explain)
+            return check_internal(transition)
         return (
-            check_state(view, transition, obj, value, explain)
-            or check_requires(transition, obj, explain)
+            check_state(view, transition, obj, value)
+            or check_requires(transition, obj)
             # an internal step's permission is its cause's
-            or (None if cascaded and transition.internal else check_permission(self, transition, obj, explain))
-            or check_preconditions(view, transition, obj, explain)
+            or (None if cascaded and transition.internal else check_permission(self, transition, obj))
+            or check_preconditions(view, transition, obj)
         )
 
     def denied(self, message: str) -> PermissionDenied:
@@ -123,6 +128,79 @@ class Checker:
         if anonymous:
             message = gettext("%(reason)s; log in first", reason=message)
         return PermissionDenied(reasons=[Stage.PERMISSION.reason(message)], anonymous=anonymous)
+
+
+def roles_of(
+    runtime: Runtime, user: t.Any, obj: t.Any, known: dict[int, t.AbstractSet[str]] | None = None
+) -> t.AbstractSet[str]:
+    """The roles of ``user`` on ``obj`` from the roles loader (checked with
+    :func:`checked_roles`), or from ``known``, where they are kept by
+    ``id(obj)``."""
+    if known is not None:
+        roles = known.get(id(obj))
+        if roles is not None:
+            return roles
+    roles = runtime.load_roles(obj, user)
+    # a frozenset found good before is good: most loaders answer a few
+    if type(roles) is not frozenset or roles not in _checked_role_sets:
+        roles = checked_roles(roles, obj, user)
+    if known is not None:
+        known[id(obj)] = roles
+    return roles
+
+
+def passes(
+    runtime: Runtime,
+    user: t.Any,
+    view: StateManager,
+    transition: Transition,
+    obj: t.Any,
+    value: t.Any,
+    cascaded: bool = False,
+    known_roles: dict[int, t.AbstractSet[str]] | None = None,
+) -> bool:
+    """Whether :meth:`Checker.failure` would answer ``None``, without
+    building an error: the same checks in the same order, stopping at the
+    first refusal. Listings and ``is_available`` ask it per object, so it
+    tests inline what it can rather than calling the stage functions.
+
+    .. versionadded:: 0.2
+    """
+    if transition.plain:
+        if value not in transition.source_values:
+            return False
+    else:
+        if transition.internal and not cascaded:
+            return False
+        if value not in transition.source_values and not any(
+            value in c.values and view._holds(c, obj) for c in transition.conditional_sources
+        ):
+            return False
+        if not all(requirement_holds(obj, path, state) for path, state in transition.requires.items()):
+            return False
+    # an internal step's permission is its cause's
+    if not (cascaded and transition.internal):
+        roles = transition.roles
+        if roles is not None:
+            # roles_of, inline: this is the check a listing makes per object
+            held = None if known_roles is None else known_roles.get(id(obj))
+            if held is None:
+                held = runtime.load_roles(obj, user)
+                if type(held) is not frozenset or held not in _checked_role_sets:
+                    held = checked_roles(held, obj, user)
+                if known_roles is not None:
+                    known_roles[id(obj)] = held
+            if roles.isdisjoint(held):
+                return False
+        if transition.permissions and not all(permission(obj, user) for permission in transition.permissions):
+            return False
+    preconditions = view._hooks.preconditions.get(transition)  # type: ignore[union-attr]
+    if preconditions:
+        for precondition in preconditions:
+            outcome = precondition(obj)
+            if outcome is not True and (not outcome or is_text(outcome)):
+                return False
+    return True
 
 
 def checked_roles(roles: t.Any, obj: t.Any, user: t.Any) -> t.AbstractSet[str]:
@@ -136,6 +214,10 @@ def checked_roles(roles: t.Any, obj: t.Any, user: t.Any) -> t.AbstractSet[str]:
     .. versionadded:: 0.2
     """
     if isinstance(roles, abc.Set) and all(isinstance(role, str) for role in roles):
+        if type(roles) is frozenset:
+            if len(_checked_role_sets) >= _CHECKED_ROLE_SETS_MAX:
+                _checked_role_sets.clear()
+            _checked_role_sets.add(roles)
         return t.cast("t.AbstractSet[str]", roles)
     error = LoaderError(
         f"The roles loader (@statemgr.roles_loader, else {type(obj).__name__}.roles_for) returned {roles!r} "
@@ -145,17 +227,13 @@ def checked_roles(roles: t.Any, obj: t.Any, user: t.Any) -> t.AbstractSet[str]:
     raise error
 
 
-def check_internal(transition: Transition, explain: bool) -> TransitionError:
+def check_internal(transition: Transition) -> TransitionError:
     """An internal transition performed directly: always refused."""
-    if not explain:
-        return REFUSED
     message = gettext("%(transition)s only happens as a step of another transition", transition=title_of(transition))
     return PermissionDenied(reasons=[Stage.PERMISSION.reason(message)])
 
 
-def check_state(
-    view: StateManager, transition: Transition, obj: t.Any, value: t.Any, explain: bool
-) -> TransitionError | None:
+def check_state(view: StateManager, transition: Transition, obj: t.Any, value: t.Any) -> TransitionError | None:
     """Stage 1: the object is in one of the transition's source states."""
     if value in transition.source_values or (
         # tested first: an empty any() still builds its generator
@@ -163,8 +241,6 @@ def check_state(
         and any(value in c.values and view._holds(c, obj) for c in transition.conditional_sources)
     ):
         return None
-    if not explain:
-        return REFUSED
     state = view._by_value.get(value)
     if state is None:
         message = gettext(
@@ -183,7 +259,7 @@ def check_state(
     return StateConflict(reasons=[Stage.STATE.reason(message)])
 
 
-def check_requires(transition: Transition, obj: t.Any, explain: bool) -> TransitionError | None:
+def check_requires(transition: Transition, obj: t.Any) -> TransitionError | None:
     """Stage 2: every manager the transition requires is in its state."""
     if not transition.requires:
         return None
@@ -198,17 +274,13 @@ def check_requires(transition: Transition, obj: t.Any, explain: bool) -> Transit
         for path, state in transition.requires.items()
         if not requirement_holds(obj, path, state)
     ]
-    if not unmet:
-        return None
-    return RequirementsUnmet(reasons=unmet) if explain else REFUSED
+    return RequirementsUnmet(reasons=unmet) if unmet else None
 
 
-def check_permission(checker: Checker, transition: Transition, obj: t.Any, explain: bool) -> TransitionError | None:
+def check_permission(checker: Checker, transition: Transition, obj: t.Any) -> TransitionError | None:
     """Stage 3: the user has one of the transition's roles and every
     permission hook allows it."""
     if transition.roles is not None and transition.roles.isdisjoint(checker.roles(obj)):
-        if not explain:
-            return REFUSED
         if not transition.roles:
             # logging in would not help either
             message = gettext("No one may %(transition)s this", transition=text(title_of(transition)).lower())
@@ -222,17 +294,13 @@ def check_permission(checker: Checker, transition: Transition, obj: t.Any, expla
         )
     for permission in transition.permissions:
         if not permission(obj, checker.user):
-            if not explain:
-                return REFUSED
             return checker.denied(
                 gettext("You may not %(transition)s this", transition=text(title_of(transition)).lower())
             )
     return None
 
 
-def check_preconditions(
-    view: StateManager, transition: Transition, obj: t.Any, explain: bool
-) -> TransitionError | None:
+def check_preconditions(view: StateManager, transition: Transition, obj: t.Any) -> TransitionError | None:
     """Stage 4: every precondition hook of the model holds."""
     assert view._hooks is not None
     preconditions = view._hooks.preconditions.get(transition)
@@ -245,9 +313,7 @@ def check_preconditions(
             failed.append(Stage.PRECONDITION.reason(outcome))
         elif not outcome:
             failed.append(Stage.PRECONDITION.reason(unmet_message(transition, precondition)))
-    if not failed:
-        return None
-    return PreconditionFailed(reasons=failed) if explain else REFUSED
+    return PreconditionFailed(reasons=failed) if failed else None
 
 
 def validate_data(transition: Transition, data: t.Mapping[str, t.Any] | None) -> dict[str, t.Any]:

@@ -29,7 +29,7 @@ from .model_json import build_schema, dump, etag
 from .pages import bp as pages_blueprint
 from .pages import transition_choices
 from .problems import ResourceNotFound
-from .runtime import Runtime, default_roles
+from .runtime import Runtime
 from .store import CONFIG_DEFAULTS as STORE_DEFAULTS
 from .store import create_store
 from .stream import DEFAULTS as STREAM_DEFAULTS
@@ -105,7 +105,6 @@ class StateMgr(Runtime):
         self.exposed: dict[str, Exposed] = {}
         self._exposed_by_class: dict[type, Exposed] = {}
         self._user_loader: UserLoader | None = None
-        self._roles_loader: RolesLoader | None = None
         self._apps: weakref.WeakKeyDictionary[Flask, _AppState] = weakref.WeakKeyDictionary()
         if app is not None:
             self.init_app(app)
@@ -207,7 +206,7 @@ class StateMgr(Runtime):
 
         .. versionadded:: 0.1
         """
-        self._roles_loader = f
+        self.load_roles = f
         return f
 
     def current_user(self) -> t.Any:
@@ -225,16 +224,6 @@ class StateMgr(Runtime):
             user = current_user._get_current_object()
             return None if getattr(user, "is_anonymous", False) else user
         return g.get("user")
-
-    def roles_for(self, obj: t.Any, user: t.Any) -> t.AbstractSet[str]:
-        """The roles of ``user`` on ``obj``: the ``roles_loader``, else
-        ``obj.roles_for(user)``, else none.
-
-        .. versionadded:: 0.1
-        """
-        if self._roles_loader is not None:
-            return self._roles_loader(obj, user)
-        return default_roles(obj, user)
 
     @property
     def store(self) -> DataStore:

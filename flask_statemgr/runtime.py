@@ -42,9 +42,14 @@ class Runtime:
 
     def __init__(self) -> None:
         self._store: DataStore | None = None
+        #: what :meth:`roles_for` asks; an attribute, not a method to
+        #: override, because the checks call it once per object checked
+        self.load_roles: t.Callable[[t.Any, t.Any], t.AbstractSet[str]] = default_roles
 
     def roles_for(self, obj: t.Any, user: t.Any) -> t.AbstractSet[str]:
-        return default_roles(obj, user)
+        """The roles of ``user`` on ``obj``: the extension's
+        ``roles_loader``, else ``obj.roles_for(user)``, else none."""
+        return self.load_roles(obj, user)
 
     def user_id(self, user: t.Any) -> str | None:
         return default_user_id(user)
@@ -60,14 +65,15 @@ class Runtime:
         return self._store
 
 
-_default = Runtime()
+#: the runtime outside an app with the extension
+DEFAULT_RUNTIME = Runtime()
 
 
 def current_runtime() -> Runtime:
     """The extension of the current app, else the defaults."""
     ctx = _cv_app.get(None)
-    if ctx is not None:
-        runtime = ctx.app.extensions.get("statemgr")
-        if runtime is not None:
-            return t.cast(Runtime, runtime)
-    return _default
+    if ctx is None:
+        return DEFAULT_RUNTIME
+    # no t.cast: a call, on the path of every check
+    runtime: Runtime = ctx.app.extensions.get("statemgr", DEFAULT_RUNTIME)
+    return runtime

@@ -95,6 +95,9 @@ class Transition(t.Generic[_Form]):
         self.sources: frozenset[State] = frozenset()
         self.source_values: frozenset[t.Any] = frozenset()
         self.conditional_sources: tuple[State, ...] = ()
+        #: neither internal nor with conditional sources or requires: its
+        #: checks before the roles are one test of the state value
+        self.plain = not internal
 
     # -- hooks ---------------------------------------------------------------
 
@@ -164,6 +167,7 @@ class Transition(t.Generic[_Form]):
         self.sources = frozenset(expanded)
         self.source_values = frozenset(s.value for s in expanded if not s.is_conditional)
         self.conditional_sources = tuple(sorted(conditionals, key=lambda s: s.name))
+        self.plain = not (self.internal or self.conditional_sources or self.requires)
 
     # -- descriptor ----------------------------------------------------------
 
@@ -181,7 +185,10 @@ class Transition(t.Generic[_Form]):
     def __get__(self, instance: t.Any, owner: type) -> t.Any:
         if instance is None:
             return self
-        return self.bound_class(self, instance)
+        # kept on the view (which is kept on its object), where the next
+        # lookup finds it before this non-data descriptor
+        bound = instance.__dict__[self.name] = self.bound_class(self, instance)
+        return bound
 
     def perform_all(
         self,
