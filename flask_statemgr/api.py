@@ -23,7 +23,7 @@ from .checks import Checker
 from .events import START, Page, event_json, latest_cursor, parse_cursor, read_rows, transaction_cursor
 from .exceptions import SerializationError, StateMgrError, TransitionError
 from .history import TransitionRecord, query_history
-from .i18n import N_, current_locale, gettext, json_default, text
+from .i18n import N_, current_locale, gettext, json_default, memo, text
 from .identity import is_anonymous, object_identity
 from .manager import StateManager, bindings_of
 from .problems import error_problem, http_problem, problem, transition_problem
@@ -31,6 +31,8 @@ from .stream import event_stream
 
 if t.TYPE_CHECKING:
     from .extension import Exposed, StateMgr
+    from .results import Reason
+    from .transitions import Transition
 
 #: the largest ``after`` cursor and ``limit`` the events view accepts, and
 #: the largest integer key: a signed 64-bit integer (PostgreSQL's bigint)
@@ -119,44 +121,99 @@ def json_response(body: t.Any, status: int = 200) -> Response:
 
 def object_json(ext: StateMgr, exposed: Exposed, obj: t.Any, user: t.Any) -> dict[str, t.Any]:
     """An object's states and, for ``user``, every transition with whether it
-    is available, why not, and what it would change."""
+    is available, why not, and what it would change.
+
+    The parts that follow from declarations and the state value alone (a
+    manager's states without conditional ones, a transition refused by the
+    state, an available one without a cascade) are made once per app
+    context and locale (:func:`~flask_statemgr.i18n.memo`) and shared by
+    the answers: a listing repeats them on every object."""
     checker = Checker(ext, user)
+    shared = memo()
     managers = {}
     for attr in bindings_of(type(obj)):
         view: StateManager = getattr(obj, attr)
-        value = view.value
-        transitions = {}
-        for name, transition in type(view)._public_transitions.items():
-            plan = BoundTransition(transition, view).plan_with(checker) if transition.cascade else None
-            # without a cascade the plan would be this one step: its check alone
-            error = plan.error if plan is not None else checker.failure(view, transition, obj, value)
-            reasons = plan.blockers if plan is not None else error.reasons if error is not None else []
-            entry: dict[str, t.Any] = {
-                "title": text(transition.title),
-                "available": error is None,
-                "status": error.http_status if error is not None else 200,
-                "reasons": [r.to_dict() for r in reasons],
-                "form": transition.form is not None,
-            }
-            if plan is not None and error is None:
-                entry["changes"] = plan.summary()
+        manager = type(view)
+        value = view._read(obj)
+        key = ("transitions", manager, attr, value)
+        template = shared.get(key)
+        if template is None:
+            template = shared[key] = _transitions_template(checker, view, obj, value)
+        refused_by_state, to_check = template
+        # in declaration order: the copy keeps the keys' order, the checked
+        # ones fill their places
+        transitions = refused_by_state.copy()
+        entry: dict[str, t.Any] | None
+        for name, transition in to_check:
+            if transition.cascade:
+                plan = BoundTransition(transition, view).plan_with(checker)
+                entry = _transition_json(transition, plan.error, plan.blockers)
+                if plan.error is None:
+                    entry["changes"] = plan.summary()
+            elif checker.passes(view, transition, obj, value):
+                entry = shared.get(("available", transition))
+                if entry is None:
+                    entry = shared["available", transition] = _transition_json(transition, None, [])
+            else:
+                error = checker.failure(view, transition, obj, value)
+                entry = _transition_json(transition, error, error.reasons if error else [])
             transitions[name] = entry
-        current = view.current
-        managers[attr] = {
-            "manager": type(view).__name__,
-            "value": value,
-            "state": view._plain_state(obj).name,
-            "current": current.name,
-            "title": text(current.title),
-            "states": {n: bool(view._test(s)) for n, s in type(view)._declared_states.items()},
-            "transitions": transitions,
-        }
+        states: dict[str, t.Any] | None
+        if manager._conditionals:
+            states = _states_json(view, obj)
+        else:
+            key = ("states", manager, attr, value)
+            states = shared.get(key)
+            if states is None:
+                states = shared[key] = _states_json(view, obj)
+        managers[attr] = {**states, "transitions": transitions}
     return {
         "model": exposed.name,
         "id": object_identity(obj),
         "label": str(obj),
         "managers": managers,
         "cursor": transaction_cursor(ext.db.session) if ext.db is not None else START,
+    }
+
+
+def _transitions_template(
+    checker: Checker, view: StateManager, obj: t.Any, value: t.Any
+) -> tuple[dict[str, t.Any], list[tuple[str, Transition]]]:
+    """For a manager's value: the entries of the transitions its state alone
+    refuses (a plain one that does not start there), with a place for each
+    of the others, and those others, which depend on the object and the
+    user."""
+    entries: dict[str, t.Any] = {}
+    to_check = []
+    for name, transition in type(view)._public_transitions.items():
+        if not transition.cascade and transition.plain and value not in transition.source_values:
+            error = checker.failure(view, transition, obj, value)
+            entries[name] = _transition_json(transition, error, error.reasons if error else [])
+        else:
+            entries[name] = None
+            to_check.append((name, transition))
+    return entries, to_check
+
+
+def _transition_json(transition: Transition, error: TransitionError | None, reasons: list[Reason]) -> dict[str, t.Any]:
+    return {
+        "title": text(transition.title),
+        "available": error is None,
+        "status": error.http_status if error is not None else 200,
+        "reasons": [r.to_dict() for r in reasons],
+        "form": transition.form is not None,
+    }
+
+
+def _states_json(view: StateManager, obj: t.Any) -> dict[str, t.Any]:
+    current = view.current
+    return {
+        "manager": type(view).__name__,
+        "value": view.value,
+        "state": view._plain_state(obj).name,
+        "current": current.name,
+        "title": text(current.title),
+        "states": {n: bool(view._test(s)) for n, s in type(view)._declared_states.items()},
     }
 
 

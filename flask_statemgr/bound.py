@@ -101,7 +101,9 @@ class BoundTransition:
             return Availability(plan.ok, list(plan.blockers), plan.error)
         # without a cascade the plan is this one step: no need to build it
         view = self.manager
-        obj = self._instance()
+        obj = view._obj
+        if obj is None:
+            self._instance()  # raises: bound to the class
         error = Checker(current_runtime(), user).failure(view, self.transition, obj, view._read(obj))
         if error is None:
             return Availability(True, [])

@@ -10,6 +10,7 @@ per object, where messages would cost more than the checks.
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 import typing as t
 from collections import abc
@@ -23,7 +24,7 @@ from .exceptions import (
     TransitionError,
     ValidationFailed,
 )
-from .i18n import gettext, is_text, text
+from .i18n import gettext, is_text, memo, text
 from .identity import describe, is_anonymous
 from .manager import StateManager
 from .results import Reason
@@ -75,12 +76,13 @@ class Checker:
     .. versionadded:: 0.2
     """
 
-    __slots__ = ("runtime", "user", "_roles")
+    __slots__ = ("runtime", "user", "_roles", "_reasons")
 
     def __init__(self, runtime: Runtime, user: t.Any) -> None:
         self.runtime: Runtime = runtime
         self.user: t.Any = user
         self._roles: dict[int, t.AbstractSet[str]] = {}
+        self._reasons: dict[t.Hashable, t.Any] | None = None
 
     def roles(self, obj: t.Any) -> t.AbstractSet[str]:
         """The user's roles on ``obj``, asked of the roles loader once."""
@@ -111,23 +113,40 @@ class Checker:
         if transition.internal and not cascaded:
             # before the state: that it is never performed directly does
             # not depend on the object
-            return check_internal(transition)
+            return check_internal(self, transition)
         return (
-            check_state(view, transition, obj, value)
-            or check_requires(transition, obj)
+            check_state(self, view, transition, obj, value)
+            or check_requires(self, transition, obj)
             # an internal step's permission is its cause's
             or (None if cascaded and transition.internal else check_permission(self, transition, obj))
-            or check_preconditions(view, transition, obj)
+            or check_preconditions(self, view, transition, obj)
         )
 
-    def denied(self, message: str) -> PermissionDenied:
+    def reason(self, stage: Stage, key: t.Hashable, message: t.Callable[[], str]) -> Reason:
+        """The :class:`Reason` of ``stage`` saying ``message()``, made once
+        per app context and locale (:func:`~flask_statemgr.i18n.memo`) for
+        messages that follow from ``key``: the declarations (and the value)
+        it names."""
+        reasons = self._reasons
+        if reasons is None:
+            reasons = self._reasons = memo()
+        reason: Reason | None = reasons.get((stage, key))
+        if reason is None:
+            reason = reasons[stage, key] = stage.reason(message())
+        return reason
+
+    def denied(self, key: t.Hashable, message: t.Callable[[], str]) -> PermissionDenied:
         """A refusal of permission for this user: an anonymous one reads the
         same reason (the 401 and the 403 of one refusal say the same thing),
         then that logging in comes first."""
         anonymous = is_anonymous(self.user)
         if anonymous:
-            message = gettext("%(reason)s; log in first", reason=message)
-        return PermissionDenied(reasons=[Stage.PERMISSION.reason(message)], anonymous=anonymous)
+            reason = self.reason(
+                Stage.PERMISSION, (key, "anonymous"), lambda: gettext("%(reason)s; log in first", reason=message())
+            )
+        else:
+            reason = self.reason(Stage.PERMISSION, key, message)
+        return PermissionDenied(reasons=[reason], anonymous=anonymous)
 
 
 def roles_of(
@@ -227,13 +246,19 @@ def checked_roles(roles: t.Any, obj: t.Any, user: t.Any) -> t.AbstractSet[str]:
     raise error
 
 
-def check_internal(transition: Transition) -> TransitionError:
+def check_internal(checker: Checker, transition: Transition) -> TransitionError:
     """An internal transition performed directly: always refused."""
-    message = gettext("%(transition)s only happens as a step of another transition", transition=title_of(transition))
-    return PermissionDenied(reasons=[Stage.PERMISSION.reason(message)])
+    reason = checker.reason(
+        Stage.PERMISSION,
+        (transition, "internal"),
+        lambda: gettext("%(transition)s only happens as a step of another transition", transition=title_of(transition)),
+    )
+    return PermissionDenied(reasons=[reason])
 
 
-def check_state(view: StateManager, transition: Transition, obj: t.Any, value: t.Any) -> TransitionError | None:
+def check_state(
+    checker: Checker, view: StateManager, transition: Transition, obj: t.Any, value: t.Any
+) -> TransitionError | None:
     """Stage 1: the object is in one of the transition's source states."""
     if value in transition.source_values or (
         # tested first: an empty any() still builds its generator
@@ -241,66 +266,85 @@ def check_state(view: StateManager, transition: Transition, obj: t.Any, value: t
         and any(value in c.values and view._holds(c, obj) for c in transition.conditional_sources)
     ):
         return None
+    return StateConflict(
+        reasons=[
+            checker.reason(Stage.STATE, (transition, view._name, value), lambda: state_message(view, transition, value))
+        ]
+    )
+
+
+def state_message(view: StateManager, transition: Transition, value: t.Any) -> str:
+    """Why ``transition`` cannot start from ``value`` of ``view``."""
     state = view._by_value.get(value)
     if state is None:
-        message = gettext(
+        return gettext(
             "%(transition)s is not possible: %(manager)s holds %(value)s, which is not a declared state",
             transition=title_of(transition),
             manager=view._name,
             value=repr(value),
         )
-    else:
-        message = gettext(
-            "%(transition)s is not possible while %(manager)s is %(state)s",
-            transition=title_of(transition),
-            manager=view._name,
-            state=state.title or state.name,
-        )
-    return StateConflict(reasons=[Stage.STATE.reason(message)])
+    return gettext(
+        "%(transition)s is not possible while %(manager)s is %(state)s",
+        transition=title_of(transition),
+        manager=view._name,
+        state=state.title or state.name,
+    )
 
 
-def check_requires(transition: Transition, obj: t.Any) -> TransitionError | None:
+def check_requires(checker: Checker, transition: Transition, obj: t.Any) -> TransitionError | None:
     """Stage 2: every manager the transition requires is in its state."""
     if not transition.requires:
         return None
     unmet = [
-        Stage.REQUIRES.reason(
-            gettext(
-                "The %(object)s must be %(state)s first",
-                object=path_words(path),
-                state=text(state.title or state.name).lower(),
-            )
-        )
+        checker.reason(Stage.REQUIRES, (path, state), functools.partial(requires_message, path, state))
         for path, state in transition.requires.items()
         if not requirement_holds(obj, path, state)
     ]
     return RequirementsUnmet(reasons=unmet) if unmet else None
 
 
+def requires_message(path: str, state: State) -> str:
+    """Why a requirement of the manager at ``path`` is unmet."""
+    return gettext(
+        "The %(object)s must be %(state)s first",
+        object=path_words(path),
+        state=text(state.title or state.name).lower(),
+    )
+
+
 def check_permission(checker: Checker, transition: Transition, obj: t.Any) -> TransitionError | None:
     """Stage 3: the user has one of the transition's roles and every
     permission hook allows it."""
-    if transition.roles is not None and transition.roles.isdisjoint(checker.roles(obj)):
-        if not transition.roles:
+    roles = transition.roles
+    if roles is not None and roles.isdisjoint(checker.roles(obj)):
+        if not roles:
             # logging in would not help either
-            message = gettext("No one may %(transition)s this", transition=text(title_of(transition)).lower())
-            return PermissionDenied(reasons=[Stage.PERMISSION.reason(message)])
+            reason = checker.reason(
+                Stage.PERMISSION,
+                (transition, "no one"),
+                lambda: gettext("No one may %(transition)s this", transition=text(title_of(transition)).lower()),
+            )
+            return PermissionDenied(reasons=[reason])
         return checker.denied(
-            gettext(
+            (transition, "roles"),
+            lambda: gettext(
                 "%(transition)s needs the role %(roles)s",
                 transition=title_of(transition),
-                roles=gettext(" or ").join(sorted(transition.roles)),
-            )
+                roles=gettext(" or ").join(sorted(roles)),
+            ),
         )
     for permission in transition.permissions:
         if not permission(obj, checker.user):
             return checker.denied(
-                gettext("You may not %(transition)s this", transition=text(title_of(transition)).lower())
+                (transition, "permission"),
+                lambda: gettext("You may not %(transition)s this", transition=text(title_of(transition)).lower()),
             )
     return None
 
 
-def check_preconditions(view: StateManager, transition: Transition, obj: t.Any) -> TransitionError | None:
+def check_preconditions(
+    checker: Checker, view: StateManager, transition: Transition, obj: t.Any
+) -> TransitionError | None:
     """Stage 4: every precondition hook of the model holds."""
     assert view._hooks is not None
     preconditions = view._hooks.preconditions.get(transition)
@@ -312,7 +356,11 @@ def check_preconditions(view: StateManager, transition: Transition, obj: t.Any) 
         if is_text(outcome):
             failed.append(Stage.PRECONDITION.reason(outcome))
         elif not outcome:
-            failed.append(Stage.PRECONDITION.reason(unmet_message(transition, precondition)))
+            failed.append(
+                checker.reason(
+                    Stage.PRECONDITION, precondition, functools.partial(unmet_message, transition, precondition)
+                )
+            )
     return PreconditionFailed(reasons=failed) if failed else None
 
 

@@ -36,13 +36,20 @@ class TransitionError(StateMgrError):
 
     def __init__(self, message: str = "", reasons: t.Sequence[Reason] = ()) -> None:
         self.reasons: list[Reason] = list(reasons)
-        if not message and self.reasons:
-            message = "; ".join(text(r.message) for r in self.reasons)
-        super().__init__(message or gettext(self.title))
+        # made when read: a listing builds many refusals and reads their
+        # reasons, not their messages
+        self._message = message
+        super().__init__(message)
 
     @property
     def message(self) -> str:
-        return str(self.args[0])
+        """The message given, else the reasons' messages, else the title."""
+        if not self._message:
+            self._message = "; ".join(text(r.message) for r in self.reasons) or gettext(self.title)
+        return self._message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class StateConflict(TransitionError):

@@ -20,7 +20,11 @@ import typing as t
 import weakref
 from pathlib import Path
 
-from flask import Flask, current_app, has_app_context
+from flask import Flask, current_app
+
+# Flask's own context variable (see .runtime): the message functions run per
+# refused transition
+from flask.globals import _cv_app
 
 if t.TYPE_CHECKING:
     from flask_babel import Domain
@@ -98,7 +102,8 @@ def json_default(value: t.Any) -> str:
 def current_locale() -> str | None:
     """The locale of the current request (or app context) when the app
     uses Flask-Babel, else ``None``."""
-    if not has_app_context() or "babel" not in current_app.extensions:
+    ctx = _cv_app.get(None)
+    if ctx is None or "babel" not in ctx.app.extensions:
         return None
     from flask_babel import get_locale
 
@@ -149,9 +154,10 @@ def ngettext(singular: str, plural: str, num: int, **variables: t.Any) -> str:
 
 def _translate(singular: str, plural: str | None, num: int) -> str:
     english = singular if plural is None or num == 1 else plural
-    if not has_app_context():
+    ctx = _cv_app.get(None)
+    if ctx is None:
         return english
-    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    app: Flask = ctx.app
     overrides: t.Mapping[str, t.Any] = app.config.get("STATEMGR_MESSAGES") or {}
     override = overrides.get(english)
     if override is not None:
@@ -163,6 +169,36 @@ def _translate(singular: str, plural: str | None, num: int) -> str:
     if plural is None:
         return t.cast(str, translations.ugettext(singular))
     return t.cast(str, translations.ungettext(singular, plural, num))
+
+
+#: what :func:`memo` keeps outside any app context (English)
+_memo_without_app: dict[t.Hashable, t.Any] = {}
+_MEMO = "_statemgr_messages"
+
+
+def memo() -> dict[t.Hashable, t.Any]:
+    """A dict for messages and answers that follow from declarations alone
+    (a refusal because of the state, the roles), kept for the current app
+    context and locale: a listing refuses the same few transitions for the
+    same few reasons on every object, and Flask-Babel's lookup of the
+    translations costs more than the checks. An app context is a request,
+    or a block of a script; the locale is part of the key, so
+    ``force_locale`` blocks keep their own.
+
+    .. versionadded:: 0.2
+    """
+    ctx = _cv_app.get(None)
+    if ctx is None:
+        return _memo_without_app
+    by_locale: dict[str | None, dict[t.Hashable, t.Any]] | None = ctx.g.__dict__.get(_MEMO)
+    if by_locale is None:
+        by_locale = {}
+        setattr(ctx.g, _MEMO, by_locale)
+    locale = current_locale() if "babel" in ctx.app.extensions else None
+    found = by_locale.get(locale)
+    if found is None:
+        found = by_locale[locale] = {}
+    return found
 
 
 #: the JS client's own words (static/statemgr/*.js)
@@ -223,9 +259,10 @@ def client_messages() -> dict[str, str | list[str]]:
 def _wtforms_translations() -> t.Any:
     """Flask-WTF's translations of WTForms' messages, when the app translates
     (Flask-Babel) and has not turned them off (``WTF_I18N_ENABLED``)."""
-    if not has_app_context() or "babel" not in current_app.extensions:
+    ctx = _cv_app.get(None)
+    if ctx is None or "babel" not in ctx.app.extensions:
         return None
-    if not current_app.config.get("WTF_I18N_ENABLED", True):
+    if not ctx.app.config.get("WTF_I18N_ENABLED", True):
         return None
     from flask_wtf.i18n import translations
 

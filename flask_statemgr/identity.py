@@ -37,7 +37,7 @@ def object_identity(obj: t.Any) -> str:
     identity = state.identity if state is not None else None
     if identity is None:
         return str(getattr(obj, "id", id(obj)))
-    return ",".join(str(v) for v in identity)
+    return str(identity[0]) if len(identity) == 1 else ",".join(map(str, identity))
 
 
 def identity_of(obj: t.Any) -> tuple[t.Any, ...]:

@@ -38,11 +38,15 @@ class Reason:
         return {"code": self.code, "message": text(self.message)}
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class Availability:
     """The answer of :meth:`BoundTransition.check`.
 
     .. versionadded:: 0.1
+
+    .. versionchanged:: 0.2
+        Not frozen: a listing makes one per object and transition, and a
+        frozen dataclass's ``__init__`` costs three times as much.
     """
 
     ok: bool

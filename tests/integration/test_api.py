@@ -5,7 +5,7 @@ import typing as t
 
 import pytest
 import sqlalchemy as sa
-from api_app import ALICE, Project, db
+from api_app import ALICE, BOB, CAROL, Project, db
 from feed import settled
 
 Client = t.Any
@@ -319,3 +319,40 @@ def test_object_json_of_a_listing_reads_the_cursor_once(api: t.Any) -> None:
             assert cursor_reads() == 2
         finally:
             sa.event.remove(db.engine, "before_cursor_execute", log)
+
+
+def test_object_json_shares_only_what_the_state_decides(api: t.Any) -> None:
+    """One app context answers many objects and users from its shared
+    parts; every answer must still be the one each check gives alone."""
+    from flask_statemgr.api import object_json
+    from flask_statemgr.i18n import text
+
+    ext = api.statemgr
+    with api.app_context():
+        for i, (state, title) in enumerate([(1, "titled"), (1, ""), (2, "live"), (3, "gone"), (4, "deleted")] * 2):
+            db.session.add(Project(title=title, owner_id=1 + i % 2, _state=state))
+        db.session.commit()
+        projects = db.session.scalars(sa.select(Project).order_by(Project.id)).all()
+        answers = {True: 0, False: 0}
+        for user in (ALICE, None, BOB, CAROL, ALICE):
+            for project in projects:
+                body = object_json(ext, ext.exposed["project"], project, user)
+                for attr, manager in body["managers"].items():
+                    view = getattr(project, attr)
+                    assert manager["states"] == {n: bool(getattr(view, n)) for n in type(view).states()}
+                    assert manager["current"] == view.current.name
+                    for name, entry in manager["transitions"].items():
+                        bound = getattr(view, name)
+                        alone = bound.check(user)
+                        expected = {
+                            "title": text(bound.title),
+                            "available": alone.ok,
+                            "status": alone.error.http_status if alone.error is not None else 200,
+                            "reasons": [r.to_dict() for r in alone.reasons],
+                            "form": bound.transition.form is not None,
+                        }
+                        if alone.ok and bound.transition.cascade:
+                            expected["changes"] = bound.plan(user).summary()
+                        assert entry == expected, (project.id, user, attr, name)
+                        answers[alone.ok] += 1
+    assert answers[True] > 10 and answers[False] > 50

@@ -106,6 +106,25 @@ def test_object_json_titles_and_reasons_in_the_locale(i18n: Flask) -> None:
     )
 
 
+def test_shared_reasons_follow_the_locale_within_one_app_context(i18n: Flask) -> None:
+    from i18n_app import Article, db
+
+    from flask_statemgr.api import object_json
+
+    ext = i18n.extensions["statemgr"]
+    with i18n.test_request_context("/?lang=en"):
+        article = db.session.get(Article, 2)
+
+        def unpublish() -> str:
+            body = object_json(ext, ext.exposed["article"], article, None)
+            return str(body["managers"]["state"]["transitions"]["unpublish"]["reasons"][0]["message"])
+
+        assert unpublish() == "Unpublish is not possible while state is Draft"
+        with force_locale("de"):
+            assert unpublish() == "Zurückziehen ist nicht möglich, solange state Entwurf ist"
+        assert unpublish() == "Unpublish is not possible while state is Draft"
+
+
 def test_problem_documents_in_the_locale(i18n: Flask) -> None:
     client = i18n.test_client()
     anonymous = client.post("/_statemgr/objects/article/1/state/publish?lang=de", json={"summary": "x"})
