@@ -19,7 +19,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
 from .bound import BoundTransition
-from .checks import Checker
+from .checks import Checker, refused_by_state, state_conflict
 from .events import START, Page, event_json, latest_cursor, parse_cursor, read_rows, transaction_cursor
 from .exceptions import SerializationError, StateMgrError, TransitionError
 from .history import TransitionRecord, query_history
@@ -186,9 +186,9 @@ def _transitions_template(
     entries: dict[str, t.Any] = {}
     to_check = []
     for name, transition in type(view)._public_transitions.items():
-        if not transition.cascade and transition.plain and value not in transition.source_values:
-            error = checker.failure(view, transition, obj, value)
-            entries[name] = _transition_json(transition, error, error.reasons if error else [])
+        if not transition.cascade and refused_by_state(transition, value):
+            error = state_conflict(checker.reasons(), view, transition, value)
+            entries[name] = _transition_json(transition, error, error.reasons)
         else:
             entries[name] = None
             to_check.append((name, transition))

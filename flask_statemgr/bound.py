@@ -15,9 +15,10 @@ from flask.globals import _cv_app
 
 from .bulk import perform_all
 from .cascade import expand
-from .checks import Checker, passes, validate_data
+from .checks import Checker, passes, refused_by_state, state_conflict, validate_data
 from .exceptions import TransitionError, ValidationFailed
 from .execute import execute, holds_nothing
+from .i18n import memo
 from .manager import StateManager, bindings_of
 from .results import Availability, BulkResult, Plan, Step, TransitionResult
 from .runtime import DEFAULT_RUNTIME, Runtime, current_runtime
@@ -104,10 +105,17 @@ class BoundTransition:
         obj = view._obj
         if obj is None:
             self._instance()  # raises: bound to the class
-        error = Checker(current_runtime(), user).failure(view, self.transition, obj, view._read(obj))
+        transition = self.transition
+        value = view._read(obj)
+        if refused_by_state(transition, value):
+            # what the checks would answer first, without a checker
+            error: TransitionError | None = state_conflict(memo(), view, transition, value)
+        else:
+            error = Checker(current_runtime(), user).failure(view, transition, obj, value)
         if error is None:
             return Availability(True, [])
-        return Availability(False, list(error.reasons), error)
+        # the error's own list: both are new
+        return Availability(False, error.reasons, error)
 
     def plan(self, user: t.Any = None) -> Plan:
         """Every step performing it would take, and every blocker."""

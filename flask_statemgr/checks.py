@@ -10,7 +10,6 @@ per object, where messages would cost more than the checks.
 from __future__ import annotations
 
 import enum
-import functools
 import logging
 import typing as t
 from collections import abc
@@ -122,31 +121,47 @@ class Checker:
             or check_preconditions(self, view, transition, obj)
         )
 
-    def reason(self, stage: Stage, key: t.Hashable, message: t.Callable[[], str]) -> Reason:
-        """The :class:`Reason` of ``stage`` saying ``message()``, made once
-        per app context and locale (:func:`~flask_statemgr.i18n.memo`) for
-        messages that follow from ``key``: the declarations (and the value)
-        it names."""
+    def reason(self, stage: Stage, key: t.Hashable, message: t.Callable[..., str], *args: t.Any) -> Reason:
+        """The :class:`Reason` of ``stage`` saying ``message(*args)``, made
+        once per app context and locale (:func:`~flask_statemgr.i18n.memo`)
+        for messages that follow from ``key``: the declarations (and the
+        value) it names. (Arguments, not a closure: a listing asks this per
+        refusal, and a closure's cells slow the whole calling function.)"""
+        return memoized_reason(self.reasons(), stage, key, message, *args)
+
+    def reasons(self) -> dict[t.Hashable, t.Any]:
+        """Where this checker's reasons are kept: :func:`~flask_statemgr.i18n.memo`,
+        looked up once."""
         reasons = self._reasons
         if reasons is None:
             reasons = self._reasons = memo()
-        reason: Reason | None = reasons.get((stage, key))
-        if reason is None:
-            reason = reasons[stage, key] = stage.reason(message())
-        return reason
+        return reasons
 
-    def denied(self, key: t.Hashable, message: t.Callable[[], str]) -> PermissionDenied:
+    def denied(self, key: t.Hashable, message: t.Callable[..., str], *args: t.Any) -> PermissionDenied:
         """A refusal of permission for this user: an anonymous one reads the
         same reason (the 401 and the 403 of one refusal say the same thing),
         then that logging in comes first."""
         anonymous = is_anonymous(self.user)
         if anonymous:
-            reason = self.reason(
-                Stage.PERMISSION, (key, "anonymous"), lambda: gettext("%(reason)s; log in first", reason=message())
-            )
+            reason = self.reason(Stage.PERMISSION, (key, "anonymous"), _log_in_first, message, *args)
         else:
-            reason = self.reason(Stage.PERMISSION, key, message)
-        return PermissionDenied(reasons=[reason], anonymous=anonymous)
+            reason = self.reason(Stage.PERMISSION, key, message, *args)
+        return PermissionDenied("", [reason], anonymous=anonymous)
+
+
+def memoized_reason(
+    reasons: dict[t.Hashable, t.Any], stage: Stage, key: t.Hashable, message: t.Callable[..., str], *args: t.Any
+) -> Reason:
+    """``reasons[key]``, made first as the reason of ``stage`` saying
+    ``message(*args)``."""
+    reason: Reason | None = reasons.get(key)
+    if reason is None:
+        reason = reasons[key] = stage.reason(message(*args))
+    return reason
+
+
+def _log_in_first(message: t.Callable[..., str], *args: t.Any) -> str:
+    return gettext("%(reason)s; log in first", reason=message(*args))
 
 
 def roles_of(
@@ -248,12 +263,13 @@ def checked_roles(roles: t.Any, obj: t.Any, user: t.Any) -> t.AbstractSet[str]:
 
 def check_internal(checker: Checker, transition: Transition) -> TransitionError:
     """An internal transition performed directly: always refused."""
-    reason = checker.reason(
-        Stage.PERMISSION,
-        (transition, "internal"),
-        lambda: gettext("%(transition)s only happens as a step of another transition", transition=title_of(transition)),
-    )
-    return PermissionDenied(reasons=[reason])
+    reason = checker.reason(Stage.PERMISSION, ("internal", transition), internal_message, transition)
+    return PermissionDenied("", [reason])
+
+
+def internal_message(transition: Transition) -> str:
+    """Why an internal transition is not performed directly."""
+    return gettext("%(transition)s only happens as a step of another transition", transition=title_of(transition))
 
 
 def check_state(
@@ -266,11 +282,24 @@ def check_state(
         and any(value in c.values and view._holds(c, obj) for c in transition.conditional_sources)
     ):
         return None
-    return StateConflict(
-        reasons=[
-            checker.reason(Stage.STATE, (transition, view._name, value), lambda: state_message(view, transition, value))
-        ]
-    )
+    return state_conflict(checker.reasons(), view, transition, value)
+
+
+def refused_by_state(transition: Transition, value: t.Any) -> bool:
+    """Whether the state alone refuses ``transition``: a plain one (see
+    :attr:`Transition.plain`) that does not start from ``value``. Its
+    refusal then follows from the declarations and the value, so listings
+    share it (:func:`state_conflict`)."""
+    return transition.plain and value not in transition.source_values
+
+
+def state_conflict(
+    reasons: dict[t.Hashable, t.Any], view: StateManager, transition: Transition, value: t.Any
+) -> StateConflict:
+    """The refusal of ``transition`` from ``value``, its reason kept in
+    ``reasons`` (:func:`~flask_statemgr.i18n.memo`)."""
+    key = ("state", transition, view._name, value)
+    return StateConflict("", [memoized_reason(reasons, Stage.STATE, key, state_message, view, transition, value)])
 
 
 def state_message(view: StateManager, transition: Transition, value: t.Any) -> str:
@@ -296,11 +325,11 @@ def check_requires(checker: Checker, transition: Transition, obj: t.Any) -> Tran
     if not transition.requires:
         return None
     unmet = [
-        checker.reason(Stage.REQUIRES, (path, state), functools.partial(requires_message, path, state))
+        checker.reason(Stage.REQUIRES, ("requires", path, state), requires_message, path, state)
         for path, state in transition.requires.items()
         if not requirement_holds(obj, path, state)
     ]
-    return RequirementsUnmet(reasons=unmet) if unmet else None
+    return RequirementsUnmet("", unmet) if unmet else None
 
 
 def requires_message(path: str, state: State) -> str:
@@ -319,27 +348,33 @@ def check_permission(checker: Checker, transition: Transition, obj: t.Any) -> Tr
     if roles is not None and roles.isdisjoint(checker.roles(obj)):
         if not roles:
             # logging in would not help either
-            reason = checker.reason(
-                Stage.PERMISSION,
-                (transition, "no one"),
-                lambda: gettext("No one may %(transition)s this", transition=text(title_of(transition)).lower()),
-            )
-            return PermissionDenied(reasons=[reason])
-        return checker.denied(
-            (transition, "roles"),
-            lambda: gettext(
-                "%(transition)s needs the role %(roles)s",
-                transition=title_of(transition),
-                roles=gettext(" or ").join(sorted(roles)),
-            ),
-        )
+            reason = checker.reason(Stage.PERMISSION, ("no one", transition), no_one_message, transition)
+            return PermissionDenied("", [reason])
+        return checker.denied(("roles", transition), roles_message, transition)
     for permission in transition.permissions:
         if not permission(obj, checker.user):
-            return checker.denied(
-                (transition, "permission"),
-                lambda: gettext("You may not %(transition)s this", transition=text(title_of(transition)).lower()),
-            )
+            return checker.denied(("permission", transition), permission_message, transition)
     return None
+
+
+def no_one_message(transition: Transition) -> str:
+    """Why a transition with no roles (``roles=set()``) is refused."""
+    return gettext("No one may %(transition)s this", transition=text(title_of(transition)).lower())
+
+
+def roles_message(transition: Transition) -> str:
+    """Why a user without the transition's roles is refused."""
+    assert transition.roles
+    return gettext(
+        "%(transition)s needs the role %(roles)s",
+        transition=title_of(transition),
+        roles=gettext(" or ").join(sorted(transition.roles)),
+    )
+
+
+def permission_message(transition: Transition) -> str:
+    """Why a permission hook refused the user."""
+    return gettext("You may not %(transition)s this", transition=text(title_of(transition)).lower())
 
 
 def check_preconditions(
@@ -358,10 +393,10 @@ def check_preconditions(
         elif not outcome:
             failed.append(
                 checker.reason(
-                    Stage.PRECONDITION, precondition, functools.partial(unmet_message, transition, precondition)
+                    Stage.PRECONDITION, ("precondition", precondition), unmet_message, transition, precondition
                 )
             )
-    return PreconditionFailed(reasons=failed) if failed else None
+    return PreconditionFailed("", failed) if failed else None
 
 
 def validate_data(transition: Transition, data: t.Mapping[str, t.Any] | None) -> dict[str, t.Any]:

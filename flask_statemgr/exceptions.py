@@ -39,7 +39,9 @@ class TransitionError(StateMgrError):
         # made when read: a listing builds many refusals and reads their
         # reasons, not their messages
         self._message = message
-        super().__init__(message)
+        # what BaseException.__init__ would set, without the call through
+        # super(), which costs as much as the rest of this method
+        self.args = (message,)
 
     @property
     def message(self) -> str:

@@ -174,6 +174,7 @@ def _translate(singular: str, plural: str | None, num: int) -> str:
 #: what :func:`memo` keeps outside any app context (English)
 _memo_without_app: dict[t.Hashable, t.Any] = {}
 _MEMO = "_statemgr_messages"
+_MEMO_BY_LOCALE = "_statemgr_messages_by_locale"
 
 
 def memo() -> dict[t.Hashable, t.Any]:
@@ -190,11 +191,16 @@ def memo() -> dict[t.Hashable, t.Any]:
     ctx = _cv_app.get(None)
     if ctx is None:
         return _memo_without_app
-    by_locale: dict[str | None, dict[t.Hashable, t.Any]] | None = ctx.g.__dict__.get(_MEMO)
+    kept = ctx.g.__dict__
+    if "babel" not in ctx.app.extensions:
+        found: dict[t.Hashable, t.Any] | None = kept.get(_MEMO)
+        if found is None:
+            found = kept[_MEMO] = {}
+        return found
+    by_locale: dict[str | None, dict[t.Hashable, t.Any]] | None = kept.get(_MEMO_BY_LOCALE)
     if by_locale is None:
-        by_locale = {}
-        setattr(ctx.g, _MEMO, by_locale)
-    locale = current_locale() if "babel" in ctx.app.extensions else None
+        by_locale = kept[_MEMO_BY_LOCALE] = {}
+    locale = current_locale()
     found = by_locale.get(locale)
     if found is None:
         found = by_locale[locale] = {}
