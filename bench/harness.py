@@ -118,6 +118,9 @@ def measure(
     loops = {}
     for key, case in cases.items():
         inner = _compile(case.stmt, case.namespace, case.setup, case.teardown)
+        # one operation first: a first call that builds what later calls
+        # reuse would otherwise calibrate the loop to a few operations
+        inner(1, time.perf_counter_ns)
         number = _calibrate(inner, round_ns, case.max_number)
         # warm-up: caches, lazily built plans, the allocator
         inner(number, time.perf_counter_ns)

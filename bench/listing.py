@@ -117,7 +117,9 @@ def object_json_figure(report: Report) -> None:
                         "for d in docs: object_json(ext, exposed, d, user)",
                         {**namespace, "object_json": object_json, "ext": ext, "exposed": exposed},
                     ),
-                    "yes-no": Case("for d in docs:\n for n in names: getattr(d.state, n).is_available(user)", namespace),
+                    "yes-no": Case(
+                        "for d in docs:\n for n in names: getattr(d.state, n).is_available(user)", namespace
+                    ),
                     "check": Case("for d in docs:\n for n in names: getattr(d.state, n).check(user)", namespace),
                     "listing": Case("for d in docs: d.state.transitions(user)", namespace),
                 },

@@ -40,7 +40,9 @@ class HostHooks:
         "cas_one",
         "cas_recording",
         "cas_returning",
-        "cas_many_recording",
+        "_cas_many_recording",
+        "_host",
+        "_key",
         "default",
     )
 
@@ -48,7 +50,6 @@ class HostHooks:
     cas_one: sa.Update | None
     cas_recording: sa.Insert | None
     cas_returning: sa.Update | None
-    cas_many_recording: sa.Insert | None
     default: t.Any
 
     def __init__(self, manager: type[StateManager], host: type, key: str) -> None:
@@ -70,8 +71,20 @@ class HostHooks:
         self.cas_one = _compile_cas(host, key, one=True)
         self.cas_recording = _compile_cas_recording(self.cas_one)
         self.cas_returning = _compile_cas_returning(self.cas)
-        self.cas_many_recording = _compile_cas_many_recording(host, key)
+        self._host = host
+        self._key = key
+        self._cas_many_recording: sa.Insert | None | t.Literal[False] = False
         self.default = _scalar_default(host, key)
+
+    @property
+    def cas_many_recording(self) -> sa.Insert | None:
+        """The PostgreSQL statement moving many rows and recording them,
+        compiled on first use: it imports SQLAlchemy's PostgreSQL dialect,
+        which an app on SQLite would otherwise pay for (30 ms) on its first
+        transition."""
+        if self._cas_many_recording is False:
+            self._cas_many_recording = _compile_cas_many_recording(self._host, self._key)
+        return self._cas_many_recording
 
 
 def _scalar_default(host: type, key: str) -> t.Any:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import typing as t
+from collections import abc
 
 from .i18n import N_, gettext
 
@@ -29,6 +30,8 @@ def unstorable_text(data: t.Mapping[str, t.Any]) -> dict[str, list[str]]:
     """Error messages by field path (``note``, ``address.city``, ``tags.0``,
     as the form errors name them) for every string in ``data``, keys
     included, that cannot be stored."""
+    if not data:
+        return {}
     errors: dict[str, list[str]] = {}
     # a stack, not recursion: a formless JSON body may nest as deep as the
     # JSON parser allows
@@ -39,7 +42,8 @@ def unstorable_text(data: t.Mapping[str, t.Any]) -> dict[str, list[str]]:
             message = _problem(value)
             if message is not None and message not in errors.get(path, ()):
                 errors.setdefault(path, []).append(message)
-        elif isinstance(value, t.Mapping):
+        # collections.abc, not typing: typing's aliases check more slowly
+        elif isinstance(value, abc.Mapping):
             for key, item in value.items():
                 inner = f"{path}.{key}" if path else str(key)
                 if isinstance(key, str):
