@@ -12,7 +12,8 @@ import weakref
 
 import sqlalchemy as sa
 from sqlalchemy import event, exc, orm
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.attributes import instance_state, set_committed_value
+from sqlalchemy.sql import ClauseElement
 
 from .checks import Stage
 from .exceptions import StateConflict, TransitionError
@@ -120,21 +121,27 @@ def run_plan(
     session = state.session if state is not None else None
     if state is not None and state.detached:
         raise TypeError(f"{describe(root.obj)} is detached; add it to a session first")
+    folded: list[tuple[t.Any, list[str]]] = []
     try:
         if session is None:
-            left_out = _run(plan, user, data, runtime, None, refused)
+            left_out = _run(plan, user, data, runtime, None, refused, folded)
         elif savepoint:
             with session.begin_nested():
-                left_out = _run(plan, user, data, runtime, session, refused)
+                left_out = _run(plan, user, data, runtime, session, refused, folded)
         else:
             try:
-                left_out = _run(plan, user, data, runtime, session, refused)
+                left_out = _run(plan, user, data, runtime, session, refused, folded)
             except BaseException:
                 session.rollback()
                 raise
     except BaseException as e:
         for step in plan.steps:
             _restore(step)
+        if session is not None:
+            # marked as written, so a savepoint's rollback leaves them be:
+            # read again what the database has
+            for obj, keys in folded:
+                session.expire(obj, keys)
         error: BaseException = e
         if session is not None and _is_write_conflict(e, session):
             error = StateConflict(
@@ -193,6 +200,9 @@ def _restore(step: Step) -> None:
         set_committed_value(step.obj, key, step.seen)
 
 
+#: an attribute a change-set names but the object no longer holds
+_ABSENT = object()
+
 #: PostgreSQL's deadlock_detected and serialization_failure
 _PG_CONFLICTS = {"40P01", "40001"}
 
@@ -241,7 +251,8 @@ def _run(
     data: dict[str, t.Any],
     runtime: Runtime,
     session: orm.Session | None,
-    refused: dict[int, TransitionError] | None = None,
+    refused: dict[int, TransitionError] | None,
+    folded: list[tuple[t.Any, list[str]]],
 ) -> set[int]:
     """Every level of ``plan``: signals and execute hooks, then the
     compare-and-set and history records; the ids of the steps left out.
@@ -250,6 +261,8 @@ def _run(
         compare-and-set runs first, and a root that a concurrent change took
         is left out with its cascade, its error under ``id(root)``, rather
         than failing the others.
+    :param folded: where the objects whose changes a compare-and-set wrote
+        (see :func:`_fold`) go, with those attributes.
     """
     if session is not None:
         # who and when, for the history records
@@ -286,14 +299,16 @@ def _run(
             for step in level:
                 setattr(step.obj, _key_of(step), step.target.value)
             continue
-        session.flush()
         if moved_first:
+            session.flush()
             for step in level:
                 set_committed_value(step.obj, _key_of(step), step.target.value)
             continue
         recording = _recording_statement(session, level, payload, runtime)
+        fold = _fold(session, level, folded) if recording is None else None
+        session.flush()
         if recording is None:
-            _move(session, plan.steps, level, payload, runtime, user_id, at)
+            _move(session, plan.steps, level, payload, runtime, user_id, at, fold=fold)
             for step in level:
                 set_committed_value(step.obj, _key_of(step), step.target.value)
         else:
@@ -301,6 +316,116 @@ def _run(
             ids = _compare_and_set_recording(session, level[0], recording, rows[0])
             attach_records(level, rows, ids, payload)
     return left_out
+
+
+#: a change-set is the (attribute, value) pairs of one object's pending
+#: column changes, by attribute name
+Changes = tuple[tuple[str, t.Any], ...]
+
+#: the most change-sets of a level folded into its compare-and-set, each
+#: adding that statement per chunk; the objects of the others are flushed
+#: (the flush batches their ``UPDATE``s), so values that differ for every
+#: object (a timestamp of its own) cost no statement per object
+FOLD_SETS = 4
+
+#: values of these types are equal only when they are written alike (an
+#: equal ``Decimal`` may differ in scale, a ``datetime`` in its time zone,
+#: a ``float`` in its sign: those compare by type and ``repr`` too)
+_PLAIN = frozenset({str, int, bool, bytes, type(None)})
+
+
+class _Folded:
+    """The change-sets of a level that its compare-and-set writes: each
+    distinct set once in ``sets``, and by a step's position in the level
+    the index of its object's set in ``of``."""
+
+    __slots__ = ("sets", "of")
+
+    def __init__(self) -> None:
+        self.sets: list[Changes] = []
+        self.of: dict[int, int] = {}
+
+
+def _fold(session: orm.Session, level: list[Step], folded: list[tuple[t.Any, list[str]]]) -> _Folded | None:
+    """Take the pending column changes of ``level``'s objects (what their
+    execute hooks set) out of the flush, for the level's compare-and-set to
+    write them: one ``UPDATE`` per chunk and change-set instead of one per
+    object in the flush, where finding what changed costs more than the
+    ``UPDATE``. The objects taken go to ``folded``.
+
+    Only where the flush would write nothing else and run no code of the
+    application: nothing listens to the session's flush or to the model's
+    ``UPDATE``s, the model has no version counter and no column updated on
+    every ``UPDATE`` (:func:`~.manager._foldable`), and every change of the
+    object is a value (no SQL expression) for a plain column of the state
+    column's table. An object that fails a condition, or whose change-set is
+    not among the level's :data:`FOLD_SETS` most common, is flushed as
+    before.
+    """
+    dispatch = session.dispatch
+    if len(level) < 2 or dispatch.before_flush or dispatch.after_flush or dispatch.after_flush_postexec:
+        return None
+    foldable: dict[tuple[type, str], frozenset[str]] = {}
+    # the positions of the steps by what their change-set is, and its values
+    found: dict[tuple[t.Any, ...], tuple[Changes, list[int]]] = {}
+    # the key of a value that is not plain, by its id: a hook often sets one
+    # object (a constant, one timestamp) on every object of the level
+    seen: dict[int, tuple[type, str]] = {}
+    for i, step in enumerate(level):
+        state = instance_state(step.obj)
+        if not state.modified:
+            continue
+        host = type(step.obj)
+        keys = foldable.get((host, step.manager))
+        if keys is None:
+            view: StateManager = getattr(host, step.manager)
+            mapper = state.mapper.dispatch
+            assert view._hooks is not None
+            keys = foldable[host, step.manager] = (
+                frozenset() if mapper.before_update or mapper.after_update else view._hooks.foldable
+            )
+        changed = sorted(state.committed_state)
+        if (
+            not keys.issuperset(changed)
+            or not state.persistent
+            or state.session is not session
+            or state.__dict__.get("_pending_mutations")
+        ):
+            continue
+        values = state.dict
+        key: list[t.Any] = [host]
+        for name in changed:
+            value = values.get(name, _ABSENT)
+            kind = type(value)
+            if kind in _PLAIN:
+                key.append((name, kind, value))
+                continue
+            if value is _ABSENT or isinstance(value, ClauseElement) or hasattr(value, "__clause_element__"):
+                break
+            same = seen.get(id(value))
+            if same is None:
+                same = seen[id(value)] = (kind, repr(value))
+            key.append((name, same))
+        else:
+            found.setdefault(tuple(key), (tuple((name, values[name]) for name in changed), []))[1].append(i)
+    if not found:
+        return None
+    fold = _Folded()
+    taken: dict[int, orm.InstanceState[t.Any]] = {}
+    for changes, members in sorted(found.values(), key=lambda f: len(f[1]), reverse=True)[:FOLD_SETS]:
+        if changes:
+            fold.of.update(dict.fromkeys(members, len(fold.sets)))
+            fold.sets.append(changes)
+        for i in members:
+            state = instance_state(level[i].obj)
+            if id(state) not in taken:
+                taken[id(state)] = state
+                if changes:
+                    folded.append((level[i].obj, [name for name, _ in changes]))
+    # the public set_committed_value leaves the object among the session's
+    # modified ones, which the flush would still visit (half its cost)
+    orm.InstanceState._commit_all_states(((s, s.dict) for s in taken.values()), session.identity_map)
+    return fold
 
 
 def _recording_statement(
@@ -366,6 +491,7 @@ def _move(
     user_id: str | None,
     at: datetime.datetime,
     refused: dict[int, TransitionError] | None = None,
+    fold: _Folded | None = None,
 ) -> list[Step]:
     """Move every step's object of ``level`` to its target with ``UPDATE``s
     guarded by the state the checks saw, a chunk of keys at a time, and
@@ -375,6 +501,7 @@ def _move(
 
     :param refused: where a step whose row a concurrent change took goes
         (by ``id(step)``); without, such a row fails the whole level.
+    :param fold: the column changes those ``UPDATE``s write too.
     """
     combined = _records_with_move(session, level[0], payload, runtime)
     # apart, the records (and the payload's blobs) are written once the rows
@@ -382,28 +509,35 @@ def _move(
     rows: dict[int, dict[str, t.Any]] = (
         dict(enumerate(record_rows(session, steps, level, user_id, at, payload, runtime))) if combined else {}
     )
-    groups: dict[tuple[type, str, Transition, t.Any], list[int]] = {}
+    sets = fold.of if fold is not None else {}
+    groups: dict[tuple[type, str, Transition, t.Any, int | None], list[int]] = {}
     for i, step in enumerate(level):
-        groups.setdefault((type(step.obj), step.manager, step.transition, step.seen), []).append(i)
+        groups.setdefault((type(step.obj), step.manager, step.transition, step.seen, sets.get(i)), []).append(i)
     taken: set[int] = set()
     #: the record id of each step recorded with its move
     ids: dict[int, int] = {}
-    for (host, manager, transition, seen), members in groups.items():
+    for (host, manager, transition, seen, changes), members in groups.items():
         view: StateManager = getattr(host, manager)
         hooks = view._hooks
         assert hooks is not None and hooks.cas is not None
         values = {"_sm_seen": seen, "_sm_target": transition.target.value}
+        cas, cas_many_recording = hooks.cas, hooks.cas_many_recording
+        if changes is not None:
+            assert fold is not None and refused is None
+            written = fold.sets[changes]
+            cas, cas_many_recording = hooks.setting(tuple(key for key, _ in written))
+            values.update((f"_sm_set_{n}", value) for n, (_, value) in enumerate(written))
         for start in range(0, len(members), CHUNK):
             chunk = members[start : start + CHUNK]
             identities = [identity_of(level[i].obj) for i in chunk]
-            if rows and hooks.cas_many_recording is not None:
+            if rows and cas_many_recording is not None:
                 # the record's key is the object's identity as a string, as
                 # record_rows writes it
                 shared = {name: rows[chunk[0]][name] for name in _SHARED}
                 keys = {"_sm_pks": [i[0] for i in identities], "_sm_parents": [rows[i]["parent_id"] for i in chunk]}
                 recorded = dict(
                     (object_id, id_)
-                    for id_, object_id in session.execute(hooks.cas_many_recording, {**shared, **keys, **values})
+                    for id_, object_id in session.execute(cas_many_recording, {**shared, **keys, **values})
                 )
                 for i in chunk:
                     if rows[i]["object_id"] in recorded:
@@ -414,7 +548,7 @@ def _move(
             else:
                 pks = [i[0] if len(i) == 1 else i for i in identities]
                 if refused is None:
-                    result = session.execute(hooks.cas, {"_sm_pks": pks, **values})
+                    result = session.execute(cas, {"_sm_pks": pks, **values})
                     missed = len(chunk) - result.rowcount  # type: ignore[attr-defined]
                 else:
                     assert hooks.cas_returning is not None

@@ -42,6 +42,10 @@ class HostHooks:
         "cas_returning",
         "cas_many_recording",
         "default",
+        "foldable",
+        "_host",
+        "_key",
+        "_setting",
     )
 
     cas: sa.Update | None
@@ -50,8 +54,13 @@ class HostHooks:
     cas_returning: sa.Update | None
     cas_many_recording: sa.Insert | None
     default: t.Any
+    #: the attributes whose pending changes a compare-and-set may also write
+    foldable: frozenset[str]
 
     def __init__(self, manager: type[StateManager], host: type, key: str) -> None:
+        self._host = host
+        self._key = key
+        self._setting: dict[tuple[str, ...], tuple[sa.Update, sa.Insert | None]] = {}
         self.preconditions: dict[Transition, list[t.Callable[..., t.Any]]] = {}
         self.executes: dict[Transition, list[t.Callable[..., t.Any]]] = {}
         self.validators: dict[State, t.Callable[[t.Any], bool]] = {}
@@ -72,6 +81,47 @@ class HostHooks:
         self.cas_returning = _compile_cas_returning(self.cas)
         self.cas_many_recording = _compile_cas_many_recording(host, key)
         self.default = _scalar_default(host, key)
+        self.foldable = _foldable(host, key)
+
+    def setting(self, keys: tuple[str, ...]) -> tuple[sa.Update, sa.Insert | None]:
+        """``cas`` and ``cas_many_recording`` that also set the columns of
+        the attributes ``keys`` (bound as ``_sm_set_0``, ``_sm_set_1``,
+        ...), built once per tuple of keys."""
+        found = self._setting.get(keys)
+        if found is None:
+            cas = _compile_cas(self._host, self._key, setting=keys)
+            assert cas is not None
+            found = self._setting[keys] = (cas, _compile_cas_many_recording(self._host, self._key, setting=keys))
+        return found
+
+
+def _foldable(host: type, key: str) -> frozenset[str]:
+    """The attributes of ``host`` whose pending changes the compare-and-set
+    of state column ``key`` may write in place of the flush: plain columns
+    of the state column's table, neither a key (the flush orders writes by
+    them) nor a manager's column. None when the flush would write more than
+    what changed: with a version counter, or a column of that table updated
+    by a default or the server on every ``UPDATE``."""
+    mapper: orm.Mapper[t.Any] | None = sa.inspect(host, raiseerr=False)
+    if mapper is None or mapper.version_id_col is not None:
+        return frozenset()
+    table = mapper.columns[key].table
+    if any(c.onupdate is not None or c.server_onupdate is not None for c in table.columns):
+        return frozenset()
+    managed = {view._key for view in bindings_of(host).values()}
+    found = set()
+    for prop in mapper.column_attrs:
+        column = prop.columns[0]
+        if (
+            len(prop.columns) == 1
+            and isinstance(column, sa.Column)
+            and column.table is table
+            and not column.primary_key
+            and not column.foreign_keys
+            and prop.key not in managed
+        ):
+            found.add(prop.key)
+    return frozenset(found)
 
 
 def _scalar_default(host: type, key: str) -> t.Any:
@@ -84,13 +134,15 @@ def _scalar_default(host: type, key: str) -> t.Any:
     return getattr(default, "arg", None) if default is not None and default.is_scalar else None
 
 
-def _compile_cas(host: type, key: str, *, one: bool = False) -> sa.Update | None:
+def _compile_cas(host: type, key: str, *, one: bool = False, setting: tuple[str, ...] = ()) -> sa.Update | None:
     """``UPDATE table SET col = :target WHERE pk IN :pks AND col = :seen``,
     built once per model class; ``None`` for an unmapped class.
 
     :param one: for a single row, ``pk = :pk``: SQLAlchemy then sends it as
         compiled instead of expanding a list into it on every call. ``None``
         for a composite primary key.
+    :param setting: attributes whose columns it sets too (see
+        :func:`_setting`).
     """
     mapper: orm.Mapper[t.Any] | None = sa.inspect(host, raiseerr=False)
     if mapper is None:
@@ -108,8 +160,15 @@ def _compile_cas(host: type, key: str, *, one: bool = False) -> sa.Update | None
     return (
         sa.update(table)
         .where(match, column == sa.bindparam("_sm_seen"))
-        .values({column.name: sa.bindparam("_sm_target")})
+        .values({column.name: sa.bindparam("_sm_target"), **_setting(mapper, setting)})
     )
+
+
+def _setting(mapper: orm.Mapper[t.Any], keys: tuple[str, ...]) -> dict[str, sa.BindParameter[t.Any]]:
+    """The ``SET`` of attributes ``keys``'s columns, bound by position
+    (``_sm_set_0``, ...): an attribute's name may be no parameter name."""
+    columns = [mapper.columns[key] for key in keys]
+    return {column.name: sa.bindparam(f"_sm_set_{i}", type_=column.type) for i, column in enumerate(columns)}
 
 
 def _compile_cas_recording(cas: sa.Update | None) -> sa.Insert | None:
@@ -182,7 +241,7 @@ def _compile_cas_returning(cas: sa.Update | None) -> sa.Update | None:
     return cas.returning(*cas.table.primary_key.columns)  # type: ignore[attr-defined]
 
 
-def _compile_cas_many_recording(host: type, key: str) -> sa.Insert | None:
+def _compile_cas_many_recording(host: type, key: str, setting: tuple[str, ...] = ()) -> sa.Insert | None:
     """The compare-and-set of many rows and the insert of their history
     records in one statement, for PostgreSQL::
 
@@ -203,7 +262,8 @@ def _compile_cas_many_recording(host: type, key: str) -> sa.Insert | None:
     index and tested every row of a state against every key (three times
     slower at 5,000 rows). ``None`` for an unmapped class, a composite
     primary key, or one whose text form in SQL may differ from Python's
-    ``str()`` (the record's ``object_id``).
+    ``str()`` (the record's ``object_id``). ``setting``: as for
+    :func:`_compile_cas`.
     """
     mapper: orm.Mapper[t.Any] | None = sa.inspect(host, raiseerr=False)
     if mapper is None:
@@ -231,7 +291,7 @@ def _compile_cas_many_recording(host: type, key: str) -> sa.Insert | None:
     moved = (
         sa.update(table)
         .where(pk == given.c.key, column == sa.bindparam("_sm_seen"))
-        .values({column.name: sa.bindparam("_sm_target")})
+        .values({column.name: sa.bindparam("_sm_target"), **_setting(mapper, setting)})
         .returning(pk, given.c.parent)
         .cte("statemgr_moved")
     )
