@@ -556,9 +556,9 @@ def test_plan_and_perform_statements_do_not_grow_with_the_children(
 ) -> None:
     small_plan, small_perform = statements_for(chain_db, chain_engine, 10)
     large_plan, large_perform = statements_for(chain_db, chain_engine, 1000)
-    # planning: the sessions (lazy load), then their comments (one query for
-    # the whole level, which re-selects the sessions by key)
-    assert small_plan == large_plan == {"SELECT": 3}
+    # planning: the sessions, then their comments (one query for the whole
+    # level, by the sessions' keys)
+    assert small_plan == large_plan == {"SELECT": 2}
     # performing: no reads at all, and per level one compare-and-set per
     # model and state (per chunk of 1,000 keys) with the history records;
     # what the sessions' execute hook set (booking, deleted_at) is written by
@@ -572,6 +572,19 @@ def test_plan_and_perform_statements_do_not_grow_with_the_children(
     else:
         assert small_perform == {"UPDATE": 4, "INSERT": 3, "SAVEPOINT": 1, "RELEASE": 1}
         assert large_perform == {"UPDATE": 4, "INSERT": 4, "SAVEPOINT": 1, "RELEASE": 1}
+
+
+def test_children_loaded_by_their_key_know_their_parent(chain_db: orm.Session, chain_engine: sa.Engine) -> None:
+    project = reload(chain_db, add_project(chain_db, sessions=3, comments=2))
+    plan = project.state.delete.plan(OWNER)
+    sessions = [s.obj for s in plan.steps if isinstance(s.obj, Session)]
+    comments = [s.obj for s in plan.steps if isinstance(s.obj, Comment)]
+    assert [s.id for s in sessions] == sorted(s.id for s in sessions)
+    # each child's many-to-one back is its parent, loaded with it
+    assert all(sa.inspect(s).attrs.project.loaded_value is project for s in sessions)
+    assert all(sa.inspect(c).attrs.session.loaded_value in sessions for c in comments)
+    assert count_statements(chain_engine, lambda: [c.session.project for c in comments]) == {}
+    assert [c.session for c in comments] == [s for s in sessions for _ in range(2)]
 
 
 @pytest.mark.postgres
