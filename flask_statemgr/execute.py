@@ -366,11 +366,14 @@ def _fold(session: orm.Session, level: list[Step], folded: list[tuple[t.Any, lis
     if len(level) < 2 or dispatch.before_flush or dispatch.after_flush or dispatch.after_flush_postexec:
         return None
     foldable: dict[tuple[type, str], frozenset[str]] = {}
-    # the positions of the steps by what their change-set is, and its values
-    found: dict[tuple[t.Any, ...], tuple[Changes, list[int]]] = {}
-    # the key of a value that is not plain, by its id: a hook often sets one
-    # object (a constant, one timestamp) on every object of the level
-    seen: dict[int, tuple[type, str]] = {}
+    # by what makes a change-set the same: its values, the states of the
+    # objects that have it, and their steps' positions
+    found: dict[tuple[t.Any, ...], tuple[Changes, list[orm.InstanceState[t.Any]], list[int]]] = {}
+    # what makes a value that is not plain the same (or _ABSENT: none may
+    # be), by its id: a hook often sets one object (a constant, one
+    # timestamp) on every object of the level
+    seen: dict[int, tuple[type, str] | object] = {}
+    hash_key = session.hash_key
     for i, step in enumerate(level):
         state = instance_state(step.obj)
         if not state.modified:
@@ -384,44 +387,51 @@ def _fold(session: orm.Session, level: list[Step], folded: list[tuple[t.Any, lis
             keys = foldable[host, step.manager] = (
                 frozenset() if mapper.before_update or mapper.after_update else view._hooks.foldable
             )
-        changed = sorted(state.committed_state)
+        changed = tuple(state.committed_state)
         if (
             not keys.issuperset(changed)
+            or state.session_id != hash_key
             or not state.persistent
-            or state.session is not session
             or state.__dict__.get("_pending_mutations")
         ):
             continue
         values = state.dict
-        key: list[t.Any] = [host]
+        key: list[t.Any] = [host, changed]
         for name in changed:
             value = values.get(name, _ABSENT)
             kind = type(value)
             if kind in _PLAIN:
-                key.append((name, kind, value))
+                key += (kind, value)
                 continue
-            if value is _ABSENT or isinstance(value, ClauseElement) or hasattr(value, "__clause_element__"):
-                break
             same = seen.get(id(value))
             if same is None:
-                same = seen[id(value)] = (kind, repr(value))
-            key.append((name, same))
+                unwritable = (
+                    value is _ABSENT or isinstance(value, ClauseElement) or hasattr(value, "__clause_element__")
+                )
+                same = seen[id(value)] = _ABSENT if unwritable else (kind, repr(value))
+            if same is _ABSENT:
+                break
+            key.append(same)
         else:
-            found.setdefault(tuple(key), (tuple((name, values[name]) for name in changed), []))[1].append(i)
+            entry = found.get(tuple(key))
+            if entry is None:
+                entry = found[tuple(key)] = (tuple((name, values[name]) for name in changed), [], [])
+            entry[1].append(state)
+            entry[2].append(i)
     if not found:
         return None
     fold = _Folded()
     taken: dict[int, orm.InstanceState[t.Any]] = {}
-    for changes, members in sorted(found.values(), key=lambda f: len(f[1]), reverse=True)[:FOLD_SETS]:
+    for changes, states, members in sorted(found.values(), key=lambda f: len(f[2]), reverse=True)[:FOLD_SETS]:
         if changes:
             fold.of.update(dict.fromkeys(members, len(fold.sets)))
             fold.sets.append(changes)
-        for i in members:
-            state = instance_state(level[i].obj)
+        names = [name for name, _ in changes]
+        for state in states:
             if id(state) not in taken:
                 taken[id(state)] = state
-                if changes:
-                    folded.append((level[i].obj, [name for name, _ in changes]))
+                if names:
+                    folded.append((state.obj(), names))
     # the public set_committed_value leaves the object among the session's
     # modified ones, which the flush would still visit (half its cost)
     orm.InstanceState._commit_all_states(((s, s.dict) for s in taken.values()), session.identity_map)
