@@ -17,7 +17,7 @@ from sqlalchemy.sql import ClauseElement
 
 from .checks import Stage
 from .exceptions import StateConflict, TransitionError
-from .history import attach_records, insert_records, record_rows
+from .history import SHARED, attach_records, insert_records, record_rows
 from .i18n import gettext
 from .identity import describe, identity_of, instance_state_of
 from .manager import StateManager
@@ -229,9 +229,6 @@ def _is_write_conflict(error: BaseException, session: orm.Session) -> bool:
 #: stays cheap to render, send and parse (an ``IN`` of 32,700 keys cost the
 #: client more than the server spent on it)
 CHUNK = 1000
-
-#: the history columns every row of one compare-and-set group shares
-_SHARED = ("model", "manager", "transition", "source", "target", "user_id", "at", "payload")
 
 
 def _levels(steps: list[Step]) -> list[list[Step]]:
@@ -507,7 +504,7 @@ def _move(
     guarded by the state the checks saw, a chunk of keys at a time, and
     write their history records; the steps moved. On PostgreSQL each chunk
     is one statement that also inserts the records; elsewhere the records
-    follow as multi-row ``INSERT``s.
+    follow (:func:`~.history.insert_records`).
 
     :param refused: where a step whose row a concurrent change took goes
         (by ``id(step)``); without, such a row fails the whole level.
@@ -543,7 +540,7 @@ def _move(
             if rows and cas_many_recording is not None:
                 # the record's key is the object's identity as a string, as
                 # record_rows writes it
-                shared = {name: rows[chunk[0]][name] for name in _SHARED}
+                shared = {name: rows[chunk[0]][name] for name in SHARED}
                 keys = {"_sm_pks": [i[0] for i in identities], "_sm_parents": [rows[i]["parent_id"] for i in chunk]}
                 recorded = dict(
                     (object_id, id_)
@@ -581,6 +578,6 @@ def _move(
         rows = dict(zip(kept, record_rows(session, steps, moved, user_id, at, payload, runtime)))
     unrecorded = [i for i in kept if i not in ids]
     if unrecorded:
-        ids.update(zip(unrecorded, insert_records(session, [rows[i] for i in unrecorded])))
+        ids.update(zip(unrecorded, insert_records(session, [rows[i] for i in unrecorded], CHUNK)))
     attach_records(moved, [rows[i] for i in kept], [ids[i] for i in kept], payload)
     return moved
