@@ -14,6 +14,7 @@ import sqlalchemy as sa
 # the session alias below as unknown (microsoft/pyright#11196)
 import sqlalchemy.orm as orm
 
+from .dialects import json_arrays
 from .exceptions import BlobNotFound, CorruptBlobError
 from .identity import object_identity
 from .runtime import current_runtime
@@ -115,10 +116,10 @@ SHARED = ("model", "manager", "transition", "source", "target", "user_id", "at",
 
 def _compile_insert_json() -> sa.Insert:
     """Records sharing :data:`SHARED` (bound by name) inserted from one
-    JSON array of ``[object_id, parent_id]`` pairs, for SQLite: one
-    parameter and the same text for any number of records, where a
-    multi-row ``VALUES`` costs SQLAlchemy ten parameters per record to
-    process (twice the time the database spends on the rows)."""
+    JSON array of ``[object_id, parent_id]`` pairs, where
+    :func:`~.dialects.json_arrays`: a multi-row ``VALUES`` costs SQLAlchemy
+    ten parameters per record to process, twice the time SQLite spends on
+    the rows."""
     c = history_table.c
     given = sa.func.json_each(sa.bindparam("_sm_records")).table_valued("value")
     record = sa.select(
@@ -147,7 +148,7 @@ def insert_records(session: orm.Session, rows: list[dict[str, t.Any]], chunk: in
     if len(rows) == 1:
         # one row alone skips the many-rows machinery
         results: t.Iterable[t.Any] = session.execute(_INSERT_RECORDS, rows[0])
-    elif _json_arrays(session):
+    elif json_arrays(session.get_bind(clause=history_table).dialect):
         groups: dict[tuple[t.Any, ...], list[dict[str, t.Any]]] = {}
         for row in rows:
             groups.setdefault(tuple(row[name] for name in SHARED), []).append(row)
@@ -161,13 +162,6 @@ def insert_records(session: orm.Session, rows: list[dict[str, t.Any]], chunk: in
         results = session.execute(_INSERT_RECORDS, rows)
     ids = {(model, object_id, manager): id_ for id_, model, object_id, manager in results}
     return [ids[row["model"], row["object_id"], row["manager"]] for row in rows]
-
-
-def _json_arrays(session: orm.Session) -> bool:
-    """Whether the history's database is SQLite with its JSON functions
-    built in (always since 3.38)."""
-    dialect = session.get_bind(clause=history_table).dialect
-    return dialect.name == "sqlite" and (dialect.server_version_info or ()) >= (3, 38)
 
 
 def attach_records(
