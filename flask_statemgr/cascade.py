@@ -17,7 +17,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from .checks import Checker, Stage
 from .declaration import resolve_cascade
-from .dialects import json_arrays
+from .dialects import json_arrays, key_type
 from .exceptions import PermissionDenied, StateConflict, TransitionError
 from .execute import CHUNK
 from .i18n import gettext
@@ -96,11 +96,7 @@ def _matching(
     number of keys: an expanded ``IN`` of a thousand costs SQLAlchemy and
     the driver more to render and parse than the database spends on the
     query."""
-    try:
-        python_type = columns[0].type.python_type if len(columns) == 1 else None
-    except NotImplementedError:
-        python_type = None
-    if python_type in (int, str):
+    if key_type(columns) in (int, str):
         if dialect.name == "postgresql":
             keys = sa.bindparam("_sm_keys", type_=postgresql.ARRAY(columns[0].type))
             return columns[0] == sa.any_(keys), list

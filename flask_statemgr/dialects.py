@@ -55,3 +55,13 @@ def json_arrays(dialect: sa.Dialect) -> bool:
     thousand costs SQLAlchemy more to render and process than SQLite spends
     on the rows."""
     return dialect.name == "sqlite" and (dialect.server_version_info or ()) >= (3, 38)
+
+
+def key_type(columns: t.Sequence[sa.ColumnElement[t.Any]]) -> type | None:
+    """The Python type of a key of one column, for the arrays that carry
+    keys (:func:`json_arrays`, PostgreSQL's): ``None`` for a key of several
+    columns or a type that does not say."""
+    try:
+        return columns[0].type.python_type if len(columns) == 1 else None
+    except NotImplementedError:
+        return None

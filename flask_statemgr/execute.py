@@ -7,6 +7,7 @@ else.
 from __future__ import annotations
 
 import datetime
+import json
 import typing as t
 import weakref
 
@@ -16,6 +17,7 @@ from sqlalchemy.orm.attributes import instance_state, set_committed_value
 from sqlalchemy.sql import ClauseElement
 
 from .checks import Stage
+from .dialects import json_arrays
 from .exceptions import StateConflict, TransitionError
 from .history import SHARED, attach_records, insert_records, record_rows
 from .i18n import gettext
@@ -528,12 +530,17 @@ def _move(
         hooks = view._hooks
         assert hooks is not None and hooks.cas is not None
         values = {"_sm_seen": seen, "_sm_target": transition.target.value}
-        cas, cas_many_recording = hooks.cas, hooks.cas_many_recording
+        cas, cas_json, cas_many_recording = hooks.cas, hooks.cas_json, hooks.cas_many_recording
         if changes is not None:
             assert fold is not None and refused is None
             written = fold.sets[changes]
-            cas, cas_many_recording = hooks.setting(tuple(key for key, _ in written))
+            cas, cas_json, cas_many_recording = hooks.setting(tuple(key for key, _ in written))
             values.update((f"_sm_set_{n}", value) for n, (_, value) in enumerate(written))
+        # one JSON array of keys where the database takes it
+        moving = (
+            cas_json if cas_json is not None and json_arrays(session.get_bind(mapper=sa.inspect(host)).dialect) else cas
+        )
+        as_json = moving is not cas
         for start in range(0, len(members), CHUNK):
             chunk = members[start : start + CHUNK]
             identities = [identity_of(level[i].obj) for i in chunk]
@@ -553,13 +560,16 @@ def _move(
                         taken.add(i)
                 missed = len(chunk) - len(recorded)
             else:
-                pks = [i[0] if len(i) == 1 else i for i in identities]
+                pks: t.Any = [i[0] if len(i) == 1 else i for i in identities]
+                if as_json:
+                    pks = json.dumps(pks)
                 if refused is None:
-                    result = session.execute(cas, {"_sm_pks": pks, **values})
+                    result = session.execute(moving, {"_sm_pks": pks, **values})
                     missed = len(chunk) - result.rowcount  # type: ignore[attr-defined]
                 else:
-                    assert hooks.cas_returning is not None
-                    returned = {tuple(row) for row in session.execute(hooks.cas_returning, {"_sm_pks": pks, **values})}
+                    returning = hooks.cas_json_returning if as_json else hooks.cas_returning
+                    assert returning is not None
+                    returned = {tuple(row) for row in session.execute(returning, {"_sm_pks": pks, **values})}
                     taken.update(i for i, identity in zip(chunk, identities) if tuple(identity) not in returned)
                     missed = len(chunk) - len(returned)
             if missed and refused is None:

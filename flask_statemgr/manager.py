@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy import event, orm
 from sqlalchemy.sql.elements import conv
 
+from .dialects import key_type
 from .exceptions import UnknownStateValue
 from .hooks import collect_marks
 from .identity import describe
@@ -40,6 +41,8 @@ class HostHooks:
         "cas_one",
         "cas_recording",
         "cas_returning",
+        "cas_json",
+        "cas_json_returning",
         "cas_many_recording",
         "default",
         "foldable",
@@ -52,6 +55,8 @@ class HostHooks:
     cas_one: sa.Update | None
     cas_recording: sa.Insert | None
     cas_returning: sa.Update | None
+    cas_json: sa.Update | None
+    cas_json_returning: sa.Update | None
     cas_many_recording: sa.Insert | None
     default: t.Any
     #: the attributes whose pending changes a compare-and-set may also write
@@ -60,7 +65,7 @@ class HostHooks:
     def __init__(self, manager: type[StateManager], host: type, key: str) -> None:
         self._host = host
         self._key = key
-        self._setting: dict[tuple[str, ...], tuple[sa.Update, sa.Insert | None]] = {}
+        self._setting: dict[tuple[str, ...], tuple[sa.Update, sa.Update | None, sa.Insert | None]] = {}
         self.preconditions: dict[Transition, list[t.Callable[..., t.Any]]] = {}
         self.executes: dict[Transition, list[t.Callable[..., t.Any]]] = {}
         self.validators: dict[State, t.Callable[[t.Any], bool]] = {}
@@ -79,19 +84,25 @@ class HostHooks:
         self.cas_one = _compile_cas(host, key, one=True)
         self.cas_recording = _compile_cas_recording(self.cas_one)
         self.cas_returning = _compile_cas_returning(self.cas)
+        self.cas_json = _compile_cas(host, key, json_keys=True)
+        self.cas_json_returning = _compile_cas_returning(self.cas_json)
         self.cas_many_recording = _compile_cas_many_recording(host, key)
         self.default = _scalar_default(host, key)
         self.foldable = _foldable(host, key)
 
-    def setting(self, keys: tuple[str, ...]) -> tuple[sa.Update, sa.Insert | None]:
-        """``cas`` and ``cas_many_recording`` that also set the columns of
-        the attributes ``keys`` (bound as ``_sm_set_0``, ``_sm_set_1``,
-        ...), built once per tuple of keys."""
+    def setting(self, keys: tuple[str, ...]) -> tuple[sa.Update, sa.Update | None, sa.Insert | None]:
+        """``cas``, ``cas_json`` and ``cas_many_recording`` that also set
+        the columns of the attributes ``keys`` (bound as ``_sm_set_0``,
+        ``_sm_set_1``, ...), built once per tuple of keys."""
         found = self._setting.get(keys)
         if found is None:
             cas = _compile_cas(self._host, self._key, setting=keys)
             assert cas is not None
-            found = self._setting[keys] = (cas, _compile_cas_many_recording(self._host, self._key, setting=keys))
+            found = self._setting[keys] = (
+                cas,
+                _compile_cas(self._host, self._key, setting=keys, json_keys=True),
+                _compile_cas_many_recording(self._host, self._key, setting=keys),
+            )
         return found
 
 
@@ -134,13 +145,18 @@ def _scalar_default(host: type, key: str) -> t.Any:
     return getattr(default, "arg", None) if default is not None and default.is_scalar else None
 
 
-def _compile_cas(host: type, key: str, *, one: bool = False, setting: tuple[str, ...] = ()) -> sa.Update | None:
+def _compile_cas(
+    host: type, key: str, *, one: bool = False, setting: tuple[str, ...] = (), json_keys: bool = False
+) -> sa.Update | None:
     """``UPDATE table SET col = :target WHERE pk IN :pks AND col = :seen``,
     built once per model class; ``None`` for an unmapped class.
 
     :param one: for a single row, ``pk = :pk``: SQLAlchemy then sends it as
         compiled instead of expanding a list into it on every call. ``None``
         for a composite primary key.
+    :param json_keys: the keys as one JSON array (``pk IN (SELECT value
+        FROM json_each(:pks))``, see :func:`~.dialects.json_arrays`); ``None``
+        for a key that is not one integer or string column.
     :param setting: attributes whose columns it sets too (see
         :func:`_setting`).
     """
@@ -154,6 +170,11 @@ def _compile_cas(host: type, key: str, *, one: bool = False, setting: tuple[str,
         if len(pk) != 1:
             return None
         match = pk[0] == sa.bindparam("_sm_pk")
+    elif json_keys:
+        if key_type(pk) not in (int, str):
+            return None
+        given = sa.func.json_each(sa.bindparam("_sm_pks")).table_valued("value")
+        match = pk[0].in_(sa.select(given.c.value))
     else:
         keys: sa.BindParameter[t.Any] = sa.bindparam("_sm_pks", expanding=True)
         match = pk[0].in_(keys) if len(pk) == 1 else sa.tuple_(*pk).in_(keys)
@@ -273,11 +294,7 @@ def _compile_cas_many_recording(host: type, key: str, setting: tuple[str, ...] =
     column = mapper.columns[key]
     table = column.table
     pks = list(table.primary_key.columns)
-    try:
-        python_type = pks[0].type.python_type if len(pks) == 1 else None
-    except NotImplementedError:
-        python_type = None
-    if python_type not in (int, str, uuid.UUID):
+    if key_type(pks) not in (int, str, uuid.UUID):
         return None
     pk = pks[0]
     c = history_table.c
