@@ -215,7 +215,10 @@ def expand(plan: Plan, checker: Checker) -> None:
     steps = plan.steps
     # what each (object, manager) visited is moved (or already) to
     reached: dict[tuple[int, str], Transition] = {(id(steps[0].obj), steps[0].manager): steps[0].transition}
-    targets: dict[tuple[type, str], tuple[str, Transition]] = {}
+    # per child class and cascade spec: the manager, the transition, and the
+    # class's view, which the checks take (they read the object they are
+    # given): no view of its own per child
+    targets: dict[tuple[type, str], tuple[str, Transition, StateManager]] = {}
     managers: dict[type, dict[str, StateManager]] = {}
 
     def same_object(host: type, attr: str) -> bool:
@@ -249,8 +252,9 @@ def expand(plan: Plan, checker: Checker) -> None:
                 for child in children:
                     resolved = targets.get((type(child), spec))
                     if resolved is None:
-                        resolved = targets[type(child), spec] = resolve_cascade(type(child), spec)
-                    manager_name, transition = resolved
+                        name, found = resolve_cascade(type(child), spec)
+                        resolved = targets[type(child), spec] = (name, found, getattr(type(child), name))
+                    manager_name, transition, view = resolved
                     key = (id(child), manager_name)
                     first = reached.get(key)
                     if first is not None:
@@ -270,7 +274,6 @@ def expand(plan: Plan, checker: Checker) -> None:
                             plan.error = plan.error or StateConflict(reasons=[twice])
                         continue
                     reached[key] = transition
-                    view: StateManager = getattr(child, manager_name)
                     value = view._read(child)
                     if value == transition.target.value:
                         continue

@@ -281,7 +281,7 @@ def _run(
             left_out.update(id(s) for s in level if id(s) in refused)
             level = kept
         for step in level:
-            view: StateManager = getattr(step.obj, step.manager)
+            view: StateManager = getattr(type(step.obj), step.manager)
             if transition_before.receivers:
                 transition_before.send(
                     step.transition,
