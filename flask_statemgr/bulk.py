@@ -5,7 +5,7 @@ Each object is checked as a single perform would check it; the refused are
 reported and skipped. The others run as one plan of many roots, so the
 statements sent grow by chunks of :data:`~flask_statemgr.execute.CHUNK`
 objects, not by object: a compare-and-set ``UPDATE`` per chunk (with its
-history records on PostgreSQL, a multi-row ``INSERT`` elsewhere), and the
+history records on PostgreSQL, an ``INSERT`` per chunk elsewhere), and the
 execute hooks' flush.
 """
 

@@ -1,4 +1,5 @@
-"""Per-database settings the engine's guarantees depend on."""
+"""Per-database settings the engine's guarantees depend on, and what a
+database takes that set-based statements use."""
 
 from __future__ import annotations
 
@@ -44,3 +45,23 @@ def configure_engine(engine: sa.Engine) -> None:
         return
     event.listen(engine, "savepoint", _sqlite_savepoint)
     event.listen(engine, "checkin", _sqlite_checkin)
+
+
+def json_arrays(dialect: sa.Dialect) -> bool:
+    """Whether set-based statements send their keys or rows to this
+    database as one JSON array (``json_each``): SQLite from 3.38, where the
+    JSON functions are always built in. One parameter, and the same text
+    for any number of rows, where an ``IN`` or a multi-row ``VALUES`` of a
+    thousand costs SQLAlchemy more to render and process than SQLite spends
+    on the rows."""
+    return dialect.name == "sqlite" and (dialect.server_version_info or ()) >= (3, 38)
+
+
+def key_type(columns: t.Sequence[sa.ColumnElement[t.Any]]) -> type | None:
+    """The Python type of a key of one column, for the arrays that carry
+    keys (:func:`json_arrays`, PostgreSQL's): ``None`` for a key of several
+    columns or a type that does not say."""
+    try:
+        return columns[0].type.python_type if len(columns) == 1 else None
+    except NotImplementedError:
+        return None

@@ -7,16 +7,19 @@ else.
 from __future__ import annotations
 
 import datetime
+import json
 import typing as t
 import weakref
 
 import sqlalchemy as sa
 from sqlalchemy import event, exc, orm
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.attributes import instance_state, set_committed_value
+from sqlalchemy.sql import ClauseElement
 
 from .checks import Stage
+from .dialects import json_arrays
 from .exceptions import StateConflict, TransitionError
-from .history import attach_records, insert_records, record_rows
+from .history import SHARED, attach_records, insert_records, record_rows
 from .i18n import gettext
 from .identity import describe, identity_of, instance_state_of
 from .manager import StateManager
@@ -120,21 +123,27 @@ def run_plan(
     session = state.session if state is not None else None
     if state is not None and state.detached:
         raise TypeError(f"{describe(root.obj)} is detached; add it to a session first")
+    folded: list[tuple[t.Any, list[str]]] = []
     try:
         if session is None:
-            left_out = _run(plan, user, data, runtime, None, refused)
+            left_out = _run(plan, user, data, runtime, None, refused, folded)
         elif savepoint:
             with session.begin_nested():
-                left_out = _run(plan, user, data, runtime, session, refused)
+                left_out = _run(plan, user, data, runtime, session, refused, folded)
         else:
             try:
-                left_out = _run(plan, user, data, runtime, session, refused)
+                left_out = _run(plan, user, data, runtime, session, refused, folded)
             except BaseException:
                 session.rollback()
                 raise
     except BaseException as e:
         for step in plan.steps:
             _restore(step)
+        if session is not None:
+            # marked as written, so a savepoint's rollback leaves them be:
+            # read again what the database has
+            for obj, keys in folded:
+                session.expire(obj, keys)
         error: BaseException = e
         if session is not None and _is_write_conflict(e, session):
             error = StateConflict(
@@ -193,6 +202,9 @@ def _restore(step: Step) -> None:
         set_committed_value(step.obj, key, step.seen)
 
 
+#: an attribute a change-set names but the object no longer holds
+_ABSENT = object()
+
 #: PostgreSQL's deadlock_detected and serialization_failure
 _PG_CONFLICTS = {"40P01", "40001"}
 
@@ -220,9 +232,6 @@ def _is_write_conflict(error: BaseException, session: orm.Session) -> bool:
 #: client more than the server spent on it)
 CHUNK = 1000
 
-#: the history columns every row of one compare-and-set group shares
-_SHARED = ("model", "manager", "transition", "source", "target", "user_id", "at", "payload")
-
 
 def _levels(steps: list[Step]) -> list[list[Step]]:
     # the plan lists its steps level by level, parents first
@@ -241,7 +250,8 @@ def _run(
     data: dict[str, t.Any],
     runtime: Runtime,
     session: orm.Session | None,
-    refused: dict[int, TransitionError] | None = None,
+    refused: dict[int, TransitionError] | None,
+    folded: list[tuple[t.Any, list[str]]],
 ) -> set[int]:
     """Every level of ``plan``: signals and execute hooks, then the
     compare-and-set and history records; the ids of the steps left out.
@@ -250,6 +260,8 @@ def _run(
         compare-and-set runs first, and a root that a concurrent change took
         is left out with its cascade, its error under ``id(root)``, rather
         than failing the others.
+    :param folded: where the objects whose changes a compare-and-set wrote
+        (see :func:`_fold`) go, with those attributes.
     """
     if session is not None:
         # who and when, for the history records
@@ -269,7 +281,7 @@ def _run(
             left_out.update(id(s) for s in level if id(s) in refused)
             level = kept
         for step in level:
-            view: StateManager = getattr(step.obj, step.manager)
+            view: StateManager = getattr(type(step.obj), step.manager)
             if transition_before.receivers:
                 transition_before.send(
                     step.transition,
@@ -286,14 +298,16 @@ def _run(
             for step in level:
                 setattr(step.obj, _key_of(step), step.target.value)
             continue
-        session.flush()
         if moved_first:
+            session.flush()
             for step in level:
                 set_committed_value(step.obj, _key_of(step), step.target.value)
             continue
         recording = _recording_statement(session, level, payload, runtime)
+        fold = _fold(session, level, folded) if recording is None else None
+        session.flush()
         if recording is None:
-            _move(session, plan.steps, level, payload, runtime, user_id, at)
+            _move(session, plan.steps, level, payload, runtime, user_id, at, fold=fold)
             for step in level:
                 set_committed_value(step.obj, _key_of(step), step.target.value)
         else:
@@ -301,6 +315,126 @@ def _run(
             ids = _compare_and_set_recording(session, level[0], recording, rows[0])
             attach_records(level, rows, ids, payload)
     return left_out
+
+
+#: a change-set is the (attribute, value) pairs of one object's pending
+#: column changes, by attribute name
+Changes = tuple[tuple[str, t.Any], ...]
+
+#: the most change-sets of a level folded into its compare-and-set, each
+#: adding that statement per chunk; the objects of the others are flushed
+#: (the flush batches their ``UPDATE``s), so values that differ for every
+#: object (a timestamp of its own) cost no statement per object
+FOLD_SETS = 4
+
+#: values of these types are equal only when they are written alike (an
+#: equal ``Decimal`` may differ in scale, a ``datetime`` in its time zone,
+#: a ``float`` in its sign: those compare by type and ``repr`` too)
+_PLAIN = frozenset({str, int, bool, bytes, type(None)})
+
+
+class _Folded:
+    """The change-sets of a level that its compare-and-set writes: each
+    distinct set once in ``sets``, and by a step's position in the level
+    the index of its object's set in ``of``."""
+
+    __slots__ = ("sets", "of")
+
+    def __init__(self) -> None:
+        self.sets: list[Changes] = []
+        self.of: dict[int, int] = {}
+
+
+def _fold(session: orm.Session, level: list[Step], folded: list[tuple[t.Any, list[str]]]) -> _Folded | None:
+    """Take the pending column changes of ``level``'s objects (what their
+    execute hooks set) out of the flush, for the level's compare-and-set to
+    write them: one ``UPDATE`` per chunk and change-set instead of one per
+    object in the flush, where finding what changed costs more than the
+    ``UPDATE``. The objects taken go to ``folded``.
+
+    Only where the flush would write nothing else and run no code of the
+    application: nothing listens to the session's flush or to the model's
+    ``UPDATE``s, the model has no version counter and no column updated on
+    every ``UPDATE`` (:func:`~.manager._foldable`), and every change of the
+    object is a value (no SQL expression) for a plain column of the state
+    column's table. An object that fails a condition, or whose change-set is
+    not among the level's :data:`FOLD_SETS` most common, is flushed as
+    before.
+    """
+    dispatch = session.dispatch
+    if len(level) < 2 or dispatch.before_flush or dispatch.after_flush or dispatch.after_flush_postexec:
+        return None
+    foldable: dict[tuple[type, str], frozenset[str]] = {}
+    # by what makes a change-set the same: its values, the states of the
+    # objects that have it, and their steps' positions
+    found: dict[tuple[t.Any, ...], tuple[Changes, list[orm.InstanceState[t.Any]], list[int]]] = {}
+    # what makes a value that is not plain the same (or _ABSENT: none may
+    # be), by its id: a hook often sets one object (a constant, one
+    # timestamp) on every object of the level
+    seen: dict[int, tuple[type, str] | object] = {}
+    hash_key = session.hash_key
+    for i, step in enumerate(level):
+        state = instance_state(step.obj)
+        if not state.modified:
+            continue
+        host = type(step.obj)
+        keys = foldable.get((host, step.manager))
+        if keys is None:
+            view: StateManager = getattr(host, step.manager)
+            mapper = state.mapper.dispatch
+            assert view._hooks is not None
+            keys = foldable[host, step.manager] = (
+                frozenset() if mapper.before_update or mapper.after_update else view._hooks.foldable
+            )
+        changed = tuple(state.committed_state)
+        if (
+            not keys.issuperset(changed)
+            or state.session_id != hash_key
+            or not state.persistent
+            or state.__dict__.get("_pending_mutations")
+        ):
+            continue
+        values = state.dict
+        key: list[t.Any] = [host, changed]
+        for name in changed:
+            value = values.get(name, _ABSENT)
+            kind = type(value)
+            if kind in _PLAIN:
+                key += (kind, value)
+                continue
+            same = seen.get(id(value))
+            if same is None:
+                unwritable = (
+                    value is _ABSENT or isinstance(value, ClauseElement) or hasattr(value, "__clause_element__")
+                )
+                same = seen[id(value)] = _ABSENT if unwritable else (kind, repr(value))
+            if same is _ABSENT:
+                break
+            key.append(same)
+        else:
+            entry = found.get(tuple(key))
+            if entry is None:
+                entry = found[tuple(key)] = (tuple((name, values[name]) for name in changed), [], [])
+            entry[1].append(state)
+            entry[2].append(i)
+    if not found:
+        return None
+    fold = _Folded()
+    taken: dict[int, orm.InstanceState[t.Any]] = {}
+    for changes, states, members in sorted(found.values(), key=lambda f: len(f[2]), reverse=True)[:FOLD_SETS]:
+        if changes:
+            fold.of.update(dict.fromkeys(members, len(fold.sets)))
+            fold.sets.append(changes)
+        names = [name for name, _ in changes]
+        for state in states:
+            if id(state) not in taken:
+                taken[id(state)] = state
+                if names:
+                    folded.append((state.obj(), names))
+    # the public set_committed_value leaves the object among the session's
+    # modified ones, which the flush would still visit (half its cost)
+    orm.InstanceState._commit_all_states(((s, s.dict) for s in taken.values()), session.identity_map)
+    return fold
 
 
 def _recording_statement(
@@ -366,15 +500,17 @@ def _move(
     user_id: str | None,
     at: datetime.datetime,
     refused: dict[int, TransitionError] | None = None,
+    fold: _Folded | None = None,
 ) -> list[Step]:
     """Move every step's object of ``level`` to its target with ``UPDATE``s
     guarded by the state the checks saw, a chunk of keys at a time, and
     write their history records; the steps moved. On PostgreSQL each chunk
     is one statement that also inserts the records; elsewhere the records
-    follow as multi-row ``INSERT``s.
+    follow (:func:`~.history.insert_records`).
 
     :param refused: where a step whose row a concurrent change took goes
         (by ``id(step)``); without, such a row fails the whole level.
+    :param fold: the column changes those ``UPDATE``s write too.
     """
     combined = _records_with_move(session, level[0], payload, runtime)
     # apart, the records (and the payload's blobs) are written once the rows
@@ -382,28 +518,43 @@ def _move(
     rows: dict[int, dict[str, t.Any]] = (
         dict(enumerate(record_rows(session, steps, level, user_id, at, payload, runtime))) if combined else {}
     )
-    groups: dict[tuple[type, str, Transition, t.Any], list[int]] = {}
+    sets = fold.of if fold is not None else {}
+    groups: dict[tuple[type, str, Transition, t.Any, int | None], list[int]] = {}
     for i, step in enumerate(level):
-        groups.setdefault((type(step.obj), step.manager, step.transition, step.seen), []).append(i)
+        groups.setdefault((type(step.obj), step.manager, step.transition, step.seen, sets.get(i)), []).append(i)
     taken: set[int] = set()
     #: the record id of each step recorded with its move
     ids: dict[int, int] = {}
-    for (host, manager, transition, seen), members in groups.items():
+    for (host, manager, transition, seen, changes), members in groups.items():
         view: StateManager = getattr(host, manager)
         hooks = view._hooks
         assert hooks is not None and hooks.cas is not None
         values = {"_sm_seen": seen, "_sm_target": transition.target.value}
+        cas, cas_json = hooks.cas, hooks.cas_json
+        setting: tuple[str, ...] = ()
+        if changes is not None:
+            assert fold is not None and refused is None
+            written = fold.sets[changes]
+            setting = tuple(key for key, _ in written)
+            cas, cas_json = hooks.setting(setting)
+            values.update((f"_sm_set_{n}", value) for n, (_, value) in enumerate(written))
+        # one JSON array of keys where the database takes it
+        moving = (
+            cas_json if cas_json is not None and json_arrays(session.get_bind(mapper=sa.inspect(host)).dialect) else cas
+        )
+        as_json = moving is not cas
         for start in range(0, len(members), CHUNK):
             chunk = members[start : start + CHUNK]
             identities = [identity_of(level[i].obj) for i in chunk]
-            if rows and hooks.cas_many_recording is not None:
+            cas_many_recording = hooks.many_recording(setting) if rows else None
+            if cas_many_recording is not None:
                 # the record's key is the object's identity as a string, as
                 # record_rows writes it
-                shared = {name: rows[chunk[0]][name] for name in _SHARED}
+                shared = {name: rows[chunk[0]][name] for name in SHARED}
                 keys = {"_sm_pks": [i[0] for i in identities], "_sm_parents": [rows[i]["parent_id"] for i in chunk]}
                 recorded = dict(
                     (object_id, id_)
-                    for id_, object_id in session.execute(hooks.cas_many_recording, {**shared, **keys, **values})
+                    for id_, object_id in session.execute(cas_many_recording, {**shared, **keys, **values})
                 )
                 for i in chunk:
                     if rows[i]["object_id"] in recorded:
@@ -412,13 +563,16 @@ def _move(
                         taken.add(i)
                 missed = len(chunk) - len(recorded)
             else:
-                pks = [i[0] if len(i) == 1 else i for i in identities]
+                pks: t.Any = [i[0] if len(i) == 1 else i for i in identities]
+                if as_json:
+                    pks = json.dumps(pks)
                 if refused is None:
-                    result = session.execute(hooks.cas, {"_sm_pks": pks, **values})
+                    result = session.execute(moving, {"_sm_pks": pks, **values})
                     missed = len(chunk) - result.rowcount  # type: ignore[attr-defined]
                 else:
-                    assert hooks.cas_returning is not None
-                    returned = {tuple(row) for row in session.execute(hooks.cas_returning, {"_sm_pks": pks, **values})}
+                    returning = hooks.cas_json_returning if as_json else hooks.cas_returning
+                    assert returning is not None
+                    returned = {tuple(row) for row in session.execute(returning, {"_sm_pks": pks, **values})}
                     taken.update(i for i, identity in zip(chunk, identities) if tuple(identity) not in returned)
                     missed = len(chunk) - len(returned)
             if missed and refused is None:
@@ -437,6 +591,6 @@ def _move(
         rows = dict(zip(kept, record_rows(session, steps, moved, user_id, at, payload, runtime)))
     unrecorded = [i for i in kept if i not in ids]
     if unrecorded:
-        ids.update(zip(unrecorded, insert_records(session, [rows[i] for i in unrecorded])))
+        ids.update(zip(unrecorded, insert_records(session, [rows[i] for i in unrecorded], CHUNK)))
     attach_records(moved, [rows[i] for i in kept], [ids[i] for i in kept], payload)
     return moved

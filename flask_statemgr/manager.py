@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy import event, orm
 from sqlalchemy.sql.elements import conv
 
+from .dialects import key_type
 from .exceptions import UnknownStateValue
 from .hooks import collect_marks
 from .identity import describe
@@ -40,19 +41,30 @@ class HostHooks:
         "cas_one",
         "cas_recording",
         "cas_returning",
-        "_cas_many_recording",
+        "cas_json",
+        "cas_json_returning",
+        "default",
+        "foldable",
         "_host",
         "_key",
-        "default",
+        "_setting",
+        "_many_recording",
     )
 
     cas: sa.Update | None
     cas_one: sa.Update | None
     cas_recording: sa.Insert | None
     cas_returning: sa.Update | None
+    cas_json: sa.Update | None
+    cas_json_returning: sa.Update | None
     default: t.Any
+    #: the attributes whose pending changes a compare-and-set may also write
+    foldable: frozenset[str]
 
     def __init__(self, manager: type[StateManager], host: type, key: str) -> None:
+        self._host = host
+        self._key = key
+        self._setting: dict[tuple[str, ...], tuple[sa.Update, sa.Update | None]] = {}
         self.preconditions: dict[Transition, list[t.Callable[..., t.Any]]] = {}
         self.executes: dict[Transition, list[t.Callable[..., t.Any]]] = {}
         self.validators: dict[State, t.Callable[[t.Any], bool]] = {}
@@ -71,20 +83,61 @@ class HostHooks:
         self.cas_one = _compile_cas(host, key, one=True)
         self.cas_recording = _compile_cas_recording(self.cas_one)
         self.cas_returning = _compile_cas_returning(self.cas)
-        self._host = host
-        self._key = key
-        self._cas_many_recording: sa.Insert | None | t.Literal[False] = False
+        self.cas_json = _compile_cas(host, key, json_keys=True)
+        self.cas_json_returning = _compile_cas_returning(self.cas_json)
+        self._many_recording: dict[tuple[str, ...], sa.Insert | None] = {}
         self.default = _scalar_default(host, key)
+        self.foldable = _foldable(host, key)
 
-    @property
-    def cas_many_recording(self) -> sa.Insert | None:
-        """The PostgreSQL statement moving many rows and recording them,
+    def setting(self, keys: tuple[str, ...]) -> tuple[sa.Update, sa.Update | None]:
+        """``cas`` and ``cas_json`` that also set the columns of the
+        attributes ``keys`` (bound as ``_sm_set_0``, ``_sm_set_1``, ...),
+        built once per tuple of keys."""
+        found = self._setting.get(keys)
+        if found is None:
+            cas = _compile_cas(self._host, self._key, setting=keys)
+            assert cas is not None
+            found = self._setting[keys] = (cas, _compile_cas(self._host, self._key, setting=keys, json_keys=True))
+        return found
+
+    def many_recording(self, setting: tuple[str, ...] = ()) -> sa.Insert | None:
+        """The PostgreSQL statement moving many rows (also setting the
+        columns of ``setting``, as :meth:`setting`) and recording them,
         compiled on first use: it imports SQLAlchemy's PostgreSQL dialect,
         which an app on SQLite would otherwise pay for (30 ms) on its first
         transition."""
-        if self._cas_many_recording is False:
-            self._cas_many_recording = _compile_cas_many_recording(self._host, self._key)
-        return self._cas_many_recording
+        if setting not in self._many_recording:
+            self._many_recording[setting] = _compile_cas_many_recording(self._host, self._key, setting=setting)
+        return self._many_recording[setting]
+
+
+def _foldable(host: type, key: str) -> frozenset[str]:
+    """The attributes of ``host`` whose pending changes the compare-and-set
+    of state column ``key`` may write in place of the flush: plain columns
+    of the state column's table, neither a key (the flush orders writes by
+    them) nor a manager's column. None when the flush would write more than
+    what changed: with a version counter, or a column of that table updated
+    by a default or the server on every ``UPDATE``."""
+    mapper: orm.Mapper[t.Any] | None = sa.inspect(host, raiseerr=False)
+    if mapper is None or mapper.version_id_col is not None:
+        return frozenset()
+    table = mapper.columns[key].table
+    if any(c.onupdate is not None or c.server_onupdate is not None for c in table.columns):
+        return frozenset()
+    managed = {view._key for view in bindings_of(host).values()}
+    found = set()
+    for prop in mapper.column_attrs:
+        column = prop.columns[0]
+        if (
+            len(prop.columns) == 1
+            and isinstance(column, sa.Column)
+            and column.table is table
+            and not column.primary_key
+            and not column.foreign_keys
+            and prop.key not in managed
+        ):
+            found.add(prop.key)
+    return frozenset(found)
 
 
 def _scalar_default(host: type, key: str) -> t.Any:
@@ -97,13 +150,20 @@ def _scalar_default(host: type, key: str) -> t.Any:
     return getattr(default, "arg", None) if default is not None and default.is_scalar else None
 
 
-def _compile_cas(host: type, key: str, *, one: bool = False) -> sa.Update | None:
+def _compile_cas(
+    host: type, key: str, *, one: bool = False, setting: tuple[str, ...] = (), json_keys: bool = False
+) -> sa.Update | None:
     """``UPDATE table SET col = :target WHERE pk IN :pks AND col = :seen``,
     built once per model class; ``None`` for an unmapped class.
 
     :param one: for a single row, ``pk = :pk``: SQLAlchemy then sends it as
         compiled instead of expanding a list into it on every call. ``None``
         for a composite primary key.
+    :param json_keys: the keys as one JSON array (``pk IN (SELECT value
+        FROM json_each(:pks))``, see :func:`~.dialects.json_arrays`); ``None``
+        for a key that is not one integer or string column.
+    :param setting: attributes whose columns it sets too (see
+        :func:`_setting`).
     """
     mapper: orm.Mapper[t.Any] | None = sa.inspect(host, raiseerr=False)
     if mapper is None:
@@ -115,14 +175,26 @@ def _compile_cas(host: type, key: str, *, one: bool = False) -> sa.Update | None
         if len(pk) != 1:
             return None
         match = pk[0] == sa.bindparam("_sm_pk")
+    elif json_keys:
+        if key_type(pk) not in (int, str):
+            return None
+        given = sa.func.json_each(sa.bindparam("_sm_pks")).table_valued("value")
+        match = pk[0].in_(sa.select(given.c.value))
     else:
         keys: sa.BindParameter[t.Any] = sa.bindparam("_sm_pks", expanding=True)
         match = pk[0].in_(keys) if len(pk) == 1 else sa.tuple_(*pk).in_(keys)
     return (
         sa.update(table)
         .where(match, column == sa.bindparam("_sm_seen"))
-        .values({column.name: sa.bindparam("_sm_target")})
+        .values({column.name: sa.bindparam("_sm_target"), **_setting(mapper, setting)})
     )
+
+
+def _setting(mapper: orm.Mapper[t.Any], keys: tuple[str, ...]) -> dict[str, sa.BindParameter[t.Any]]:
+    """The ``SET`` of attributes ``keys``'s columns, bound by position
+    (``_sm_set_0``, ...): an attribute's name may be no parameter name."""
+    columns = [mapper.columns[key] for key in keys]
+    return {column.name: sa.bindparam(f"_sm_set_{i}", type_=column.type) for i, column in enumerate(columns)}
 
 
 def _compile_cas_recording(cas: sa.Update | None) -> sa.Insert | None:
@@ -195,7 +267,7 @@ def _compile_cas_returning(cas: sa.Update | None) -> sa.Update | None:
     return cas.returning(*cas.table.primary_key.columns)  # type: ignore[attr-defined]
 
 
-def _compile_cas_many_recording(host: type, key: str) -> sa.Insert | None:
+def _compile_cas_many_recording(host: type, key: str, setting: tuple[str, ...] = ()) -> sa.Insert | None:
     """The compare-and-set of many rows and the insert of their history
     records in one statement, for PostgreSQL::
 
@@ -216,7 +288,8 @@ def _compile_cas_many_recording(host: type, key: str) -> sa.Insert | None:
     index and tested every row of a state against every key (three times
     slower at 5,000 rows). ``None`` for an unmapped class, a composite
     primary key, or one whose text form in SQL may differ from Python's
-    ``str()`` (the record's ``object_id``).
+    ``str()`` (the record's ``object_id``). ``setting``: as for
+    :func:`_compile_cas`.
     """
     mapper: orm.Mapper[t.Any] | None = sa.inspect(host, raiseerr=False)
     if mapper is None:
@@ -226,11 +299,7 @@ def _compile_cas_many_recording(host: type, key: str) -> sa.Insert | None:
     column = mapper.columns[key]
     table = column.table
     pks = list(table.primary_key.columns)
-    try:
-        python_type = pks[0].type.python_type if len(pks) == 1 else None
-    except NotImplementedError:
-        python_type = None
-    if python_type not in (int, str, uuid.UUID):
+    if key_type(pks) not in (int, str, uuid.UUID):
         return None
     pk = pks[0]
     c = history_table.c
@@ -244,7 +313,7 @@ def _compile_cas_many_recording(host: type, key: str) -> sa.Insert | None:
     moved = (
         sa.update(table)
         .where(pk == given.c.key, column == sa.bindparam("_sm_seen"))
-        .values({column.name: sa.bindparam("_sm_target")})
+        .values({column.name: sa.bindparam("_sm_target"), **_setting(mapper, setting)})
         .returning(pk, given.c.parent)
         .cte("statemgr_moved")
     )
