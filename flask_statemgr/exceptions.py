@@ -33,6 +33,7 @@ class TransitionError(StateMgrError):
 
     http_status: int = 400
     title: str = N_("Transition refused")
+    args: tuple[t.Any, ...]
 
     def __init__(self, message: str = "", reasons: t.Sequence[Reason] = ()) -> None:
         self.reasons: list[Reason] = list(reasons)

@@ -97,7 +97,7 @@ class Transition(t.Generic[_Form]):
         self.conditional_sources: tuple[State, ...] = ()
         #: neither internal nor with conditional sources or requires: its
         #: checks before the roles are one test of the state value
-        self.plain = not internal
+        self.plain: bool = not internal
 
     # -- hooks ---------------------------------------------------------------
 
