@@ -138,7 +138,7 @@ def object_json(ext: StateMgr, exposed: Exposed, obj: t.Any, user: t.Any) -> dic
         key = ("transitions", manager, attr, value)
         template = shared.get(key)
         if template is None:
-            template = shared[key] = _transitions_template(checker, view, obj, value)
+            template = shared[key] = _transitions_template(checker, view, value)
         refused_by_state, to_check = template
         # in declaration order: the copy keeps the keys' order, the checked
         # ones fill their places
@@ -177,7 +177,7 @@ def object_json(ext: StateMgr, exposed: Exposed, obj: t.Any, user: t.Any) -> dic
 
 
 def _transitions_template(
-    checker: Checker, view: StateManager, obj: t.Any, value: t.Any
+    checker: Checker, view: StateManager, value: t.Any
 ) -> tuple[dict[str, t.Any], list[tuple[str, Transition]]]:
     """For a manager's value: the entries of the transitions its state alone
     refuses (a plain one that does not start there), with a place for each

@@ -82,10 +82,7 @@ class BoundTransition:
         if obj is None:
             self._instance()  # raises: bound to the class
         transition = self.transition
-        # the loaded value, else what _read finds (expired, or not flushed)
-        value = obj.__dict__.get(view._key)
-        if value is None:
-            value = view._read(obj)
+        value = view._read(obj)
         if not transition.cascade:
             # one check: no checker to keep roles for the next
             # current_runtime(), inline: its call is a tenth of this answer
